@@ -1,0 +1,87 @@
+"""litejobs: background jobs for Python that need nothing but a file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from . import errors
+from .adapters import Adapter, SQLiteAdapter, adapter_for_url
+from .clock import FakeClock, SystemClock
+from .config import WorkerConfig
+from .context import JobContext, current_job
+from .job import Job
+from .manager import JobManager, Scheduler
+from .scheduling import Wait, build_new_job
+from .worker import Worker, WorkerStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adapter",
+    "FakeClock",
+    "Job",
+    "JobContext",
+    "JobManager",
+    "SQLiteAdapter",
+    "Scheduler",
+    "SystemClock",
+    "Worker",
+    "WorkerConfig",
+    "WorkerStats",
+    "__version__",
+    "current_job",
+    "enqueue",
+    "errors",
+]
+
+_adapters: dict[str | None, Adapter] = {}
+
+
+def _adapter(db: str | Adapter | None) -> Adapter:
+    if isinstance(db, Adapter):
+        return db
+    adapter = _adapters.get(db)
+    if adapter is None:
+        adapter = _adapters[db] = adapter_for_url(db)
+    return adapter
+
+
+def enqueue(
+    job: str | Callable[..., Any],
+    args: Sequence[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    db: str | Adapter | None = None,
+    queue: str | None = None,
+    priority: int | None = None,
+    wait: Wait | None = None,
+    wait_until: datetime | None = None,
+    max_attempts: int | None = None,
+    unique_key: str | None = None,
+    unique: bool = False,
+    check: bool = True,
+) -> int:
+    """Schedule any importable function without defining a manager; returns the job id.
+
+    ``job`` is a ``"module:func"`` path or a module-level function. ``db`` is a SQLite path, a
+    ``postgresql://`` URL or an adapter (default: ``$LITEJOBS_DB`` or the default file).
+    ``check=False`` skips importing the function (for a producer without the job's code).
+    """
+    adapter = _adapter(db)
+    new = build_new_job(
+        job,
+        args,
+        kwargs,
+        now=adapter.clock.now(),
+        wait=wait,
+        wait_until=wait_until,
+        queue=queue,
+        priority=priority,
+        max_attempts=max_attempts,
+        unique_key=unique_key,
+        unique=unique,
+        check_import=check,
+    )
+    return adapter.schedule(new)

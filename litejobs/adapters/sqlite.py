@@ -1,0 +1,753 @@
+"""SQLite storage through ``apsw``: one file, WAL mode, many processes.
+
+Design notes (measurements in ``shared/NOTES-sqlite.md`` and ``scripts/bench``):
+
+* Every write that reads first (claim, recovery) runs in ``BEGIN IMMEDIATE``: a deferred
+  read-then-write transaction cannot wait for the write lock and fails with ``SQLITE_BUSY``
+  however long the busy timeout is.
+* An explicit ``state`` column keeps not-yet-due jobs out of the claim indexes: otherwise a claim
+  ordered by priority steps over every future job that sorts ahead of the first runnable one.
+  Scheduled jobs are promoted to ``ready`` inside the claim transaction when their time comes.
+* Times are stored as fixed-width ISO 8601 UTC text (``2030-01-01T00:00:00.000000Z``): it sorts
+  correctly, SQLite's date functions read it, and a person can read the file.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import apsw
+
+from ..clock import Clock
+from ..errors import StorageError
+from .base import (
+    JOB_STATES,
+    Adapter,
+    ClaimedJob,
+    JobRecord,
+    JobState,
+    NewJob,
+    Outcome,
+    WorkerRecord,
+)
+
+T = TypeVar("T")
+Durability = Literal["normal", "full"]
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: list[str] = [
+    # 1: jobs, workers
+    """
+    CREATE TABLE IF NOT EXISTS background_jobs (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        state        TEXT    NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER,
+        handler      TEXT    NOT NULL,
+        queue        TEXT    NOT NULL DEFAULT 'default',
+        priority     INTEGER NOT NULL DEFAULT 50,
+        run_at       TEXT,
+        locked_at    TEXT,
+        locked_by    TEXT,
+        last_error   TEXT,
+        failed_at    TEXT,
+        unique_key   TEXT,
+        created_at   TEXT    NOT NULL,
+        updated_at   TEXT    NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS background_jobs_ready_by_queue
+        ON background_jobs (queue, priority, run_at, id) WHERE state = 'ready';
+    CREATE INDEX IF NOT EXISTS background_jobs_ready
+        ON background_jobs (priority, run_at, id) WHERE state = 'ready';
+    CREATE INDEX IF NOT EXISTS background_jobs_scheduled
+        ON background_jobs (run_at) WHERE state = 'scheduled';
+    CREATE INDEX IF NOT EXISTS background_jobs_running
+        ON background_jobs (locked_by) WHERE state = 'running';
+    CREATE INDEX IF NOT EXISTS background_jobs_queue_state
+        ON background_jobs (queue, state);
+    CREATE UNIQUE INDEX IF NOT EXISTS background_jobs_unique_active
+        ON background_jobs (unique_key)
+        WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'ready', 'running');
+    CREATE TABLE IF NOT EXISTS litejobs_workers (
+        name         TEXT PRIMARY KEY,
+        host         TEXT NOT NULL,
+        pid          INTEGER NOT NULL,
+        queues       TEXT NOT NULL,
+        started_at   TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL
+    );
+    """,
+]
+
+_JOB_COLUMNS = (
+    "id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, "
+    "locked_by, last_error, failed_at, created_at, updated_at, unique_key"
+)
+
+
+def ts(value: float) -> str:
+    """Epoch seconds to the stored text form."""
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(value: str | None) -> float | None:
+    """Stored text form to epoch seconds."""
+    return None if value is None else datetime.fromisoformat(value).timestamp()
+
+
+def default_db_path() -> Path:
+    """``$LITEJOBS_DB`` if set, else ``platformdirs.user_data_dir("litejobs")/jobs.db``."""
+    env = os.environ.get("LITEJOBS_DB")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("litejobs")) / "jobs.db"
+
+
+def _storage_error(exc: BaseException, path: str) -> StorageError:
+    """Translate an apsw exception into one clear line an operator can act on."""
+    if isinstance(exc, apsw.BusyError):
+        msg = (
+            f"database {path} is locked by another process past the busy timeout; "
+            "retry, or find the process holding the lock"
+        )
+    elif isinstance(exc, apsw.ReadOnlyError):
+        msg = f"database {path} is read-only; fix the file's permissions or mount"
+    elif isinstance(exc, apsw.NotADBError):
+        msg = f"{path} is not a SQLite database; point --db / LITEJOBS_DB at a litejobs database"
+    elif isinstance(exc, apsw.CorruptError):
+        msg = f"database {path} is corrupt; restore it from a backup"
+    elif isinstance(exc, apsw.FullError):
+        msg = f"disk full while writing {path}; free space and retry (no job was lost)"
+    elif isinstance(exc, apsw.CantOpenError):
+        parent = Path(path).parent
+        if not parent.is_dir():
+            msg = f"cannot open database {path}: directory {parent} does not exist; create it"
+        elif Path(path).is_dir():
+            msg = f"cannot open database {path}: it is a directory; give a file path"
+        else:
+            msg = f"cannot open database {path}: check the path and its permissions"
+    else:
+        msg = f"database {path} is unavailable: {type(exc).__name__}: {exc}"
+    err = StorageError(msg)
+    err.__cause__ = exc
+    return err
+
+
+class SQLiteAdapter(Adapter):
+    """Jobs in one SQLite file (WAL mode), shared safely by any number of processes.
+
+    ``path``: the database file (created 0600 with its schema if missing; its directory must
+    exist unless it is the default). ``durability="full"`` fsyncs every commit (survives power
+    loss, ~5x slower per commit); the default ``"normal"`` survives process crashes.
+    ``busy_timeout``: seconds a writer waits for another writer's lock before giving up.
+    """
+
+    name = "sqlite"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        durability: Durability = "normal",
+        busy_timeout: float = 30.0,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(clock=clock)
+        self._default_path = path is None
+        self.path = str(Path(path) if path is not None else default_db_path())
+        if durability not in ("normal", "full"):
+            raise ValueError("durability must be 'normal' or 'full'")
+        self.durability = durability
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SQLiteAdapter({self.path!r})"
+
+    # -- connections ------------------------------------------------------------------------
+    @property
+    def connection(self) -> apsw.Connection:
+        """This thread's connection (opened on first use, and again after a ``fork``)."""
+        local = self._local
+        conn: apsw.Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.pid == os.getpid():
+            return conn
+        conn = self._open()
+        local.conn, local.pid = conn, os.getpid()
+        local.data_version = None
+        return conn
+
+    def _open(self) -> apsw.Connection:
+        path = Path(self.path)
+        try:
+            if self._default_path:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists() and path.parent.is_dir():
+                # Create the file owner-only before SQLite does; -wal/-shm inherit its mode.
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as exc:
+            raise StorageError(f"cannot create database {path}: {exc.strerror}") from exc
+        try:
+            conn = apsw.Connection(self.path)
+            conn.set_busy_timeout(int(self.busy_timeout * 1000))
+            cur = conn.cursor()
+            mode = cur.execute("PRAGMA journal_mode=WAL").fetchone()
+            if mode is None or str(mode[0]).lower() != "wal":
+                raise StorageError(f"database {self.path} cannot use WAL mode (got {mode})")
+            sync = "FULL" if self.durability == "full" else "NORMAL"
+            cur.execute(
+                f"PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; "
+                "PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456; "
+                "PRAGMA wal_autocheckpoint=10000; PRAGMA journal_size_limit=67108864;"
+            )
+            if not self._schema_ready:
+                with self._schema_lock:
+                    self._migrate(conn)
+                    self._schema_ready = True
+        except apsw.Error as exc:
+            raise _storage_error(exc, self.path) from exc
+        return conn
+
+    def _migrate(self, conn: apsw.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]  # type: ignore[index]
+        if version >= len(MIGRATIONS):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # type: ignore[index]
+            for number in range(version, len(MIGRATIONS)):
+                conn.execute(MIGRATIONS[number])
+            conn.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _write(self) -> Iterator[apsw.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: takes the write lock up front (waits, never fails
+        with a busy snapshot), commits on success, rolls back on any exception."""
+        conn = self.connection
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except apsw.Error as exc:
+            raise _storage_error(exc, self.path) from exc
+        try:
+            yield conn
+        except BaseException as exc:
+            with suppress(apsw.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, apsw.Error):
+                raise _storage_error(exc, self.path) from exc
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except apsw.Error as exc:
+                with suppress(apsw.Error):
+                    conn.execute("ROLLBACK")
+                raise _storage_error(exc, self.path) from exc
+
+    def _read(self, fn: Callable[[apsw.Connection], T]) -> T:
+        try:
+            return fn(self.connection)
+        except apsw.Error as exc:
+            raise _storage_error(exc, self.path) from exc
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+        self._local = threading.local()
+
+    # -- scheduling -------------------------------------------------------------------------
+    _INSERT = (
+        "INSERT INTO background_jobs (state, handler, queue, priority, run_at, max_attempts, "
+        "unique_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+    def _insert(self, conn: apsw.Connection, job: NewJob, now: float, now_s: str) -> int:
+        run_at = now if job.run_at is None else job.run_at
+        state = "ready" if run_at <= now else "scheduled"
+        params = (
+            state,
+            job.handler,
+            job.queue,
+            job.priority,
+            ts(run_at) if job.run_at is not None else now_s,
+            job.max_attempts,
+            job.unique_key,
+            now_s,
+            now_s,
+        )
+        if job.unique_key is None:
+            conn.execute(self._INSERT, params)
+            return conn.last_insert_rowid()
+        existing = conn.execute(
+            "SELECT id FROM background_jobs WHERE unique_key = ? "
+            "AND state IN ('scheduled', 'ready', 'running')",
+            (job.unique_key,),
+        ).fetchone()
+        if existing is not None:
+            return int(existing[0])
+        conn.execute(self._INSERT, params)
+        return conn.last_insert_rowid()
+
+    def schedule(self, job: NewJob) -> int:
+        now = self.clock.now()
+        with self._write() as conn:
+            return self._insert(conn, job, now, ts(now))
+
+    def schedule_many(self, jobs: Sequence[NewJob]) -> list[int]:
+        now = self.clock.now()
+        now_s = ts(now)
+        with self._write() as conn:
+            return [self._insert(conn, job, now, now_s) for job in jobs]
+
+    # -- claiming ---------------------------------------------------------------------------
+    def _promote(self, conn: apsw.Connection, now_s: str) -> None:
+        conn.execute(
+            "UPDATE background_jobs SET state = 'ready' WHERE state = 'scheduled' AND run_at <= ?",
+            (now_s,),
+        )
+
+    def claim(self, worker: str, queues: Sequence[str] | None, limit: int = 1) -> list[ClaimedJob]:
+        now = self.clock.now()
+        now_s = ts(now)
+        with self._write() as conn:
+            self._promote(conn, now_s)
+            if queues is None:
+                ids = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT id FROM background_jobs WHERE state = 'ready' "
+                        "ORDER BY priority, run_at, id LIMIT ?",
+                        (limit,),
+                    )
+                ]
+            else:
+                candidates: list[tuple[int, str, int]] = []
+                for queue in queues:
+                    candidates.extend(
+                        conn.execute(
+                            "SELECT priority, run_at, id FROM background_jobs "
+                            "WHERE state = 'ready' AND queue = ? "
+                            "ORDER BY priority, run_at, id LIMIT ?",
+                            (queue, limit),
+                        )
+                    )
+                candidates.sort()
+                ids = [row[2] for row in candidates[:limit]]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            rows = list(
+                conn.execute(
+                    "UPDATE background_jobs SET state = 'running', locked_by = ?, locked_at = ?, "
+                    "attempts = attempts + 1, updated_at = ? "
+                    f"WHERE id IN ({marks}) "
+                    "RETURNING id, handler, queue, priority, attempts, max_attempts, run_at",
+                    (worker, now_s, now_s, *ids),
+                )
+            )
+        claimed = [
+            ClaimedJob(
+                id=r[0],
+                handler=r[1],
+                queue=r[2],
+                priority=r[3],
+                attempts=r[4],
+                max_attempts=r[5],
+                locked_by=worker,
+                locked_at=now,
+                run_at=parse_ts(r[6]),
+            )
+            for r in rows
+        ]
+        claimed.sort(key=lambda j: (j.priority, j.run_at or 0.0, j.id))
+        return claimed
+
+    def record(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        if not outcomes:
+            return []
+        now = self.clock.now()
+        now_s = ts(now)
+        written: list[bool] = []
+        with self._write() as conn:
+            for outcome in outcomes:
+                job = outcome.job
+                fence = (job.id, job.locked_by, job.attempts)
+                where = "WHERE id = ? AND state = 'running' AND locked_by = ? AND attempts = ?"
+                if outcome.delete and outcome.kind in ("success", "failure"):
+                    conn.execute(f"DELETE FROM background_jobs {where}", fence)
+                elif outcome.kind == "release":
+                    conn.execute(
+                        "UPDATE background_jobs SET state = 'ready', locked_at = NULL, "
+                        "locked_by = NULL, attempts = attempts - 1, updated_at = ? " + where,
+                        (now_s, *fence),
+                    )
+                elif outcome.kind == "success":
+                    conn.execute(
+                        "UPDATE background_jobs SET state = 'succeeded', locked_at = NULL, "
+                        "locked_by = NULL, run_at = NULL, last_error = NULL, updated_at = ? "
+                        + where,
+                        (now_s, *fence),
+                    )
+                elif outcome.kind == "error":
+                    retry_at = outcome.retry_at if outcome.retry_at is not None else now
+                    conn.execute(
+                        "UPDATE background_jobs SET state = ?, locked_at = NULL, "
+                        "locked_by = NULL, run_at = ?, last_error = ?, updated_at = ? " + where,
+                        (
+                            "ready" if retry_at <= now else "scheduled",
+                            ts(retry_at),
+                            outcome.error,
+                            now_s,
+                            *fence,
+                        ),
+                    )
+                else:
+                    conn.execute(
+                        "UPDATE background_jobs SET state = 'failed', locked_at = NULL, "
+                        "locked_by = NULL, run_at = NULL, failed_at = ?, last_error = ?, "
+                        "updated_at = ? " + where,
+                        (now_s, outcome.error, now_s, *fence),
+                    )
+                written.append(conn.changes() == 1)
+        return written
+
+    def has_ready(self, queues: Sequence[str] | None) -> bool:
+        now_s = ts(self.clock.now())
+
+        def query(conn: apsw.Connection) -> bool:
+            if queues is None:
+                row = conn.execute(
+                    "SELECT EXISTS(SELECT 1 FROM background_jobs WHERE state = 'ready') "
+                    "OR EXISTS(SELECT 1 FROM background_jobs "
+                    "WHERE state = 'scheduled' AND run_at <= ?)",
+                    (now_s,),
+                ).fetchone()
+                return bool(row and row[0])
+            for queue in queues:
+                row = conn.execute(
+                    "SELECT EXISTS(SELECT 1 FROM background_jobs "
+                    "WHERE state = 'ready' AND queue = ?) "
+                    "OR EXISTS(SELECT 1 FROM background_jobs "
+                    "WHERE state = 'scheduled' AND run_at <= ? AND queue = ?)",
+                    (queue, now_s, queue),
+                ).fetchone()
+                if row and row[0]:
+                    return True
+            return False
+
+        return self._read(query)
+
+    def next_run_at(self, queues: Sequence[str] | None) -> float | None:
+        def query(conn: apsw.Connection) -> float | None:
+            if queues is None:
+                row = conn.execute(
+                    "SELECT min(run_at) FROM background_jobs WHERE state = 'scheduled'"
+                ).fetchone()
+            else:
+                marks = ",".join("?" * len(queues))
+                row = conn.execute(
+                    "SELECT min(run_at) FROM background_jobs "
+                    f"WHERE state = 'scheduled' AND queue IN ({marks})",
+                    tuple(queues),
+                ).fetchone()
+            return parse_ts(row[0]) if row else None
+
+        return self._read(query)
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: changes when *another* connection commits."""
+        return self._read(lambda c: int(c.execute("PRAGMA data_version").fetchone()[0]))  # type: ignore[index]
+
+    def wait_for_change(self, timeout: float, poll: float = 0.005) -> bool:
+        """Poll ``PRAGMA data_version`` (a shared-memory read, microseconds) until it moves.
+
+        No database pages are read while idle, so a waiting worker costs well under 1 % of a
+        core, and a commit from any process wakes it within ``poll`` seconds.
+        """
+        import time
+
+        local = self._local
+        conn = self.connection
+        baseline = getattr(local, "data_version", None)
+        if baseline is None:
+            baseline = local.data_version = self.data_version()
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            try:
+                current = int(conn.execute("PRAGMA data_version").fetchone()[0])  # type: ignore[index]
+            except apsw.Error as exc:
+                raise _storage_error(exc, self.path) from exc
+            if current != baseline:
+                local.data_version = current
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(poll, remaining))
+
+    # -- workers and recovery ---------------------------------------------------------------
+    def _release(
+        self,
+        conn: apsw.Connection,
+        where: str,
+        params: tuple[Any, ...],
+        max_attempts: int,
+        reason: str,
+        now_s: str,
+    ) -> tuple[int, int]:
+        rows = list(
+            conn.execute(
+                f"SELECT id, attempts, max_attempts, locked_by FROM background_jobs "
+                f"WHERE state = 'running' AND {where}",
+                params,
+            )
+        )
+        released = failed = 0
+        for job_id, attempts, job_max, locked_by in rows:
+            message = f"{reason}: worker {locked_by} stopped during attempt {attempts}"
+            if attempts >= (job_max if job_max is not None else max_attempts):
+                conn.execute(
+                    "UPDATE background_jobs SET state = 'failed', locked_at = NULL, "
+                    "locked_by = NULL, run_at = NULL, failed_at = ?, last_error = ?, "
+                    "updated_at = ? WHERE id = ?",
+                    (now_s, message, now_s, job_id),
+                )
+                failed += 1
+            else:
+                conn.execute(
+                    "UPDATE background_jobs SET state = 'ready', locked_at = NULL, "
+                    "locked_by = NULL, run_at = ?, last_error = ?, updated_at = ? WHERE id = ?",
+                    (now_s, message, now_s, job_id),
+                )
+                released += 1
+        return released, failed
+
+    def register_worker(
+        self, name: str, *, host: str, pid: int, queues: str, max_attempts: int = 24
+    ) -> int:
+        now_s = ts(self.clock.now())
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO litejobs_workers (name, host, pid, queues, started_at, heartbeat_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET host = excluded.host, "
+                "pid = excluded.pid, queues = excluded.queues, started_at = excluded.started_at, "
+                "heartbeat_at = excluded.heartbeat_at",
+                (name, host, pid, queues, now_s, now_s),
+            )
+            released, failed = self._release(
+                conn, "locked_by = ?", (name,), max_attempts, "restarted", now_s
+            )
+        return released + failed
+
+    def heartbeat(self, name: str) -> None:
+        now_s = ts(self.clock.now())
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE litejobs_workers SET heartbeat_at = ? WHERE name = ?", (now_s, name)
+            )
+
+    def deregister_worker(self, name: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM litejobs_workers WHERE name = ?", (name,))
+
+    def recover_stale(
+        self, stale_after: float, max_attempts: int, *, lock_timeout: float | None = None
+    ) -> tuple[int, int]:
+        now = self.clock.now()
+        now_s = ts(now)
+        cutoff = ts(now - stale_after)
+        where = "locked_by NOT IN (SELECT name FROM litejobs_workers WHERE heartbeat_at >= ?)"
+        params: tuple[Any, ...] = (cutoff,)
+        if lock_timeout is not None:
+            where = f"({where} OR locked_at < ?)"
+            params = (cutoff, ts(now - lock_timeout))
+        with self._write() as conn:
+            result = self._release(conn, where, params, max_attempts, "lost", now_s)
+            # Forget workers silent for a day: status shows recent ones only.
+            conn.execute("DELETE FROM litejobs_workers WHERE heartbeat_at < ?", (ts(now - 86_400),))
+        return result
+
+    def workers(self) -> list[WorkerRecord]:
+        def query(conn: apsw.Connection) -> list[WorkerRecord]:
+            return [
+                WorkerRecord(r[0], r[1], r[2], r[3], parse_ts(r[4]) or 0.0, parse_ts(r[5]) or 0.0)
+                for r in conn.execute(
+                    "SELECT name, host, pid, queues, started_at, heartbeat_at "
+                    "FROM litejobs_workers ORDER BY name"
+                )
+            ]
+
+        return self._read(query)
+
+    # -- inspection -------------------------------------------------------------------------
+    def _record(self, row: Sequence[Any], now_s: str) -> JobRecord:
+        import json
+
+        state = row[1]
+        if state == "scheduled" and row[7] is not None and row[7] <= now_s:
+            state = "ready"
+        return JobRecord(
+            id=row[0],
+            state=state,
+            queue=row[2],
+            priority=row[3],
+            attempts=row[4],
+            max_attempts=row[5],
+            handler=json.loads(row[6]),
+            run_at=parse_ts(row[7]),
+            locked_at=parse_ts(row[8]),
+            locked_by=row[9],
+            last_error=row[10],
+            failed_at=parse_ts(row[11]),
+            created_at=parse_ts(row[12]) or 0.0,
+            updated_at=parse_ts(row[13]) or 0.0,
+            unique_key=row[14],
+        )
+
+    def get(self, job_id: int) -> JobRecord | None:
+        now_s = ts(self.clock.now())
+
+        def query(conn: apsw.Connection) -> JobRecord | None:
+            row = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM background_jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            return None if row is None else self._record(row, now_s)
+
+        return self._read(query)
+
+    def _state_filter(self, state: JobState, now_s: str) -> tuple[str, tuple[Any, ...]]:
+        if state not in JOB_STATES:
+            raise ValueError(f"unknown state {state!r}; use one of {', '.join(JOB_STATES)}")
+        if state == "ready":
+            return "(state = 'ready' OR (state = 'scheduled' AND run_at <= ?))", (now_s,)
+        if state == "scheduled":
+            return "(state = 'scheduled' AND run_at > ?)", (now_s,)
+        return "state = ?", (state,)
+
+    def list_jobs(
+        self,
+        *,
+        queue: str | None = None,
+        state: JobState | None = None,
+        limit: int | None = 100,
+    ) -> list[JobRecord]:
+        now_s = ts(self.clock.now())
+        clauses: list[str] = []
+        params: list[Any] = []
+        if queue is not None:
+            clauses.append("queue = ?")
+            params.append(queue)
+        if state is not None:
+            clause, extra = self._state_filter(state, now_s)
+            clauses.append(clause)
+            params.extend(extra)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT {_JOB_COLUMNS} FROM background_jobs {where} ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return self._read(lambda c: [self._record(r, now_s) for r in c.execute(sql, params)])
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        now_s = ts(self.clock.now())
+
+        def query(conn: apsw.Connection) -> dict[str, dict[str, int]]:
+            result: dict[str, dict[str, int]] = {}
+            for queue, state, count in conn.execute(
+                "SELECT queue, CASE WHEN state = 'scheduled' AND run_at <= ? THEN 'ready' "
+                "ELSE state END AS s, count(*) FROM background_jobs GROUP BY queue, s",
+                (now_s,),
+            ):
+                result.setdefault(queue, {})[state] = count
+            return result
+
+        return self._read(query)
+
+    def oldest_ready_at(self) -> float | None:
+        now_s = ts(self.clock.now())
+        row = self._read(
+            lambda c: c.execute(
+                "SELECT min(run_at) FROM background_jobs WHERE state = 'ready' "
+                "OR (state = 'scheduled' AND run_at <= ?)",
+                (now_s,),
+            ).fetchone()
+        )
+        return parse_ts(row[0]) if row else None
+
+    def retry(self, job_id: int) -> bool:
+        now_s = ts(self.clock.now())
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT state FROM background_jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            if row[0] in ("failed", "scheduled", "succeeded"):
+                conn.execute(
+                    "UPDATE background_jobs SET state = 'ready', failed_at = NULL, run_at = ?, "
+                    "attempts = CASE WHEN state = 'failed' THEN 0 ELSE attempts END, "
+                    "updated_at = ? WHERE id = ?",
+                    (now_s, now_s, job_id),
+                )
+            return True
+
+    def retry_failed(self, queue: str | None = None) -> int:
+        now_s = ts(self.clock.now())
+        sql = (
+            "UPDATE background_jobs SET state = 'ready', failed_at = NULL, run_at = ?, "
+            "attempts = 0, updated_at = ? WHERE state = 'failed'"
+        )
+        params: tuple[Any, ...] = (now_s, now_s)
+        if queue is not None:
+            sql += " AND queue = ?"
+            params += (queue,)
+        with self._write() as conn:
+            conn.execute(sql, params)
+            return conn.changes()
+
+    def delete(self, job_id: int) -> bool:
+        with self._write() as conn:
+            conn.execute("DELETE FROM background_jobs WHERE id = ?", (job_id,))
+            return conn.changes() == 1
+
+    def clear(self, *, queue: str | None = None, failed_only: bool = False) -> int:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if queue is not None:
+            clauses.append("queue = ?")
+            params.append(queue)
+        if failed_only:
+            clauses.append("state = 'failed'")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._write() as conn:
+            conn.execute(f"DELETE FROM background_jobs {where}", params)
+            return conn.changes()
+
+    def prune(self, older_than: float) -> int:
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM background_jobs WHERE state IN ('succeeded', 'failed') "
+                "AND updated_at < ?",
+                (ts(older_than),),
+            )
+            return conn.changes()
+
+    def maintenance(self) -> None:
+        """Checkpoint and truncate the WAL so it stays small under sustained load."""
+        self._read(lambda c: c.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE))

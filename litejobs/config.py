@@ -1,0 +1,66 @@
+"""Worker group configuration (SPEC §2)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """One group of identical workers.
+
+    ``queue`` is a queue name, a list of names, or ``"*"`` for every queue. A job's own
+    ``max_attempts`` overrides the worker's. ``stale_after`` is how long a worker may be silent
+    (no heartbeat) before another worker takes back its jobs; ``heartbeat_interval`` how often a
+    worker says it is alive. ``batch_size`` caps how many short jobs one claim may take.
+    """
+
+    adapter: str | None = None
+    queue: str | Sequence[str] = "*"
+    count: int = 1
+    max_attempts: int = 24
+    max_runtime: float = 14_400
+    delete_failed_jobs: bool = False
+    delete_successful_jobs: bool = True
+    sleep_delay: float = 5
+    logger: logging.Logger | None = None
+    stale_after: float = 60
+    heartbeat_interval: float = 10
+    batch_size: int = 100
+
+    def __post_init__(self) -> None:
+        from .errors import ConfigurationError
+
+        if self.count < 1:
+            raise ConfigurationError(f"WorkerConfig.count must be at least 1, got {self.count}")
+        if self.max_attempts < 1:
+            raise ConfigurationError(
+                f"WorkerConfig.max_attempts must be at least 1, got {self.max_attempts}"
+            )
+        if self.max_runtime <= 0 or self.sleep_delay < 0:
+            raise ConfigurationError("WorkerConfig.max_runtime must be > 0 and sleep_delay >= 0")
+        if self.heartbeat_interval <= 0 or self.stale_after <= self.heartbeat_interval:
+            raise ConfigurationError(
+                "WorkerConfig.stale_after must be longer than heartbeat_interval (both > 0)"
+            )
+        if not self.queues_label:
+            raise ConfigurationError("WorkerConfig.queue must name at least one queue, or '*'")
+
+    @property
+    def queues(self) -> list[str] | None:
+        """The queue names, or ``None`` for every queue."""
+        names = [self.queue] if isinstance(self.queue, str) else list(self.queue)
+        return None if "*" in names else names
+
+    @property
+    def queues_label(self) -> str:
+        """How the queues appear in worker names: ``email-default`` or ``*``."""
+        names = [self.queue] if isinstance(self.queue, str) else list(self.queue)
+        return "*" if "*" in names else "-".join(n for n in names if n)
+
+
+def worker_name(config: WorkerConfig, worker_id: int) -> str:
+    """``litejobs-worker.<queues>.<id>``: the process title and, host-qualified, ``locked_by``."""
+    return f"litejobs-worker.{config.queues_label}.{worker_id}"

@@ -1,0 +1,63 @@
+"""Typed errors raised by litejobs.
+
+Every message says what went wrong *and* what to do about it, because these messages are what a
+developer or an operator sees first (the CLI prints them as one line, without a traceback).
+"""
+
+from __future__ import annotations
+
+
+class LiteJobsError(Exception):
+    """Base class for every error litejobs raises on purpose."""
+
+
+class ConfigurationError(LiteJobsError):
+    """The manager, a worker config or a command line is set up wrongly."""
+
+
+class UnknownAdapterError(ConfigurationError):
+    """A job or scheduler names an adapter the manager does not have."""
+
+
+class UnknownQueueError(ConfigurationError):
+    """A job names a queue the manager did not declare in ``queues``."""
+
+
+class ValidationError(LiteJobsError):
+    """A scheduling request is invalid: nothing was stored."""
+
+
+class InvalidPriorityError(ValidationError):
+    """Priority outside 1..100."""
+
+
+class InvalidWaitError(ValidationError):
+    """Negative wait, or an unusable ``wait_until``."""
+
+
+class SerializationError(ValidationError):
+    """Job arguments cannot be stored as JSON."""
+
+
+class UnimportableJobError(ValidationError):
+    """A job's function cannot be imported by a worker (lambda, nested function, ``__main__``)."""
+
+
+class HandlerNotFoundError(ValidationError):
+    """A ``module:func`` path does not resolve to a callable."""
+
+
+class JobNotFoundError(LiteJobsError):
+    """No job with the given id exists."""
+
+
+class StorageError(LiteJobsError):
+    """The storage backend is unavailable: missing directory, read-only, corrupt or locked."""
+
+
+class JobTimeoutError(Exception):
+    """Raised inside a job that ran past its worker's ``max_runtime``.
+
+    Derives from ``Exception`` (not ``LiteJobsError``) because it is recorded like any error
+    the job itself raised.
+    """

@@ -1,0 +1,172 @@
+"""Running one claimed job: resolve its function, call it, turn the result into an outcome.
+
+The executor never lets a job's exception escape: an unimportable handler, bad arguments, a
+timeout or any error the job raises becomes a recorded error with type, message and traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .adapters.base import ClaimedJob
+from .context import JobContext, _current
+from .errors import JobTimeoutError
+from .handler import decode_handler, resolve
+
+HOOK_NAMES = ("before_perform", "after_perform", "after_success", "after_failure")
+Hook = Callable[[JobContext], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """The result of running a job once."""
+
+    ok: bool
+    error: str | None
+    duration: float
+    exception: BaseException | None = None
+    timed_out: bool = False
+
+
+def format_error(exc: BaseException) -> str:
+    """``Type: message`` then the traceback: what ``last_error`` keeps."""
+    head = f"{type(exc).__name__}: {exc}"
+    tb = "".join(traceback.format_exception(exc))
+    return f"{head}\n\n{tb}"
+
+
+def _raise_timeout(signum: int, frame: Any) -> None:
+    raise JobTimeoutError("timed out")
+
+
+class Executor:
+    """Runs jobs in the calling thread, with an in-band timeout where the platform allows.
+
+    In the main thread a ``SIGALRM`` timer interrupts a job that overruns ``max_runtime``;
+    async jobs are bounded with :func:`asyncio.wait_for` on a loop kept for the worker's life.
+    Jobs that ignore the interruption are the worker's watchdog's business.
+    """
+
+    def __init__(
+        self,
+        *,
+        logger: logging.Logger | None = None,
+        hooks: Mapping[str, Sequence[Hook]] | None = None,
+        job_hooks: Callable[[str], Mapping[str, Sequence[Hook]]] | None = None,
+    ) -> None:
+        self.logger = logger or logging.getLogger("litejobs.worker")
+        self.hooks = {name: list((hooks or {}).get(name, ())) for name in HOOK_NAMES}
+        self._job_hooks = job_hooks
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+    def execute(
+        self, job: ClaimedJob, *, max_runtime: float, max_attempts: int, worker: str = ""
+    ) -> Execution:
+        start = time.perf_counter()
+        try:
+            handler = decode_handler(job.handler)
+            path = handler["path"]
+            args = handler.get("args") or []
+            kwargs = handler.get("kwargs") or {}
+            func = resolve(path)
+        except Exception as exc:  # unimportable handler: an ordinary job error
+            return Execution(False, format_error(exc), time.perf_counter() - start, exc)
+        ctx = JobContext(
+            id=job.id,
+            name=str(handler.get("name", path)),
+            path=path,
+            queue=job.queue,
+            priority=job.priority,
+            attempts=job.attempts,
+            max_attempts=max_attempts,
+            args=args,
+            kwargs=kwargs,
+            worker=worker,
+            logger=self.logger,
+        )
+        hooks = self._hooks_for(path)
+        token = _current.set(ctx)
+        try:
+            self._run_hooks(hooks, "before_perform", ctx)
+            try:
+                self._call(func, args, kwargs, max_runtime)
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    raise  # KeyboardInterrupt / SystemExit: the worker is being stopped
+                timed_out = isinstance(exc, JobTimeoutError | asyncio.TimeoutError)
+                if timed_out:
+                    exc = JobTimeoutError(f"timed out after {max_runtime:g} s")
+                failed = ctx if not hooks else _with_error(ctx, exc)
+                self._run_hooks(hooks, "after_perform", failed)
+                self._run_hooks(hooks, "after_failure", failed)
+                error = format_error(exc) if not timed_out else f"JobTimeoutError: {exc}"
+                return Execution(False, error, time.perf_counter() - start, exc, timed_out)
+            self._run_hooks(hooks, "after_perform", ctx)
+            self._run_hooks(hooks, "after_success", ctx)
+            return Execution(True, None, time.perf_counter() - start)
+        finally:
+            _current.reset(token)
+
+    def _call(
+        self, func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], limit: float
+    ) -> None:
+        if inspect.iscoroutinefunction(func):
+            loop = self._loop
+            if loop is None or loop.is_closed():
+                loop = self._loop = asyncio.new_event_loop()
+            loop.run_until_complete(asyncio.wait_for(func(*args, **kwargs), limit))
+            return
+        timer = threading.current_thread() is threading.main_thread() and hasattr(
+            signal, "setitimer"
+        )
+        if timer:
+            previous = signal.signal(signal.SIGALRM, _raise_timeout)
+            signal.setitimer(signal.ITIMER_REAL, limit)
+        try:
+            result = func(*args, **kwargs)
+            if inspect.isawaitable(result):  # a sync function that returned a coroutine
+                loop = self._loop
+                if loop is None or loop.is_closed():
+                    loop = self._loop = asyncio.new_event_loop()
+                loop.run_until_complete(asyncio.wait_for(_await(result), limit))
+        finally:
+            if timer:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+
+    def _hooks_for(self, path: str) -> dict[str, list[Hook]]:
+        own = self._job_hooks(path) if self._job_hooks else {}
+        if not own and not any(self.hooks.values()):
+            return {}
+        return {name: [*self.hooks[name], *own.get(name, ())] for name in HOOK_NAMES}
+
+    def _run_hooks(self, hooks: Mapping[str, Sequence[Hook]], name: str, ctx: JobContext) -> None:
+        for hook in hooks.get(name, ()):
+            try:
+                hook(ctx)
+            except Exception:
+                self.logger.exception("%s hook %r failed for job %s", name, hook, ctx.id)
+
+
+def _with_error(ctx: JobContext, exc: BaseException) -> JobContext:
+    from dataclasses import replace
+
+    return replace(ctx, error=exc)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable

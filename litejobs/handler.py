@@ -1,0 +1,138 @@
+"""Turning callables into storable ``module:qualname`` paths and back.
+
+A stored job names its function by import path, never by pickle: any worker process, on any host,
+with the same code can run it, and a person can read the row.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .errors import HandlerNotFoundError, SerializationError, UnimportableJobError
+
+_resolved: dict[str, Callable[..., Any]] = {}
+
+
+def callable_path(func: Callable[..., Any]) -> str:
+    """Return the ``module:qualname`` a worker will import ``func`` by.
+
+    Raises :class:`UnimportableJobError` for functions no other process could import: lambdas,
+    functions defined inside other functions, and functions of a script run as ``__main__``.
+    """
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if not module or not qualname:
+        raise UnimportableJobError(
+            f"{func!r} has no module or qualified name; define the job as a module-level function"
+        )
+    if "<lambda>" in qualname:
+        raise UnimportableJobError(
+            "a lambda cannot be a job: workers import jobs by name; use a module-level function"
+        )
+    if "<locals>" in qualname:
+        raise UnimportableJobError(
+            f"{qualname} is defined inside another function, so workers cannot import it; "
+            "move it to module level"
+        )
+    if module == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        if spec is None or not spec.name or spec.name == "__main__":
+            raise UnimportableJobError(
+                f"{qualname} lives in a script run as __main__, which workers cannot import; "
+                "move it to an importable module (or run the script with python -m)"
+            )
+        module = spec.name.removesuffix(".__main__")
+    return f"{module}:{qualname}"
+
+
+def resolve(path: str) -> Callable[..., Any]:
+    """Import ``module:qualname`` and return the callable (unwrapping decorated jobs).
+
+    Results are cached per process: resolving is on every job's path.
+    """
+    found = _resolved.get(path)
+    if found is not None:
+        return found
+    module_name, sep, qualname = path.partition(":")
+    if not sep or not module_name or not qualname:
+        raise HandlerNotFoundError(
+            f"{path!r} is not a 'module:function' path; write it like 'myapp.jobs:send_email'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise HandlerNotFoundError(
+            f"cannot import module {module_name!r} ({exc}); check the name and --path / PYTHONPATH"
+        ) from exc
+    target: Any = module
+    for part in qualname.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise HandlerNotFoundError(
+                f"module {module_name!r} has no attribute {qualname!r}; check the spelling"
+            ) from None
+    func = getattr(target, "func", target) if _is_job(target) else target
+    if not callable(func):
+        raise HandlerNotFoundError(
+            f"{path} is a {type(func).__name__}, not a function; point at a callable"
+        )
+    _resolved[path] = func
+    return func
+
+
+def _is_job(obj: object) -> bool:
+    from .job import Job
+
+    return isinstance(obj, Job)
+
+
+def _first_unserializable(value: Any) -> Any:
+    """Find the innermost value ``json`` rejects, for an error message that names it."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                return key
+            bad = _first_unserializable(item)
+            if bad is not None:
+                return bad
+        return None
+    if isinstance(value, list | tuple):
+        for item in value:
+            bad = _first_unserializable(item)
+            if bad is not None:
+                return bad
+        return None
+    if value is None or isinstance(value, str | int | float | bool):
+        return None
+    return value
+
+
+def encode_handler(
+    name: str, path: str, args: list[Any] | tuple[Any, ...] | None, kwargs: dict[str, Any] | None
+) -> str:
+    """Build the stored handler JSON: ``{"name", "path", "args"[, "kwargs"]}``."""
+    body: dict[str, Any] = {"name": name, "path": path, "args": list(args or [])}
+    if kwargs:
+        body["kwargs"] = kwargs
+    try:
+        return json.dumps(body, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        bad = _first_unserializable(body)
+        what = type(bad).__name__ if bad is not None else "a non-finite float"
+        raise SerializationError(
+            f"job arguments must be JSON-serialisable, but got a {what} ({exc}); "
+            "pass ids or plain data and load objects inside the job"
+        ) from None
+
+
+def decode_handler(text: str) -> dict[str, Any]:
+    """Parse stored handler JSON."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or "path" not in data:
+        raise HandlerNotFoundError(f"stored handler is not a litejobs handler: {text[:80]!r}")
+    return data

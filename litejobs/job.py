@@ -1,0 +1,58 @@
+"""Job definitions: a function plus its defaults (queue, priority, max attempts)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .handler import callable_path
+
+if TYPE_CHECKING:
+    from .manager import JobManager
+
+
+@dataclass(eq=False)
+class Job:
+    """A function registered as a job. Calling it (or ``.perform``) runs it inline, now.
+
+    Workers import the job by ``path`` (``module:qualname``) and run the wrapped ``func``.
+    """
+
+    func: Callable[..., Any]
+    queue: str = "default"
+    priority: int = 50
+    max_attempts: int | None = None
+    name: str = ""
+    adapter: str | None = None
+    manager: JobManager | None = field(default=None, repr=False)
+    hooks: dict[str, list[Callable[..., Any]]] = field(default_factory=dict, repr=False)
+    _path: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            self.name = getattr(self.func, "__name__", type(self.func).__name__)
+        self.__doc__ = getattr(self.func, "__doc__", None)
+        self.__wrapped__ = self.func
+
+    @property
+    def path(self) -> str:
+        """Import path workers use; validated on first use (lambdas etc. are rejected)."""
+        if self._path is None:
+            self._path = callable_path(self.func)
+        return self._path
+
+    def perform(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the job inline in this process (async functions are run to completion)."""
+        result = self.func(*args, **kwargs)
+        if inspect.isawaitable(result):
+            return asyncio.run(_await(result))
+        return result
+
+    __call__ = perform
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable

@@ -1,0 +1,224 @@
+"""The application's entry point to litejobs: adapters, queues, job definitions, schedulers."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import suppress
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, overload
+
+from .adapters.base import Adapter, NewJob
+from .clock import Clock
+from .config import WorkerConfig
+from .errors import ConfigurationError, UnimportableJobError, UnknownAdapterError
+from .executor import HOOK_NAMES, Hook
+from .job import Job
+from .scheduling import JobRef, Wait, build_new_job, check_priority, check_queue
+from .worker import Worker, WorkerStats, qualified_name
+
+
+class Scheduler:
+    """``later(job, args, wait=..., wait_until=..., queue=..., priority=...) -> job id``."""
+
+    def __init__(self, manager: JobManager, adapter: Adapter) -> None:
+        self.manager = manager
+        self.adapter = adapter
+
+    def __call__(
+        self,
+        job: JobRef,
+        args: Sequence[Any] | None = None,
+        *,
+        kwargs: Mapping[str, Any] | None = None,
+        wait: Wait | None = None,
+        wait_until: datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        unique_key: str | None = None,
+        unique: bool = False,
+    ) -> int:
+        new = self.build(
+            job,
+            args,
+            kwargs=kwargs,
+            wait=wait,
+            wait_until=wait_until,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            unique_key=unique_key,
+            unique=unique,
+        )
+        return self.adapter.schedule(new)
+
+    def build(self, job: JobRef, args: Sequence[Any] | None = None, **options: Any) -> NewJob:
+        """Validate one request without storing it."""
+        return build_new_job(
+            job, args, now=self.adapter.clock.now(), allowed_queues=self.manager.queues, **options
+        )
+
+    def many(
+        self,
+        calls: Iterable[tuple[JobRef, Sequence[Any] | None] | JobRef],
+        **options: Any,
+    ) -> list[int]:
+        """Schedule many jobs in one transaction (all or nothing); returns their ids.
+
+        Each item is ``(job, args)`` or just ``job``; ``options`` apply to every item.
+        """
+        rows: list[NewJob] = []
+        for call in calls:
+            job, args = call if isinstance(call, tuple) else (call, None)
+            rows.append(self.build(job, args, **options))
+        return self.adapter.schedule_many(rows)
+
+
+class JobManager:
+    """Holds adapters, declared queues, worker groups and job definitions.
+
+    ``queues=None`` accepts any queue name; a list makes scheduling to any other queue an
+    :class:`~litejobs.errors.UnknownQueueError`.
+    """
+
+    def __init__(
+        self,
+        adapters: Mapping[str, Adapter] | None = None,
+        queues: Sequence[str] | None = None,
+        logger: logging.Logger | None = None,
+        workers: Sequence[WorkerConfig] | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        if adapters is None:
+            from .adapters import adapter_for_url
+
+            adapters = {"default": adapter_for_url(None)}
+        if not adapters:
+            raise ConfigurationError("JobManager needs at least one adapter")
+        self.adapters: dict[str, Adapter] = dict(adapters)
+        if clock is not None:
+            for adapter in self.adapters.values():
+                adapter.clock = clock
+        self.queues: list[str] | None = list(queues) if queues is not None else None
+        if self.queues is not None:
+            for queue in self.queues:
+                check_queue(queue, None)
+        self.logger = logger or logging.getLogger("litejobs")
+        self.workers: list[WorkerConfig] = list(workers) if workers else [WorkerConfig()]
+        for config in self.workers:
+            self.adapter(config.adapter)  # validate names early
+            for queue in config.queues or ():
+                check_queue(queue, self.queues)
+        self.jobs: dict[str, Job] = {}
+        self.hooks: dict[str, list[Hook]] = {name: [] for name in HOOK_NAMES}
+
+    # -- adapters ---------------------------------------------------------------------------
+    def adapter(self, name: str | None = None) -> Adapter:
+        """The named adapter; with no name, the only one (ambiguous if there are several)."""
+        if name is None:
+            if len(self.adapters) == 1:
+                return next(iter(self.adapters.values()))
+            raise UnknownAdapterError(
+                f"several adapters ({', '.join(self.adapters)}); name one with adapter=..."
+            )
+        try:
+            return self.adapters[name]
+        except KeyError:
+            raise UnknownAdapterError(
+                f"unknown adapter {name!r}; known: {', '.join(self.adapters)}"
+            ) from None
+
+    # -- defining jobs ----------------------------------------------------------------------
+    @overload
+    def job(self, func: Callable[..., Any], /) -> Job: ...
+    @overload
+    def job(self, func: None = None, /, **options: Any) -> Callable[[Callable[..., Any]], Job]: ...
+
+    def job(
+        self, func: Callable[..., Any] | None = None, /, **options: Any
+    ) -> Job | Callable[[Callable[..., Any]], Job]:
+        """Decorator: ``@jobs.job`` or ``@jobs.job(queue="email", priority=1, max_attempts=5)``."""
+        if func is not None:
+            return self.create_job(perform=func, **options)
+        return lambda f: self.create_job(perform=f, **options)
+
+    def create_job(
+        self,
+        *,
+        perform: Callable[..., Any],
+        queue: str = "default",
+        priority: int = 50,
+        max_attempts: int | None = None,
+        name: str | None = None,
+        adapter: str | None = None,
+        **hooks: Hook | Sequence[Hook],
+    ) -> Job:
+        """Register ``perform`` as a job with its defaults (validated now, not at first use)."""
+        check_queue(queue, self.queues)
+        check_priority(priority)
+        if adapter is not None:
+            self.adapter(adapter)
+        unknown = set(hooks) - set(HOOK_NAMES)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown job option(s) {', '.join(sorted(unknown))}; hooks are "
+                f"{', '.join(HOOK_NAMES)}"
+            )
+        job = Job(
+            func=perform,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            name=name or "",
+            adapter=adapter,
+            manager=self,
+            hooks={k: [v] if callable(v) else list(v) for k, v in hooks.items()},
+        )
+        # A job in a script run as __main__ can still be defined and performed inline;
+        # scheduling it will say why no worker could run it.
+        with suppress(UnimportableJobError):
+            self.jobs[job.path] = job
+        return job
+
+    def hook(self, name: str) -> Callable[[Hook], Hook]:
+        """Register a global lifecycle hook: ``@jobs.hook("after_failure")``."""
+        if name not in HOOK_NAMES:
+            raise ConfigurationError(f"unknown hook {name!r}; use one of {', '.join(HOOK_NAMES)}")
+
+        def register(fn: Hook) -> Hook:
+            self.hooks[name].append(fn)
+            return fn
+
+        return register
+
+    def job_hooks(self, path: str) -> Mapping[str, Sequence[Hook]]:
+        job = self.jobs.get(path)
+        return job.hooks if job is not None else {}
+
+    # -- scheduling -------------------------------------------------------------------------
+    def create_scheduler(self, adapter: str | None = None) -> Scheduler:
+        """A ``later`` function bound to one adapter."""
+        return Scheduler(self, self.adapter(adapter))
+
+    # -- running in this process ------------------------------------------------------------
+    def worker(
+        self, config: WorkerConfig | None = None, *, worker_id: int = 0, **kwargs: Any
+    ) -> Worker:
+        """A :class:`Worker` for ``config`` (default: the first worker group)."""
+        from .config import worker_name
+
+        config = config or self.workers[0]
+        return Worker(
+            self.adapter(config.adapter),
+            config,
+            name=kwargs.pop("name", None) or qualified_name(worker_name(config, worker_id)),
+            hooks=self.hooks,
+            job_hooks=self.job_hooks,
+            **kwargs,
+        )
+
+    def workoff(self, config: WorkerConfig | None = None, **kwargs: Any) -> WorkerStats:
+        """Run every job eligible now in this process, then return what happened."""
+        return self.worker(config, **kwargs).run(workoff=True)

@@ -1,0 +1,157 @@
+"""Validating a scheduling request and turning it into a :class:`NewJob`.
+
+Shared by ``later(...)``, ``litejobs.enqueue(...)`` and the CLI, so every door into the queue
+applies the same rules and the same error messages. Nothing is stored if validation fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from .adapters.base import NewJob
+from .errors import (
+    InvalidPriorityError,
+    InvalidWaitError,
+    SerializationError,
+    UnknownQueueError,
+    ValidationError,
+)
+from .handler import callable_path, encode_handler, resolve
+from .job import Job
+
+JobRef = Job | Callable[..., Any] | str
+Wait = float | int | timedelta
+
+
+def check_priority(priority: Any) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidPriorityError(
+            f"priority must be a whole number from 1 (first) to 100 (last), got {priority!r}"
+        )
+    if not 1 <= priority <= 100:
+        raise InvalidPriorityError(
+            f"priority must be from 1 (runs first) to 100 (runs last), got {priority}"
+        )
+    return priority
+
+
+def check_queue(queue: Any, allowed: Collection[str] | None) -> str:
+    if not isinstance(queue, str) or not queue.strip() or queue == "*":
+        raise UnknownQueueError(f"queue must be a non-empty name (not '*'), got {queue!r}")
+    if allowed is not None and queue not in allowed:
+        raise UnknownQueueError(
+            f"unknown queue {queue!r}; declare it in JobManager(queues=[...]) "
+            f"(known: {', '.join(sorted(allowed))})"
+        )
+    return queue
+
+
+def run_at_for(now: float, wait: Wait | None, wait_until: datetime | None) -> float | None:
+    """When a job may start: ``wait > 0`` wins over ``wait_until``; neither means now (None).
+
+    A naive ``wait_until`` is read as local time, as :meth:`datetime.timestamp` does.
+    """
+    if wait is not None:
+        seconds = wait.total_seconds() if isinstance(wait, timedelta) else wait
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise InvalidWaitError(f"wait must be a number of seconds, got {wait!r}")
+        if seconds != seconds or seconds < 0:
+            raise InvalidWaitError(f"wait must be zero or more seconds, got {wait!r}")
+        if seconds > 0:
+            return now + float(seconds)
+    if wait_until is not None:
+        if not isinstance(wait_until, datetime):
+            raise InvalidWaitError(
+                f"wait_until must be a datetime, got {type(wait_until).__name__}; "
+                "e.g. datetime(2030, 1, 1, tzinfo=UTC)"
+            )
+        return wait_until.timestamp()
+    return None
+
+
+def resolve_job_ref(job: JobRef, *, check_import: bool = True) -> tuple[str, str, Job | None]:
+    """Return ``(name, path, Job or None)`` for a Job, a plain function or a path string."""
+    if isinstance(job, Job):
+        return job.name, job.path, job
+    if isinstance(job, str):
+        definition = None
+        if check_import:
+            resolve(job)  # raises HandlerNotFoundError with a precise message
+            definition = _job_of(job)
+        name = job.partition(":")[2].rsplit(".", 1)[-1] or job
+        return (definition.name if definition else name), job, definition
+    if callable(job):
+        return getattr(job, "__name__", "job"), callable_path(job), None
+    raise ValidationError(
+        f"cannot schedule a {type(job).__name__}: pass a job, a function or a 'module:func' path"
+    )
+
+
+def _job_of(path: str) -> Job | None:
+    """The :class:`Job` object behind ``path``, if the function was decorated."""
+    import importlib
+
+    module_name, _, qualname = path.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target if isinstance(target, Job) else None
+
+
+def build_new_job(
+    job: JobRef,
+    args: Sequence[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    now: float,
+    wait: Wait | None = None,
+    wait_until: datetime | None = None,
+    queue: str | None = None,
+    priority: int | None = None,
+    max_attempts: int | None = None,
+    unique_key: str | None = None,
+    unique: bool = False,
+    allowed_queues: Collection[str] | None = None,
+    check_import: bool = True,
+) -> NewJob:
+    """Validate everything and build the row to store; raises a ValidationError subclass."""
+    name, path, definition = resolve_job_ref(job, check_import=check_import)
+    if args is not None and (isinstance(args, str | bytes | Mapping) or not _is_seq(args)):
+        raise SerializationError(
+            f"args must be a list of positional arguments, got {type(args).__name__}; "
+            "e.g. later(job, [42])"
+        )
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise SerializationError(f"kwargs must be a dict, got {type(kwargs).__name__}")
+    if queue is None:
+        queue = definition.queue if definition else "default"
+    if priority is None:
+        priority = definition.priority if definition else 50
+    if max_attempts is None and definition is not None:
+        max_attempts = definition.max_attempts
+    if max_attempts is not None and (
+        isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
+    ):
+        raise ValidationError(f"max_attempts must be a whole number >= 1, got {max_attempts!r}")
+    handler = encode_handler(name, path, list(args or ()), dict(kwargs) if kwargs else None)
+    if unique and unique_key is None:
+        body = json.dumps([path, list(args or ()), dict(kwargs or {})], sort_keys=True)
+        unique_key = "auto:" + hashlib.sha256(body.encode()).hexdigest()
+    if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
+        raise ValidationError(f"unique_key must be a non-empty string, got {unique_key!r}")
+    return NewJob(
+        handler=handler,
+        queue=check_queue(queue, allowed_queues),
+        priority=check_priority(priority),
+        run_at=run_at_for(now, wait, wait_until),
+        max_attempts=max_attempts,
+        unique_key=unique_key,
+    )
+
+
+def _is_seq(value: Any) -> bool:
+    return isinstance(value, list | tuple)
