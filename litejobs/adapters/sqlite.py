@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar
 import apsw
 
 from ..clock import Clock
-from ..errors import StorageError
+from ..errors import StorageError, ValidationError
 from .base import (
     JOB_STATES,
     Adapter,
@@ -694,11 +694,18 @@ class SQLiteAdapter(Adapter):
         now_s = ts(self.clock.now())
         with self._write() as conn:
             row = conn.execute(
-                "SELECT state FROM background_jobs WHERE id = ?", (job_id,)
+                "SELECT state, run_at, unique_key FROM background_jobs WHERE id = ?", (job_id,)
             ).fetchone()
             if row is None:
                 return False
-            if row[0] in ("failed", "scheduled", "succeeded"):
+            if row[0] in ("failed", "succeeded") and self._unique_taken(conn, row[2]):
+                raise ValidationError(
+                    f"job {job_id} cannot be retried: another job with its unique key "
+                    f"{row[2]!r} is pending; delete one of them first"
+                )
+            # A 'scheduled' row already due is ready (promotion is lazy): leave its run_at.
+            due = row[0] == "scheduled" and row[1] is not None and row[1] <= now_s
+            if row[0] in ("failed", "scheduled", "succeeded") and not due:
                 conn.execute(
                     "UPDATE background_jobs SET state = 'ready', failed_at = NULL, run_at = ?, "
                     "attempts = CASE WHEN state = 'failed' THEN 0 ELSE attempts END, "
@@ -707,19 +714,45 @@ class SQLiteAdapter(Adapter):
                 )
             return True
 
-    def retry_failed(self, queue: str | None = None) -> int:
-        now_s = ts(self.clock.now())
-        sql = (
-            "UPDATE background_jobs SET state = 'ready', failed_at = NULL, run_at = ?, "
-            "attempts = 0, updated_at = ? WHERE state = 'failed'"
+    @staticmethod
+    def _unique_taken(conn: apsw.Connection, key: str | None) -> bool:
+        """Is ``key`` held by a pending job? (Reviving a twin would break the unique index.)"""
+        if key is None:
+            return False
+        return (
+            conn.execute(
+                "SELECT 1 FROM background_jobs WHERE unique_key = ? "
+                "AND state IN ('scheduled', 'ready', 'running')",
+                (key,),
+            ).fetchone()
+            is not None
         )
-        params: tuple[Any, ...] = (now_s, now_s)
+
+    def retry_failed(self, queue: str | None = None) -> int:
+        """Retry every failed job (of ``queue``); a failed job whose unique key is pending again
+        (or shared by an older failed job being retried) stays failed."""
+        now_s = ts(self.clock.now())
+        sql = "SELECT id, unique_key FROM background_jobs WHERE state = 'failed'"
+        params: tuple[Any, ...] = ()
         if queue is not None:
             sql += " AND queue = ?"
             params += (queue,)
         with self._write() as conn:
-            conn.execute(sql, params)
-            return conn.changes()
+            ids: list[int] = []
+            keys: set[str] = set()
+            for job_id, key in list(conn.execute(sql + " ORDER BY id", params)):
+                if key is not None:
+                    if key in keys or self._unique_taken(conn, key):
+                        continue
+                    keys.add(key)
+                ids.append(job_id)
+            for job_id in ids:
+                conn.execute(
+                    "UPDATE background_jobs SET state = 'ready', failed_at = NULL, run_at = ?, "
+                    "attempts = 0, updated_at = ? WHERE id = ?",
+                    (now_s, now_s, job_id),
+                )
+            return len(ids)
 
     def delete(self, job_id: int) -> bool:
         with self._write() as conn:
