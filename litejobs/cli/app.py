@@ -1,0 +1,152 @@
+"""The typer application: global options and the shared per-invocation settings.
+
+Commands live in :mod:`litejobs.cli.jobs` (enqueue and inspection) and :mod:`litejobs.cli.run`
+(running workers); they all reach the manager and its adapter through :class:`Settings`, which
+loads the app only when a command first needs it, so ``--help`` never imports user code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from litejobs.adapters.base import Adapter
+    from litejobs.appload import AppSource
+    from litejobs.manager import JobManager
+
+HELP = """Background jobs for Python in one SQLite file.
+
+Examples:
+
+  litejobs enqueue myapp.jobs:send_email --args '[42]' --wait 60
+
+  litejobs workoff                     # run everything due now, then exit
+
+  litejobs work -n default:2,email:1   # attached workers; Ctrl-C stops them
+
+  litejobs list --state failed   ·   litejobs retry --failed   ·   litejobs status
+"""
+
+
+@dataclasses.dataclass
+class Settings:
+    """Global options of one invocation, and the manager built from them on first use."""
+
+    db: str | None = None
+    app: str | None = None
+    paths: list[str] = dataclasses.field(default_factory=list)
+    verbose: int = 0
+    quiet: int = 0
+    log_format: str = "text"
+    _manager: JobManager | None = None
+    _source: AppSource | None = None
+
+    def source(self) -> AppSource:
+        from litejobs.appload import extend_import_path, find_app
+
+        if self._source is None:
+            extend_import_path(self.paths)
+            self._source = find_app(self.app)
+        return self._source
+
+    def manager(self) -> JobManager:
+        from litejobs.appload import load_manager
+
+        if self._manager is None:
+            self._manager = load_manager(self.source(), self.db)
+        return self._manager
+
+    def adapter(self) -> Adapter:
+        return self.manager().adapter()
+
+
+def settings(ctx: typer.Context) -> Settings:
+    obj = ctx.find_object(Settings)
+    if obj is None:  # pragma: no cover - the callback always sets it
+        obj = ctx.obj = Settings()
+    return obj
+
+
+def _version(value: bool) -> None:
+    if value:
+        from litejobs import __version__
+
+        typer.echo(f"litejobs {__version__}")
+        raise typer.Exit(0)
+
+
+def _options(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="LITEJOBS_DB",
+            metavar="PATH|URL",
+            help="SQLite file or postgresql:// URL \\[default: the user data dir's jobs.db].",
+        ),
+    ] = None,
+    app: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            envvar="LITEJOBS_APP",
+            metavar="MODULE:ATTR",
+            help="Your JobManager, e.g. myapp.jobs:jobs \\[default: \\[tool.litejobs] app "
+            "in ./pyproject.toml, else a manager for all queues].",
+        ),
+    ] = None,
+    path: Annotated[
+        list[str] | None,
+        typer.Option("--path", metavar="DIR", help="Extra import directory (repeatable)."),
+    ] = None,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log output (DEBUG).")
+    ] = 0,
+    quiet: Annotated[
+        int, typer.Option("--quiet", "-q", count=True, help="Less log output (-qq: errors only).")
+    ] = 0,
+    log_format: Annotated[
+        str,
+        typer.Option("--log-format", metavar="text|json", help="Log line format."),
+    ] = "text",
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print version."),
+    ] = False,
+) -> None:
+    from litejobs.errors import ConfigurationError
+    from litejobs.logconfig import setup_logging
+
+    if log_format not in ("text", "json"):
+        raise ConfigurationError(f"--log-format must be 'text' or 'json', got {log_format!r}")
+    ctx.obj = Settings(
+        db=db or None,
+        app=app or None,
+        paths=list(path or []),
+        verbose=verbose,
+        quiet=quiet,
+        log_format=log_format,
+    )
+    setup_logging(verbose=verbose, quiet=quiet, fmt=log_format)  # type: ignore[arg-type]
+
+
+def build_command() -> Any:
+    """The click command behind the typer app (the caller runs it non-standalone)."""
+    app = typer.Typer(
+        name="litejobs",
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    )
+    app.callback()(_options)
+    from . import jobs, run
+
+    jobs.register(app)
+    run.register(app)
+    return typer.main.get_command(app)

@@ -1,0 +1,333 @@
+"""Commands that put jobs in and look at them: enqueue, list, show, retry, delete, clear, status.
+
+Each one parses its input, hands validation to the library (``litejobs.scheduling``), calls one
+adapter method and prints. Nothing here decides how jobs behave.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from . import render
+from .app import settings
+
+
+def _json_arg(text: str | None, option: str, kind: type) -> Any:
+    from litejobs.errors import ValidationError
+
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"{option} is not valid JSON ({exc.msg} at character {exc.pos}): {text!r}"
+        ) from None
+    if not isinstance(value, kind):
+        want, example = (
+            ("a JSON array", "'[1, \"a\"]'")
+            if kind is list
+            else ("a JSON object", "'{\"key\": 1}'")
+        )
+        raise ValidationError(
+            f"{option} must be {want}, e.g. {option} {example}; got {type(value).__name__}"
+        )
+    return value
+
+
+def _wait_until(text: str | None) -> datetime | None:
+    from litejobs.errors import InvalidWaitError
+
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidWaitError(
+            f"--wait-until {text!r} is not an ISO 8601 time; e.g. 2030-01-01T09:00:00Z "
+            "(without an offset it is local time)"
+        ) from None
+
+
+def enqueue(
+    ctx: typer.Context,
+    job: Annotated[str, typer.Argument(metavar="MODULE:FUNC", help="The function to run.")],
+    args: Annotated[
+        str | None, typer.Option("--args", metavar="JSON", help="Positional args, a JSON array.")
+    ] = None,
+    kwargs: Annotated[
+        str | None,
+        typer.Option("--kwargs", metavar="JSON", help="Keyword args, a JSON object."),
+    ] = None,
+    queue: Annotated[
+        str | None, typer.Option("--queue", help="Queue \\[default: the job's, else default].")
+    ] = None,
+    priority: Annotated[
+        int | None, typer.Option("--priority", help="1 (first) .. 100 (last) \\[default: 50].")
+    ] = None,
+    wait: Annotated[
+        float | None, typer.Option("--wait", metavar="SECONDS", help="Run no sooner than this.")
+    ] = None,
+    wait_until: Annotated[
+        str | None,
+        typer.Option("--wait-until", metavar="ISO8601", help="Run no sooner than this time."),
+    ] = None,
+    max_attempts: Annotated[
+        int | None, typer.Option("--max-attempts", help="Override the worker's max attempts.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the stored row as JSON.")] = False,
+) -> None:
+    """Schedule MODULE:FUNC and print the new job's id.
+
+    Everything is checked before anything is stored: the function must import and be callable,
+    --args a JSON array, --kwargs a JSON object, the queue one the app declares.
+
+    Examples:
+
+      litejobs enqueue myapp.jobs:send_email --args '[42]'
+
+      litejobs enqueue reports:nightly --kwargs '{"day": "2030-01-01"}' --queue reports
+
+      litejobs enqueue myapp.jobs:ping --wait-until 2030-01-01T09:00:00Z --priority 10
+    """
+    from litejobs.errors import InvalidWaitError
+
+    parsed_args = _json_arg(args, "--args", list)
+    parsed_kwargs = _json_arg(kwargs, "--kwargs", dict)
+    if wait is not None and wait_until is not None:
+        raise InvalidWaitError("give either --wait or --wait-until, not both")
+    if wait is not None and not math.isfinite(wait):
+        raise InvalidWaitError(f"--wait must be a finite number of seconds, got {wait}")
+    when = _wait_until(wait_until)
+    scheduler = settings(ctx).manager().create_scheduler()
+    new = scheduler.build(
+        job,
+        parsed_args,
+        kwargs=parsed_kwargs,
+        queue=queue,
+        priority=priority,
+        wait=wait,
+        wait_until=when,
+        max_attempts=max_attempts,
+    )
+    job_id = scheduler.adapter.schedule(new)
+    if as_json:
+        render.print_json(render.job_json(scheduler.adapter.require(job_id)))
+    else:
+        sys.stdout.write(f"{job_id}\n")
+
+
+def list_jobs(
+    ctx: typer.Context,
+    queue: Annotated[str | None, typer.Option("--queue", help="Only this queue.")] = None,
+    state: Annotated[
+        str | None,
+        typer.Option("--state", help="scheduled, ready, running, failed or succeeded (kept jobs)."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many (0: all).")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array of jobs.")] = False,
+) -> None:
+    """List jobs, oldest first.
+
+    Examples:
+
+      litejobs list --state failed
+
+      litejobs list --queue email --json | jq '.[].id'
+    """
+    from litejobs.adapters.base import JOB_STATES
+    from litejobs.errors import ValidationError
+
+    if state is not None and state not in JOB_STATES:
+        raise ValidationError(f"unknown state {state!r}; use one of {', '.join(JOB_STATES)}")
+    if limit < 0:
+        raise ValidationError(f"--limit must be 0 (all) or more, got {limit}")
+    adapter = settings(ctx).adapter()
+    records = adapter.list_jobs(queue=queue, state=state, limit=limit or None)  # type: ignore[arg-type]
+    if as_json:
+        render.print_json([render.job_json(r) for r in records])
+    else:
+        render.jobs_table(records, adapter.clock.now())
+
+
+def show(
+    ctx: typer.Context,
+    job_id: Annotated[int, typer.Argument(metavar="ID")],
+    as_json: Annotated[bool, typer.Option("--json", help="The job as a JSON object.")] = False,
+) -> None:
+    """Show one job, with its last error in full.
+
+    Example: litejobs show 42
+    """
+    adapter = settings(ctx).adapter()
+    record = adapter.require(job_id)
+    if as_json:
+        render.print_json(render.job_json(record))
+    else:
+        render.job_detail(record, adapter.clock.now())
+
+
+def retry(
+    ctx: typer.Context,
+    job_id: Annotated[int | None, typer.Argument(metavar="[ID]")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Retry every failed job.")] = False,
+    queue: Annotated[
+        str | None, typer.Option("--queue", help="With --failed: only this queue.")
+    ] = None,
+) -> None:
+    """Make a failed or scheduled job ready now (attempts start again for a failed job).
+
+    Examples:
+
+      litejobs retry 42
+
+      litejobs retry --failed --queue email
+    """
+    from litejobs.errors import ValidationError
+
+    if (job_id is None) == (not failed):
+        raise ValidationError("give a job ID or --failed (one of them)")
+    if queue is not None and not failed:
+        raise ValidationError("--queue only goes with --failed")
+    adapter = settings(ctx).adapter()
+    if failed:
+        count = adapter.retry_failed(queue)
+        sys.stdout.write(f"retried {count} failed job{'s' if count != 1 else ''}\n")
+        return
+    assert job_id is not None
+    before = adapter.require(job_id)
+    if before.state in ("ready", "running"):
+        sys.stdout.write(f"job {job_id} is {before.state}; nothing to retry\n")
+        return
+    if not adapter.retry(job_id):
+        adapter.require(job_id)  # deleted in between: the same clear error
+    sys.stdout.write(f"job {job_id} is ready (was {before.state})\n")
+
+
+def delete(
+    ctx: typer.Context,
+    job_id: Annotated[int, typer.Argument(metavar="ID")],
+) -> None:
+    """Delete one job (whatever its state).
+
+    Example: litejobs delete 42
+    """
+    from litejobs.errors import JobNotFoundError
+
+    if not settings(ctx).adapter().delete(job_id):
+        raise JobNotFoundError(f"no job with id {job_id}; `litejobs list` shows the ids")
+    sys.stdout.write(f"deleted job {job_id}\n")
+
+
+def clear(
+    ctx: typer.Context,
+    queue: Annotated[str | None, typer.Option("--queue", help="Only this queue.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only failed jobs.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (on a terminal).")] = False,
+) -> None:
+    """Delete all jobs, or one queue's, or only failed ones. Asks first on a terminal.
+
+    Examples:
+
+      litejobs clear --failed --yes
+
+      litejobs clear --queue email
+    """
+    adapter = settings(ctx).adapter()
+    what = ("failed jobs" if failed else "jobs") + (f" in queue {queue!r}" if queue else "")
+    if not yes and sys.stdin.isatty() and not typer.confirm(f"Delete all {what}?", default=False):
+        sys.stdout.write("nothing deleted\n")
+        raise typer.Exit(1)
+    count = adapter.clear(queue=queue, failed_only=failed)
+    noun = what.replace("jobs", "job" if count == 1 else "jobs", 1)
+    sys.stdout.write(f"deleted {count} {noun}\n")
+
+
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="The status as a JSON object.")] = False,
+) -> None:
+    """Jobs per queue and state, the oldest ready job's age, workers and detached supervisors.
+
+    Example: litejobs status --json
+    """
+    from litejobs.adapters.base import JOB_STATES
+
+    cfg = settings(ctx)
+    manager = cfg.manager()
+    adapter = manager.adapter()
+    now = adapter.clock.now()
+    counts = adapter.counts()
+    oldest = adapter.oldest_ready_at()
+    alive_within = max(c.stale_after for c in manager.workers)
+    workers = [render.worker_json(w, now, alive_within) for w in adapter.workers()]
+    daemons = _daemons()
+    totals = {s: sum(q.get(s, 0) for q in counts.values()) for s in JOB_STATES}
+    data = {
+        "queues": {q: {s: c.get(s, 0) for s in JOB_STATES} for q, c in sorted(counts.items())},
+        "totals": totals,
+        "oldest_ready_at": render.iso(oldest),
+        "oldest_ready_age_seconds": None if oldest is None else round(max(0.0, now - oldest), 3),
+        "workers": workers,
+        "supervisors": daemons,
+    }
+    if as_json:
+        render.print_json(data)
+        return
+    _status_tables(data, JOB_STATES)
+
+
+def _daemons() -> list[Any]:
+    import importlib.util
+
+    if importlib.util.find_spec("litejobs.daemon") is None:
+        return []
+    from litejobs import daemon
+
+    running = getattr(daemon, "running", None)
+    return [render.plain(d) for d in running()] if running else []
+
+
+def _status_tables(data: dict[str, Any], states: tuple[str, ...]) -> None:
+    from rich.table import Table
+
+    out = render.console()
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("QUEUE")
+    for s in states:
+        table.add_column(s.upper(), justify="right")
+    for queue, counts in data["queues"].items():
+        table.add_row(queue, *(str(counts[s]) for s in states))
+    if data["queues"]:
+        table.add_row("[bold]total[/bold]", *(f"[bold]{data['totals'][s]}[/bold]" for s in states))
+        out.print(table)
+    else:
+        out.print("no jobs")
+    age = data["oldest_ready_age_seconds"]
+    out.print(f"oldest ready job: {'-' if age is None else render.duration(age) + ' old'}")
+    alive = [w for w in data["workers"] if w["alive"]]
+    out.print(f"workers seen recently: {len(alive)}")
+    for w in data["workers"]:
+        seen = render.duration(w["seen_seconds_ago"])
+        mark = "" if w["alive"] else " (silent: presumed dead)"
+        out.print(f"  {w['name']} pid {w['pid']} queues {w['queues']} seen {seen} ago{mark}")
+    if data["supervisors"]:
+        out.print(f"detached supervisors: {len(data['supervisors'])}")
+        for d in data["supervisors"]:
+            out.print("  " + ", ".join(f"{k}={v}" for k, v in d.items()), markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(enqueue)
+    app.command("list")(list_jobs)
+    app.command()(show)
+    app.command()(retry)
+    app.command()(delete)
+    app.command()(clear)
+    app.command()(status)

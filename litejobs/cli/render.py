@@ -1,0 +1,197 @@
+"""Presenting jobs, counts and workers: stable JSON for scripts, rich tables for people.
+
+The JSON shapes are a public interface (documented in ``docs/cli.md``): field names are the
+database columns (``handler`` split into ``name``, ``path``, ``args``, ``kwargs``) plus the derived
+``state``; times are ISO 8601 UTC strings (``2030-01-01T00:00:00.000Z``) or ``null``. New fields
+may be added; existing ones are not renamed or retyped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from litejobs.adapters.base import JobRecord, WorkerRecord
+
+
+def iso(value: float | None) -> str | None:
+    """Epoch seconds → ``2030-01-01T00:00:00.000Z`` (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    moment = datetime.fromtimestamp(value, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def job_json(record: JobRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "state": record.state,
+        "queue": record.queue,
+        "priority": record.priority,
+        "attempts": record.attempts,
+        "max_attempts": record.max_attempts,
+        "name": record.name,
+        "path": record.path,
+        "args": record.args,
+        "kwargs": record.kwargs,
+        "run_at": iso(record.run_at),
+        "locked_at": iso(record.locked_at),
+        "locked_by": record.locked_by,
+        "last_error": record.last_error,
+        "failed_at": iso(record.failed_at),
+        "unique_key": record.unique_key,
+        "created_at": iso(record.created_at),
+        "updated_at": iso(record.updated_at),
+    }
+
+
+def worker_json(worker: WorkerRecord, now: float, alive_within: float) -> dict[str, Any]:
+    return {
+        "name": worker.name,
+        "host": worker.host,
+        "pid": worker.pid,
+        "queues": worker.queues,
+        "started_at": iso(worker.started_at),
+        "heartbeat_at": iso(worker.heartbeat_at),
+        "seen_seconds_ago": round(max(0.0, now - worker.heartbeat_at), 3),
+        "alive": now - worker.heartbeat_at <= alive_within,
+    }
+
+
+def plain(value: Any) -> Any:
+    """A daemon record (dataclass, namedtuple or object) as JSON-ready data."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    elif hasattr(value, "_asdict"):
+        value = value._asdict()
+    elif hasattr(value, "__dict__"):
+        value = dict(vars(value))
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def console() -> Console:
+    """A rich console for stdout; piped output gets wide lines rather than wrapped cells."""
+    import os
+
+    from rich.console import Console
+
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 200)
+    return Console(highlight=False, soft_wrap=False, width=width)
+
+
+def ago(moment: float | None, now: float) -> str:
+    """``12s ago`` / ``in 1m05s`` / ``-``: how an operator reads times in a table."""
+    if moment is None:
+        return "-"
+    delta = moment - now
+    text = duration(abs(delta))
+    return f"in {text}" if delta > 0.5 else f"{text} ago"
+
+
+def duration(value: float) -> str:
+    seconds = round(value)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    return f"{hours // 24}d{hours % 24:02d}h"
+
+
+def short(text: str | None, width: int = 60) -> str:
+    """First line of ``text`` cut to ``width``: error messages and args in one table cell."""
+    if not text:
+        return ""
+    line = text.strip().splitlines()[-1] if "Traceback" in text else text.strip().splitlines()[0]
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def call_text(record: JobRecord) -> str:
+    parts = [json.dumps(a, ensure_ascii=False) for a in record.args]
+    parts += [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in record.kwargs.items()]
+    return f"{record.path}({', '.join(parts)})"
+
+
+def jobs_table(records: Iterable[JobRecord], now: float) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("ID", "STATE", "QUEUE", "PRI", "TRIES", "JOB", "RUN AT", "LAST ERROR"):
+        numeric = column in ("ID", "PRI", "TRIES")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+    count = 0
+    for r in records:
+        count += 1
+        when = (
+            r.failed_at
+            if r.state == "failed"
+            else r.locked_at
+            if r.state == "running"
+            else r.run_at
+        )
+        table.add_row(
+            str(r.id),
+            r.state,
+            r.queue,
+            str(r.priority),
+            str(r.attempts),
+            short(call_text(r), 50),
+            ago(when, now),
+            short(r.last_error, 40),
+        )
+    if count == 0:
+        sys.stdout.write("no jobs\n")
+        return
+    console().print(table)
+
+
+def job_detail(record: JobRecord, now: float) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    data = job_json(record)
+    for key in ("id", "state", "queue", "priority", "attempts", "max_attempts", "name", "path"):
+        table.add_row(key, "-" if data[key] is None else str(data[key]))
+    table.add_row("args", json.dumps(record.args, ensure_ascii=False))
+    if record.kwargs:
+        table.add_row("kwargs", json.dumps(record.kwargs, ensure_ascii=False))
+    for key, value in (
+        ("run_at", record.run_at),
+        ("locked_at", record.locked_at),
+        ("failed_at", record.failed_at),
+        ("created_at", record.created_at),
+        ("updated_at", record.updated_at),
+    ):
+        if value is not None:
+            table.add_row(key, f"{data[key]} ({ago(value, now)})")
+    if record.locked_by:
+        table.add_row("locked_by", record.locked_by)
+    if record.unique_key:
+        table.add_row("unique_key", record.unique_key)
+    out = console()
+    out.print(table)
+    if record.last_error:
+        out.print("[bold]last_error[/bold]")
+        out.print(record.last_error.rstrip(), markup=False)

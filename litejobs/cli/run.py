@@ -1,0 +1,320 @@
+"""Commands that run workers: work, workoff, worker, start, stop, restart.
+
+They are thin wrappers around the runtime (:mod:`litejobs.supervisor` for attached workers,
+:mod:`litejobs.daemon` for detached ones): pick the worker groups (``-n SPEC`` or the app's),
+call, report. Until the supervisor exists in this tree, ``workoff`` and ``worker`` fall back to
+one in-process worker so the queue can still be worked from cron.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .app import Settings, settings
+
+if TYPE_CHECKING:
+    from litejobs.config import WorkerConfig
+    from litejobs.manager import JobManager
+    from litejobs.worker import WorkerStats
+
+log = logging.getLogger("litejobs.cli")
+
+SpecOption = Annotated[
+    str | None,
+    typer.Option(
+        "-n",
+        "--workers",
+        metavar="SPEC",
+        help="How many workers on which queues: 4, email:2, default:2,email:4, :2,email:4 "
+        "\\[default: the app's worker groups, else 1 on all queues].",
+    ),
+]
+
+
+def _runtime(name: str) -> Any | None:
+    """``litejobs.supervisor`` / ``litejobs.daemon`` if this build has them."""
+    if importlib.util.find_spec(f"litejobs.{name}") is None:
+        return None
+    return importlib.import_module(f"litejobs.{name}")
+
+
+def groups_for(manager: JobManager, spec: str | None) -> list[WorkerConfig]:
+    """Worker groups from ``-n SPEC`` (checked against the app's queues) or the app's own."""
+    from litejobs.scheduling import check_queue
+    from litejobs.workerspec import parse_worker_spec
+
+    if spec is None:
+        return list(manager.workers)
+    groups = parse_worker_spec(spec, manager.workers)
+    for group in groups:
+        for queue in group.queues or ():
+            check_queue(queue, manager.queues)
+    return groups
+
+
+def describe(groups: Sequence[WorkerConfig]) -> str:
+    return ", ".join(f"{g.count} on {g.queues_label}" for g in groups)
+
+
+def summary(stats: WorkerStats) -> str:
+    line = (
+        f"ran {stats.ran}: {stats.succeeded} succeeded, {stats.errored} errored (will retry), "
+        f"{stats.failed} failed"
+    )
+    if stats.lost:
+        line += f", {stats.lost} lost to another worker (lock taken over)"
+    return line
+
+
+def work(ctx: typer.Context, spec: SpecOption = None) -> None:
+    """Run workers attached to this terminal until Ctrl-C (graceful) or a second Ctrl-C / SIGTERM.
+
+    A worker process that dies is replaced under the same name.
+
+    Examples:
+
+      litejobs work
+
+      litejobs --app myapp.jobs:jobs work -n default:2,email:1
+    """
+    manager = settings(ctx).manager()
+    groups = groups_for(manager, spec)
+    log.info("starting %s", describe(groups))
+    supervisor = _runtime("supervisor")
+    if supervisor is not None:
+        stats = supervisor.run_workers(manager, groups, workoff=False)
+    else:
+        stats = _in_process(manager, groups, workoff=False)
+    log.info("stopped; %s", summary(stats))
+
+
+def workoff(ctx: typer.Context, spec: SpecOption = None) -> None:
+    """Run every job that is due now, then exit: for cron, CI and deploy scripts.
+
+    Prints a summary; exits 1 if any job raised (retried later or failed for good).
+
+    Examples:
+
+      litejobs workoff
+
+      litejobs workoff -n 4
+    """
+    cfg = settings(ctx)
+    manager = cfg.manager()
+    groups = groups_for(manager, spec)
+    from .progress import WorkoffProgress
+
+    show_bar = sys.stdout.isatty() and not cfg.quiet
+    if show_bar and not cfg.verbose:
+        # The bar shows progress; per-job INFO lines would tear it. Warnings still show.
+        logging.getLogger("litejobs").setLevel(logging.WARNING)
+    queues: set[str] | None = set()
+    for group in groups:
+        if group.queues is None:
+            queues = None
+            break
+        queues.update(group.queues)  # type: ignore[union-attr]
+    supervisor = _runtime("supervisor")
+    with WorkoffProgress(manager.adapter(groups[0].adapter), queues, enabled=show_bar):
+        if supervisor is not None:
+            stats = supervisor.run_workers(manager, groups, workoff=True)
+        else:
+            stats = _in_process(manager, groups, workoff=True)
+    sys.stdout.write(summary(stats) + "\n")
+    if stats.any_error:
+        raise typer.Exit(1)
+
+
+def worker(
+    ctx: typer.Context,
+    index: Annotated[int, typer.Option("--index", help="Which of the app's worker groups.")] = 0,
+    worker_id: Annotated[int, typer.Option("--id", help="Worker number within the group.")] = 0,
+    workoff_: Annotated[bool, typer.Option("--workoff", help="Exit when nothing is due.")] = False,
+    clear_: Annotated[
+        bool, typer.Option("--clear", help="Delete every job in the group's storage, then exit.")
+    ] = False,
+) -> None:
+    """Run one worker in this process: for systemd, supervisord and other process managers.
+
+    The process title and lock owner are litejobs-worker.<queues>.<id>.
+
+    Example: litejobs --app myapp.jobs:jobs worker --index 1 --id 0
+    """
+    from litejobs.errors import ConfigurationError
+
+    manager = settings(ctx).manager()
+    if not 0 <= index < len(manager.workers):
+        raise ConfigurationError(
+            f"--index {index} is out of range: the app has {len(manager.workers)} worker "
+            f"group(s) (0..{len(manager.workers) - 1})"
+        )
+    if worker_id < 0:
+        raise ConfigurationError(f"--id must be 0 or more, got {worker_id}")
+    config = manager.workers[index]
+    supervisor = _runtime("supervisor")
+    if supervisor is not None:
+        stats = supervisor.run_single_worker(
+            manager, config, worker_id, workoff=workoff_, clear=clear_
+        )
+    elif clear_:
+        count = manager.adapter(config.adapter).clear()
+        log.info("cleared %s job(s)", count)
+        return
+    else:
+        stats = _run_one(manager, config, worker_id, workoff=workoff_)
+    if workoff_:
+        sys.stdout.write(summary(stats) + "\n")
+        if stats.any_error:
+            raise typer.Exit(1)
+
+
+def _in_process(manager: JobManager, groups: Sequence[WorkerConfig], *, workoff: bool) -> Any:
+    """Fallback without :mod:`litejobs.supervisor`: one worker per group, here, in turn."""
+    from litejobs.errors import ConfigurationError
+    from litejobs.worker import WorkerStats
+
+    if not workoff and (len(groups) > 1 or groups[0].count > 1):
+        raise ConfigurationError("several attached workers need litejobs.supervisor")
+    total = WorkerStats()
+    for group in groups:
+        total.merge(_run_one(manager, group, 0, workoff=workoff))
+    return total
+
+
+def _run_one(manager: JobManager, config: WorkerConfig, worker_id: int, *, workoff: bool) -> Any:
+    one = manager.worker(config, worker_id=worker_id)
+
+    def on_signal(signum: int, frame: object) -> None:
+        if one.stop.is_set():
+            raise KeyboardInterrupt
+        log.warning("stopping after the current job (again to stop now)")
+        one.stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return one.run(workoff=workoff)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+# -- detached workers -------------------------------------------------------------------------
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option("--state-dir", metavar="DIR", help="Where pid files live \\[default: per user]."),
+]
+
+
+def _daemon() -> Any:
+    from litejobs.errors import ConfigurationError
+
+    daemon = _runtime("daemon")
+    if daemon is None:
+        raise ConfigurationError("detached workers (start/stop/restart) are not in this build")
+    return daemon
+
+
+def work_argv(cfg: Settings, spec: str | None) -> list[str]:
+    """The argv a detached ``litejobs work`` needs to see what this invocation sees.
+
+    Relative paths are made absolute and the current directory is passed as ``--path``, because
+    the detached process must not depend on where the operator stood.
+    """
+    argv: list[str] = []
+    if cfg.db:
+        is_url = "://" in cfg.db and not cfg.db.startswith("sqlite://")
+        argv += [
+            "--db",
+            cfg.db if is_url else str(Path(cfg.db.removeprefix("sqlite://")).resolve()),
+        ]
+    source = cfg.source()
+    if source.spec:
+        argv += ["--app", source.spec]
+    for path in [*cfg.paths, os.getcwd()]:
+        argv += ["--path", str(Path(path).resolve())]
+    argv += ["--log-format", cfg.log_format]
+    argv += ["-v"] * cfg.verbose + ["-q"] * cfg.quiet
+    argv += ["work"] + (["-n", spec] if spec else [])
+    return argv
+
+
+def start(
+    ctx: typer.Context,
+    spec: SpecOption = None,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", metavar="FILE", help="Where workers log.")
+    ] = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Start detached workers (a supervisor in the background) and print its pid.
+
+    Examples:
+
+      litejobs start -n default:2,email:1 --log-file /var/log/litejobs.log
+
+      litejobs stop
+    """
+    cfg = settings(ctx)
+    groups_for(cfg.manager(), spec)  # validate here, where the operator sees the error
+    daemon = _daemon()
+    pid = daemon.start(work_argv(cfg, spec), state_dir=state_dir, log_file=log_file)
+    sys.stdout.write(f"started workers (supervisor pid {pid})\n")
+
+
+def stop(
+    ctx: typer.Context,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait before killing.")
+    ] = 30.0,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Stop detached workers: let running jobs finish, then escalate after --timeout.
+
+    Example: litejobs stop --timeout 60
+    """
+    from litejobs.errors import ConfigurationError
+
+    if timeout < 0:
+        raise ConfigurationError(f"--timeout must be 0 or more, got {timeout}")
+    pids = _daemon().stop(state_dir=state_dir, timeout=timeout)
+    if not pids:
+        sys.stdout.write("no detached workers running\n")
+    else:
+        sys.stdout.write(f"stopped supervisor pid {', '.join(map(str, pids))}\n")
+
+
+def restart(
+    ctx: typer.Context,
+    spec: SpecOption = None,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", metavar="FILE", help="Where workers log.")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait before killing.")
+    ] = 30.0,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Stop detached workers (if any), then start them again, e.g. after a deploy.
+
+    Example: litejobs restart -n 4
+    """
+    stop(ctx, timeout=timeout, state_dir=state_dir)
+    start(ctx, spec=spec, log_file=log_file, state_dir=state_dir)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(work)
+    app.command()(workoff)
+    app.command()(worker)
+    app.command()(start)
+    app.command()(stop)
+    app.command()(restart)

@@ -1,0 +1,77 @@
+"""Logging for the command line: readable lines for people, JSON lines for log shippers.
+
+Everything litejobs says goes through the standard ``logging`` module under the ``litejobs``
+logger (workers log each job's start, success and error at INFO/WARNING/ERROR; idle polls only at
+DEBUG), so an application can route it anywhere. The CLI only decides the format and the level:
+``-v`` shows DEBUG, ``-q`` only warnings, ``-qq`` only errors. Logs go to stderr, so stdout stays
+clean for ``--json`` output and job ids that scripts capture.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, Literal
+
+LogFormat = Literal["text", "json"]
+
+#: Attributes every LogRecord has; anything else was passed through ``extra=`` and is kept in JSON.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``ts`` (ISO 8601 UTC), ``level``, ``logger``, ``message``,
+    ``pid``, any ``extra=`` fields, and ``exc`` with the traceback when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                body[key] = value
+        if record.exc_info:
+            body["exc"] = self.formatException(record.exc_info)
+        return json.dumps(body, default=str, ensure_ascii=False)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(processName)s %(name)s: %(message)s"
+
+
+def level_for(verbose: int, quiet: int) -> int:
+    """``-v`` → DEBUG, default INFO, ``-q`` → WARNING, ``-qq`` → ERROR."""
+    if verbose:
+        return logging.DEBUG
+    return {0: logging.INFO, 1: logging.WARNING}.get(quiet, logging.ERROR)
+
+
+def setup_logging(
+    *, verbose: int = 0, quiet: int = 0, fmt: LogFormat = "text", stream: Any = None
+) -> logging.Handler:
+    """Attach one stderr handler to the ``litejobs`` logger (replacing one we added before).
+
+    The root logger is left alone so an application's own logging setup still applies to its
+    loggers; ``propagate`` is switched off only for ``litejobs`` to avoid printing lines twice.
+    """
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.set_name("litejobs-cli")
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        formatter = logging.Formatter(TEXT_FORMAT, datefmt="%Y-%m-%d %H:%M:%S")
+        handler.setFormatter(formatter)
+    log = logging.getLogger("litejobs")
+    for old in list(log.handlers):
+        if old.get_name() == "litejobs-cli":
+            log.removeHandler(old)
+    log.addHandler(handler)
+    log.setLevel(level_for(verbose, quiet))
+    log.propagate = False
+    return handler

@@ -1,0 +1,179 @@
+"""Wrong invocations: each exits 2 (input) or 3 (storage) with exactly one line on stderr, no
+traceback, and leaves the database exactly as it was (issue 3, "Must show")."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from litejobs import SQLiteAdapter, enqueue
+
+from .conftest import APP, EXE, ROOT, clean_env
+
+J = "tests.cli.app_jobs:record"
+
+# (id, argv after the global options, needs --app, expected exit code, part of the message)
+CASES: list[tuple[str, list[str], bool, int, str]] = [
+    ("malformed-args-json", ["enqueue", J, "--args", "[1,"], False, 2, "--args is not valid JSON"),
+    ("args-not-array", ["enqueue", J, "--args", '{"a": 1}'], False, 2, "must be a JSON array"),
+    ("args-scalar", ["enqueue", J, "--args", "42"], False, 2, "must be a JSON array"),
+    ("malformed-kwargs", ["enqueue", J, "--kwargs", "{a: 1}"], False, 2, "not valid JSON"),
+    ("kwargs-not-object", ["enqueue", J, "--kwargs", "[1]"], False, 2, "must be a JSON object"),
+    ("unknown-module", ["enqueue", "nosuch.module:f"], False, 2, "cannot import module"),
+    ("unknown-function", ["enqueue", "tests.cli.app_jobs:nope"], False, 2, "no attribute 'nope'"),
+    ("not-callable", ["enqueue", "tests.cli.app_jobs:NOT_CALLABLE"], False, 2, "not a function"),
+    ("not-a-path", ["enqueue", "record"], False, 2, "not a 'module:function' path"),
+    ("unknown-queue-with-app", ["enqueue", J, "--queue", "sms"], True, 2, "unknown queue 'sms'"),
+    ("priority-0", ["enqueue", J, "--priority", "0"], False, 2, "priority must be from 1"),
+    ("priority-101", ["enqueue", J, "--priority", "101"], False, 2, "priority must be from 1"),
+    ("priority-not-int", ["enqueue", J, "--priority", "high"], False, 2, "--priority"),
+    ("negative-wait", ["enqueue", J, "--wait", "-5"], False, 2, "wait must be zero or more"),
+    ("wait-not-number", ["enqueue", J, "--wait", "soon"], False, 2, "--wait"),
+    ("wait-infinite", ["enqueue", J, "--wait", "inf"], False, 2, "finite"),
+    ("wait-until-not-iso", ["enqueue", J, "--wait-until", "tomorrow"], False, 2, "not an ISO 8601"),
+    (
+        "both-waits",
+        ["enqueue", J, "--wait", "5", "--wait-until", "2030-01-01"],
+        False,
+        2,
+        "not both",
+    ),
+    ("show-unknown-id", ["show", "999"], False, 2, "no job with id 999"),
+    ("retry-unknown-id", ["retry", "999"], False, 2, "no job with id 999"),
+    ("delete-unknown-id", ["delete", "999"], False, 2, "no job with id 999"),
+    ("show-id-not-int", ["show", "abc"], False, 2, "ID"),
+    ("retry-nothing", ["retry"], False, 2, "give a job ID or --failed"),
+    ("list-unknown-state", ["list", "--state", "done"], False, 2, "unknown state 'done'"),
+    ("unknown-command", ["frobnicate"], False, 2, "No such command"),
+    ("unknown-option", ["list", "--colour"], False, 2, "No such option"),
+    ("bad-worker-spec", ["workoff", "-n", "email:two"], False, 2, "bad worker count"),
+    ("spec-unknown-queue", ["workoff", "-n", "sms:2"], True, 2, "unknown queue 'sms'"),
+    ("worker-index-out-of-range", ["worker", "--index", "3"], True, 2, "out of range"),
+    ("app-unknown-module", ["--app", "nosuch:jobs", "list"], False, 2, "cannot import app"),
+    ("app-not-a-manager", ["--app", J, "list"], False, 2, "not a JobManager"),
+    ("path-not-a-dir", ["--path", "/nonexistent-dir", "list"], False, 2, "not a directory"),
+    ("bad-log-format", ["--log-format", "xml", "list"], False, 2, "--log-format"),
+]
+
+# (id, how the --db is broken, argv, expected exit code, part of the message)
+STORAGE_CASES: list[tuple[str, str, list[str], str]] = [
+    ("db-is-directory", "directory", ["list"], "is a directory"),
+    ("db-is-text-file", "text", ["enqueue", J], "not a SQLite database"),
+    ("db-in-missing-directory", "missing-dir", ["status"], "does not exist"),
+    ("db-read-only-enqueue", "read-only", ["enqueue", J], "read-only"),
+    ("db-read-only-delete", "read-only", ["delete", "1"], "read-only"),
+]
+
+
+def dump(db: Path) -> list[str]:
+    """Everything in the database, as SQL (WAL content included)."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return list(conn.iterdump())
+
+
+def snapshot(path: Path) -> object:
+    """What must not change: the SQL dump of a database, else the bytes or the listing."""
+    if path.is_dir():
+        return sorted(p.name for p in path.iterdir())
+    if not path.exists():
+        return None
+    if path.read_bytes()[:16] == b"SQLite format 3\x00":
+        return dump(path)
+    return path.read_bytes()
+
+
+def run(argv: list[str], *, db: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(EXE), "--db", str(db), *argv],
+        cwd=ROOT,
+        env=clean_env(LITEJOBS_TEST_LOG=os.devnull),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_clean_failure(proc: subprocess.CompletedProcess[str], code: int, message: str) -> None:
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == code, proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("litejobs: error: "), lines
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stdout == ""
+
+
+@pytest.fixture
+def seeded_db(db_path: Path) -> Path:
+    """A database with one job in it, so "unchanged" means something."""
+    adapter = SQLiteAdapter(db_path)
+    enqueue(J, [1], db=adapter)
+    adapter.close()
+    return db_path
+
+
+def test_there_are_at_least_twenty_cases() -> None:
+    assert len(CASES) + len(STORAGE_CASES) >= 20
+
+
+@pytest.mark.parametrize(("argv", "app", "code", "message"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])  # fmt: skip
+def test_bad_input(seeded_db: Path, argv: list[str], app: bool, code: int, message: str) -> None:
+    before = snapshot(seeded_db)
+    proc = run(["--app", APP, *argv] if app else argv, db=seeded_db)
+    assert_clean_failure(proc, code, message)
+    assert snapshot(seeded_db) == before
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """Make ``path`` unwritable, even for root (who ignores permission bits)."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        try:
+            yield
+        finally:
+            path.chmod(0o600)
+        return
+    if shutil.which("chattr") is None:
+        pytest.skip("running as root without chattr: cannot make a file read-only")
+    made = subprocess.run(["chattr", "+i", str(path)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"chattr +i not supported here: {made.stderr!r}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+@pytest.mark.parametrize(("kind", "argv", "message"), [c[1:] for c in STORAGE_CASES],
+                         ids=[c[0] for c in STORAGE_CASES])  # fmt: skip
+def test_storage_unavailable(
+    tmp_path: Path, seeded_db: Path, kind: str, argv: list[str], message: str
+) -> None:
+    with contextlib.ExitStack() as stack:
+        if kind == "directory":
+            db = tmp_path / "a-directory"
+            db.mkdir()
+        elif kind == "text":
+            db = tmp_path / "notes.txt"
+            db.write_text("these are not the jobs you are looking for\n")
+        elif kind == "missing-dir":
+            db = tmp_path / "missing" / "jobs.db"
+        else:
+            db = seeded_db
+            stack.enter_context(read_only(db))
+        before = snapshot(db)
+        proc = run(argv, db=db)
+        assert_clean_failure(proc, 3, message)
+        assert snapshot(db) == before
+    if kind == "missing-dir":
+        assert not db.parent.exists()
