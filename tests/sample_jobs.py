@@ -15,3 +15,53 @@ def boom(message: str = "boom") -> None:
 
 async def async_record(value: object) -> None:
     CALLS.append(value)
+
+
+# -- added for the core-engine tests (issue 2) ----------------------------------------------------
+CONTEXTS: list[object] = []
+
+
+def remember_context() -> None:
+    """Record what ``current_job()`` says inside a worker."""
+    from litejobs import current_job
+
+    CONTEXTS.append(current_job())
+
+
+def nap(seconds: float) -> None:
+    """Sleep for real: only for the hard-timeout test, with a sub-second ``max_runtime``."""
+    import time
+
+    time.sleep(seconds)
+
+
+async def async_nap(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+
+
+async def async_boom(message: str = "async boom") -> None:
+    raise RuntimeError(message)
+
+
+#: Set in a child process by the multi-process tests: every worker waits here on its first job
+#: until all of them hold one, so the processes really do claim side by side.
+START_BARRIER: object | None = None
+_RAN_HERE = 0
+
+
+def log_run(directory: str) -> None:
+    """Append this job's id to ``<directory>/<pid>.ids``: the record of who ran what."""
+    import os
+
+    from litejobs import current_job
+
+    global _RAN_HERE
+    ctx = current_job()
+    assert ctx is not None
+    if _RAN_HERE == 0 and START_BARRIER is not None:
+        START_BARRIER.wait(timeout=20)  # type: ignore[attr-defined]
+    _RAN_HERE += 1
+    with open(os.path.join(directory, f"{os.getpid()}.ids"), "a") as out:
+        out.write(f"{ctx.id}\n")
