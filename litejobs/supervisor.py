@@ -1,0 +1,503 @@
+"""The worker pool behind ``litejobs work``, ``workoff -n N`` and ``start``: one process per worker.
+
+Why processes, and why a supervisor at all: a job can crash its interpreter, leak memory or
+ignore every polite request to stop. The supervisor keeps the pool whole (a worker that dies is
+replaced under the same name, so the job it held is released at once by ``register_worker``),
+turns Ctrl-C / SIGTERM into "finish the current job, then exit" (a second signal: "stop now"),
+does the periodic housekeeping (``adapter.maintenance()``: the WAL checkpoint) and collects every
+worker's :class:`~litejobs.worker.WorkerStats` so ``workoff -n 4`` can print one summary.
+
+Children are forked (``multiprocessing`` with an explicit "fork" context): the application's
+manager, job functions and hooks are already imported in the parent and cannot, in general, be
+pickled for a fresh interpreter. The supervisor holds no open database connection when it forks
+(it closes its own after each use), so no child ever inherits one.
+
+Workers watch their parent: when the supervisor disappears (``kill -9``, OOM killer) each worker
+finishes its current job and exits, so nothing is orphaned and no job is left half done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from .config import WorkerConfig, worker_name
+from .errors import ConfigurationError, StorageError
+from .proctitle import set_title
+from .worker import EXIT_STUCK, WorkerStats, qualified_name
+
+if TYPE_CHECKING:
+    from .adapters.base import Adapter
+    from .manager import JobManager
+
+logger = logging.getLogger("litejobs.supervisor")
+
+EventHook = Callable[[str, dict[str, Any]], None]
+
+#: Seconds between ``adapter.maintenance()`` calls (WAL checkpoint) in a running pool.
+MAINTENANCE_INTERVAL = 30.0
+#: A worker that ran at least this long before dying is restarted at once; quicker deaths in a
+#: row back off exponentially (``RESTART_BACKOFF * 2**n``, capped) so a crash loop cannot spin.
+STABLE_AFTER = 30.0
+RESTART_BACKOFF = 0.25
+MAX_RESTART_DELAY = 30.0
+#: After "stop now", workers that have not exited after this long are killed.
+KILL_AFTER = 5.0
+#: How often a worker checks that its supervisor is still there.
+PARENT_POLL = 0.25
+
+
+@dataclass
+class _Slot:
+    """One position in the pool: a (group, id) pair whose process is replaced when it dies."""
+
+    config: WorkerConfig
+    worker_id: int
+    name: str  # host-qualified, as in ``locked_by``
+    process: BaseProcess | None = None
+    conn: Connection | None = None
+    started: float = 0.0  # monotonic
+    quick_deaths: int = 0
+    next_start: float = 0.0  # monotonic; back-off after a crash
+    done: bool = False  # workoff: finished normally, or stopping: exited
+    stats: WorkerStats = field(default_factory=WorkerStats)
+
+    @property
+    def title(self) -> str:
+        return worker_name(self.config, self.worker_id)
+
+
+def run_workers(
+    manager: JobManager,
+    groups: Sequence[WorkerConfig],
+    *,
+    workoff: bool = False,
+    worker_ids: Sequence[Sequence[int]] | None = None,
+    install_signal_handlers: bool = True,
+    on_event: EventHook | None = None,
+    maintenance_interval: float = MAINTENANCE_INTERVAL,
+) -> WorkerStats:
+    """Run ``sum(g.count)`` worker processes and block until they are done.
+
+    ``workoff``: until every worker found nothing eligible (a worker that dies is not replaced;
+    its jobs are released for the next run). Otherwise until SIGINT/SIGTERM: the first lets
+    running jobs finish, the second stops now. Returns the merged stats of all workers.
+    Raises :class:`ConfigurationError` if a worker name is already live on this host+database.
+    """
+    supervisor = Supervisor(
+        manager,
+        groups,
+        workoff=workoff,
+        worker_ids=worker_ids,
+        on_event=on_event,
+        maintenance_interval=maintenance_interval,
+    )
+    return supervisor.run(install_signal_handlers=install_signal_handlers)
+
+
+def run_single_worker(
+    manager: JobManager,
+    config: WorkerConfig,
+    worker_id: int,
+    *,
+    workoff: bool = False,
+    clear: bool = False,
+) -> WorkerStats:
+    """One worker in this process, for systemd and other process managers.
+
+    ``clear``: delete every job in the group's storage and return (Redwood's ``--clear``).
+    Signals: the first SIGINT/SIGTERM finishes the current job, the second raises
+    :class:`KeyboardInterrupt` (stop now; the job is released when this name starts again). A job
+    that ignores its timeout makes this process exit with :data:`~litejobs.worker.EXIT_STUCK`
+    for the process manager to restart it.
+    """
+    adapter = manager.adapter(config.adapter)
+    if clear:
+        count = adapter.clear()
+        logger.info("cleared %s job(s)", count)
+        return WorkerStats()
+    name = qualified_name(worker_name(config, worker_id))
+    _refuse_live(adapter, [name], config.stale_after)
+    set_title(worker_name(config, worker_id))
+    worker = manager.worker(config, worker_id=worker_id, exit_on_stuck=True)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if worker.stop.is_set():
+            raise KeyboardInterrupt
+        logger.warning("%s: stopping after the current job (again to stop now)", worker.name)
+        worker.stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return worker.run(workoff=workoff)
+    finally:
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
+
+
+class Supervisor:
+    """The parent process's state: slots, signals, housekeeping. Use :func:`run_workers`."""
+
+    def __init__(
+        self,
+        manager: JobManager,
+        groups: Sequence[WorkerConfig],
+        *,
+        workoff: bool = False,
+        worker_ids: Sequence[Sequence[int]] | None = None,
+        on_event: EventHook | None = None,
+        maintenance_interval: float = MAINTENANCE_INTERVAL,
+    ) -> None:
+        if not groups:
+            raise ConfigurationError("no worker groups to run")
+        if worker_ids is not None and len(worker_ids) != len(groups):
+            raise ConfigurationError(
+                f"worker_ids has {len(worker_ids)} entries for {len(groups)} worker group(s)"
+            )
+        self.manager = manager
+        self.workoff = workoff
+        self.on_event = on_event
+        self.maintenance_interval = maintenance_interval
+        self.slots: list[_Slot] = []
+        for index, config in enumerate(groups):
+            ids = list(worker_ids[index]) if worker_ids is not None else range(config.count)
+            for worker_id in ids:
+                if worker_id < 0:
+                    raise ConfigurationError(f"worker ids must be 0 or more, got {worker_id}")
+                name = qualified_name(worker_name(config, worker_id))
+                self.slots.append(_Slot(config, worker_id, name))
+        names = [s.name for s in self.slots]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigurationError(
+                f"two workers would share the name {dupes[0].split('/', 1)[1]}; give groups on "
+                "the same queues distinct worker ids"
+            )
+        self.adapters: list[Adapter] = []
+        for config in groups:
+            adapter = manager.adapter(config.adapter)
+            if all(adapter is not a for a in self.adapters):
+                self.adapters.append(adapter)
+        self.stopping = 0  # 0 running, 1 graceful stop asked, 2 stop now
+        self._stop_now_at = 0.0
+        self._ctx = multiprocessing.get_context(
+            "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+        )
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, *, install_signal_handlers: bool = True) -> WorkerStats:
+        for adapter in self.adapters:
+            mine = [s for s in self.slots if self.manager.adapter(s.config.adapter) is adapter]
+            names = [s.name for s in mine]
+            stale = max(s.config.stale_after for s in self.slots)
+            try:
+                _refuse_live(adapter, names, stale)
+            finally:
+                _close(adapter)
+        old: dict[int, Any] = {}
+        if install_signal_handlers:
+            old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self._housekeeping()
+            next_housekeeping = time.monotonic() + self.maintenance_interval
+            while not self._finished():
+                self._start_due()
+                timeout = self._wait_timeout(next_housekeeping)
+                waitables: list[Any] = [s.process.sentinel for s in self._alive()]
+                waitables += [s.conn for s in self.slots if s.conn is not None]
+                ready = multiprocessing.connection.wait(waitables, timeout) if waitables else []
+                if not waitables:
+                    time.sleep(timeout)
+                if ready:
+                    self._collect()
+                self._reap()
+                if self.stopping == 2 and time.monotonic() >= self._stop_now_at:
+                    self._kill_all(signal.SIGKILL)
+                if time.monotonic() >= next_housekeeping:
+                    self._housekeeping()
+                    next_housekeeping = time.monotonic() + self.maintenance_interval
+        except BaseException:
+            # Something went wrong in the supervisor itself: do not leave workers behind.
+            self._kill_all(signal.SIGTERM)
+            raise
+        finally:
+            for signum, handler in old.items():
+                signal.signal(signum, handler)
+            for slot in self.slots:
+                if slot.conn is not None:
+                    slot.conn.close()
+                    slot.conn = None
+        total = WorkerStats()
+        for slot in self.slots:
+            total.merge(slot.stats)
+        self._event("stopped", {"stats": total})
+        return total
+
+    def _finished(self) -> bool:
+        if any(s.process is not None for s in self.slots):
+            return False
+        if self.stopping:
+            return True
+        return all(s.done for s in self.slots)
+
+    def _alive(self) -> list[_Slot]:
+        return [s for s in self.slots if s.process is not None]
+
+    def _wait_timeout(self, next_housekeeping: float) -> float:
+        now = time.monotonic()
+        timeout = max(0.0, next_housekeeping - now)
+        pending = [s.next_start for s in self.slots if s.process is None and not s.done]
+        if pending and not self.stopping:
+            timeout = min(timeout, max(0.0, min(pending) - now))
+        if self.stopping == 2:
+            timeout = min(timeout, max(0.0, self._stop_now_at - now))
+        # Signal handlers run between waits; bound the wait so a signal is acted on promptly.
+        return min(timeout, 0.5)
+
+    def _start_due(self) -> None:
+        if self.stopping:
+            return
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.process is None and not slot.done and slot.next_start <= now:
+                self._start(slot)
+
+    def _start(self, slot: _Slot) -> None:
+        for adapter in self.adapters:
+            _close(adapter)  # never fork with an open connection
+        reader, writer = self._ctx.Pipe(duplex=False)
+        process = self._ctx.Process(
+            target=_child_main,
+            args=(self.manager, slot.config, slot.worker_id, self.workoff, writer, os.getpid()),
+            name=slot.title,
+            daemon=False,
+        )
+        process.start()
+        writer.close()
+        slot.process, slot.conn, slot.started = process, reader, time.monotonic()
+        logger.debug("started %s (pid %s)", slot.title, process.pid)
+        self._event("worker_started", {"name": slot.name, "pid": process.pid})
+
+    def _collect(self) -> None:
+        """Read what children sent (their stats when they stop)."""
+        for slot in self.slots:
+            conn = slot.conn
+            if conn is None:
+                continue
+            try:
+                while conn.poll():
+                    message = conn.recv()
+                    if isinstance(message, WorkerStats):
+                        slot.stats.merge(message)
+            except (EOFError, OSError):
+                conn.close()
+                slot.conn = None
+
+    def _reap(self) -> None:
+        for slot in self._alive():
+            process = slot.process
+            assert process is not None
+            if process.exitcode is None:
+                continue
+            process.join()
+            self._collect()
+            code = process.exitcode
+            slot.process = None
+            if slot.conn is not None:
+                slot.conn.close()
+                slot.conn = None
+            self._exited(slot, code)
+
+    def _exited(self, slot: _Slot, code: int) -> None:
+        self._event("worker_exited", {"name": slot.name, "exitcode": code})
+        if code == 0 or self.stopping:
+            slot.done = True
+            logger.debug("%s exited (status %s)", slot.title, code)
+            return
+        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        if code == EXIT_STUCK:
+            logger.warning("%s abandoned a job stuck past its timeout; replacing it", slot.title)
+        else:
+            logger.error("%s died (%s)", slot.title, how)
+        if self.workoff:
+            # Not replaced in workoff: release what it held now, so the next run needs no wait.
+            self._release(slot)
+            slot.stats.errors.append(f"worker {slot.title} died ({how})")
+            slot.done = True
+            return
+        lived = time.monotonic() - slot.started
+        if code == EXIT_STUCK or lived >= STABLE_AFTER:
+            slot.quick_deaths = 0
+            delay = 0.0
+        else:
+            n = slot.quick_deaths
+            delay = 0.0 if n == 0 else min(RESTART_BACKOFF * 2 ** (n - 1), MAX_RESTART_DELAY)
+            slot.quick_deaths += 1
+        slot.next_start = time.monotonic() + delay
+        if delay:
+            logger.warning("restarting %s in %.2f s", slot.title, delay)
+        self._event("worker_restarting", {"name": slot.name, "delay": delay, "exitcode": code})
+
+    def _release(self, slot: _Slot) -> None:
+        """Do what the replacement's registration would: release (or fail) its jobs now."""
+        adapter = self.manager.adapter(slot.config.adapter)
+        try:
+            adapter.register_worker(
+                slot.name,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                queues=slot.config.queues_label,
+                max_attempts=slot.config.max_attempts,
+            )
+            adapter.deregister_worker(slot.name)
+        except StorageError as exc:
+            logger.warning("could not release the jobs of %s: %s", slot.title, exc)
+        finally:
+            _close(adapter)
+
+    def _housekeeping(self) -> None:
+        for adapter in self.adapters:
+            try:
+                adapter.maintenance()
+            except StorageError as exc:
+                logger.warning("maintenance of %r skipped: %s", adapter, exc)
+            finally:
+                _close(adapter)
+        self._event("maintenance", {})
+
+    # -- signals ----------------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = min(self.stopping + 1, 2)
+        if self.stopping == 1:
+            logger.warning(
+                "stopping: workers finish their current job (%s again to stop now)",
+                "Ctrl-C" if signum == signal.SIGINT else "signal",
+            )
+        else:
+            logger.warning("stopping now")
+            self._stop_now_at = time.monotonic() + KILL_AFTER
+        self._event("stopping", {"now": self.stopping == 2})
+        # Workers ignore SIGINT (a terminal sends it to the whole group); the supervisor relays
+        # one SIGTERM per signal it gets: the first means "graceful", the second "now".
+        self._kill_all(signal.SIGTERM)
+
+    def _kill_all(self, signum: int) -> None:
+        for slot in self._alive():
+            pid = slot.process.pid if slot.process is not None else None
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signum)
+
+    def _event(self, kind: str, data: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(kind, data)
+            except Exception:
+                logger.exception("on_event hook failed for %s", kind)
+
+
+# -- in the worker process --------------------------------------------------------------------
+def _child_main(
+    manager: JobManager,
+    config: WorkerConfig,
+    worker_id: int,
+    workoff: bool,
+    conn: Connection,
+    parent_pid: int,
+) -> None:
+    """A worker process: title, signals, parent watch, run, send stats back."""
+    set_title(worker_name(config, worker_id))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker = manager.worker(
+        config,
+        worker_id=worker_id,
+        exit_on_stuck=True,
+        keep_running=lambda: os.getppid() == parent_pid,
+    )
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        if worker.stop.is_set():
+            raise KeyboardInterrupt
+        worker.stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    watcher = threading.Thread(
+        target=_watch_parent, args=(parent_pid, worker), name="litejobs-parent", daemon=True
+    )
+    watcher.start()
+    code = 0
+    try:
+        stats = worker.run(workoff=workoff)
+    except KeyboardInterrupt:
+        stats, code = worker.stats, 130
+    with contextlib.suppress(OSError, ValueError):
+        conn.send(stats)
+        conn.close()
+    if code:
+        raise SystemExit(code)
+
+
+def _watch_parent(parent_pid: int, worker: Any) -> None:
+    """Stop the worker (after its current job) when the supervisor is gone."""
+    while not worker.stop.wait(PARENT_POLL):
+        if os.getppid() != parent_pid:
+            worker.logger.warning("%s: supervisor gone; stopping after this job", worker.name)
+            worker.stop.set()
+            return
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _close(adapter: Adapter) -> None:
+    with contextlib.suppress(Exception):
+        adapter.close()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a running (not zombie) process."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def _refuse_live(adapter: Adapter, names: Sequence[str], stale_after: float) -> None:
+    """Raise if a worker of one of ``names`` is alive on this host (same database)."""
+    host = socket.gethostname()
+    wanted = set(names)
+    now = adapter.clock.now()
+    live = [
+        record
+        for record in adapter.workers()
+        if record.name in wanted
+        and record.host == host
+        and record.pid != os.getpid()
+        and now - record.heartbeat_at < stale_after
+        and pid_alive(record.pid)
+    ]
+    if live:
+        first = live[0]
+        raise ConfigurationError(
+            f"worker {first.name.split('/', 1)[-1]} is already running on this host for this "
+            f"database (pid {first.pid}); stop it first, or choose other worker ids"
+        )
