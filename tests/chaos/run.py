@@ -68,6 +68,28 @@ def _spawn(module: str, *args: object) -> subprocess.Popen[bytes]:
     )
 
 
+class _Progress:
+    """Counts the lines of the run log as it grows (reads only the new bytes)."""
+
+    def __init__(self, log: Path) -> None:
+        self.log, self.offset, self.lines = log, 0, 0
+
+    def runs(self) -> int:
+        try:
+            with self.log.open("rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return 0
+        self.offset += len(chunk)
+        self.lines += chunk.count(b"\n")
+        return self.lines
+
+
+def producing_now(makers: list[subprocess.Popen[bytes]]) -> bool:
+    return any(m.poll() is None for m in makers)
+
+
 def _active(db: Path) -> int:
     conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
     try:
@@ -110,9 +132,9 @@ def run(
         for p in range(producers)
         if p * per < jobs
     ]
-    # Spread the kills over the time the jobs should take (~1 ms each on 2 cores, >= 3 s).
-    spread = max(3.0, jobs / 1500)
-    kill_times = sorted(started + rng.uniform(0.3, spread) for _ in range(kills))
+    # Spread the kills over the run by progress (runs logged so far), whatever the machine's speed.
+    kill_at = sorted(int(rng.uniform(0.01, 0.95) * jobs) for _ in range(kills))
+    progress = _Progress(log)
     try:
         while True:
             now = time.monotonic()
@@ -127,16 +149,15 @@ def run(
                     procs[index] = _spawn("tests.chaos.worker", db, index)
                     report.restarts += 1
                     del restart_at[index]
-            if kill_times and now >= kill_times[0]:
-                kill_times.pop(0)
-                alive = [p for i, p in procs.items() if p.poll() is None and i not in restart_at]
-                if alive:
-                    victim = rng.choice(alive)
-                    victim.send_signal(signal.SIGKILL)
-                    killed.add(victim.pid)
-                    report.kills += 1
-            producing = any(m.poll() is None for m in makers)
-            if not producing and not kill_times and not restart_at and _active(db) == 0:
+            alive = [p for i, p in procs.items() if p.poll() is None and i not in restart_at]
+            if kill_at and alive and (progress.runs() >= kill_at[0] or not producing_now(makers)):
+                kill_at.pop(0)
+                victim = rng.choice(alive)
+                time.sleep(rng.uniform(0, 0.01))  # a random moment, not a polling boundary
+                victim.send_signal(signal.SIGKILL)
+                killed.add(victim.pid)
+                report.kills += 1
+            if not producing_now(makers) and not kill_at and not restart_at and _active(db) == 0:
                 break
             time.sleep(0.02)
     finally:
