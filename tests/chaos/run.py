@@ -157,7 +157,8 @@ def run(
                 victim.send_signal(signal.SIGKILL)
                 killed.add(victim.pid)
                 report.kills += 1
-            if not producing_now(makers) and not kill_at and not restart_at and _active(db) == 0:
+            replaced = not restart_at and all(p.poll() is None for p in procs.values())
+            if not producing_now(makers) and not kill_at and replaced and _active(db) == 0:
                 break
             time.sleep(0.02)
     finally:
