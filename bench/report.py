@@ -1,0 +1,180 @@
+"""Turning measurements into the comparison table, the ratios and the target verdicts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Result = dict[str, Any]
+
+# (label, check on the result, target text); a check returns None when not measured.
+Target = tuple[str, Callable[[Result], float | None], Callable[[float], bool], str]
+
+
+def _get(result: Result, *path: str) -> float | None:
+    node: Any = result
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return float(node)
+
+
+def _ratio(result: Result, a: tuple[str, ...], b: tuple[str, ...]) -> float | None:
+    x, y = _get(result, *a), _get(result, *b)
+    return None if x is None or y is None or y == 0 else x / y
+
+
+TARGETS: list[Target] = [
+    (
+        "drain / huey default",
+        lambda r: _ratio(r, ("litejobs", "drain_per_s"), ("huey", "drain_per_s")),
+        lambda v: v >= 5,
+        "≥ 5x",
+    ),
+    (
+        "drain / huey NORMAL -q",
+        lambda r: _ratio(r, ("litejobs", "drain_per_s"), ("huey_tuned", "drain_per_s")),
+        lambda v: v >= 1.2,
+        "≥ 1.2x",
+    ),
+    (
+        "drain / raw claim+complete",
+        lambda r: _ratio(
+            r, ("litejobs", "drain_per_s"), ("sqlite_ceiling", "claim_complete_per_s")
+        ),
+        lambda v: v >= 0.5,
+        "≥ 0.5x",
+    ),
+    (
+        "enqueue / raw insert commits",
+        lambda r: _ratio(
+            r, ("litejobs", "enqueue_per_s"), ("sqlite_ceiling", "insert_commits_per_s")
+        ),
+        lambda v: v >= 0.6,
+        "≥ 0.6x",
+    ),
+    (
+        "batch enqueue (jobs/s)",
+        lambda r: _get(r, "litejobs", "enqueue_batch_per_s"),
+        lambda v: v >= 100_000,
+        "≥ 100,000",
+    ),
+    (
+        "latency p50 (ms)",
+        lambda r: _get(r, "litejobs", "latency_p50_ms"),
+        lambda v: v <= 5,
+        "≤ 5",
+    ),
+    (
+        "latency p99 (ms)",
+        lambda r: _get(r, "litejobs", "latency_p99_ms"),
+        lambda v: v <= 50,
+        "≤ 50",
+    ),
+    (
+        "claim cost 1M / 1k",
+        lambda r: _get(r, "litejobs", "claim_1m_over_1k"),
+        lambda v: v <= 1.5,
+        "≤ 1.5x",
+    ),
+    ("WAL max (MiB)", lambda r: _get(r, "litejobs", "wal_max_mib"), lambda v: v <= 64, "≤ 64"),
+    (
+        "worker RSS growth (%)",
+        lambda r: _get(r, "litejobs", "rss_growth_pct"),
+        lambda v: v <= 10,
+        "≤ 10",
+    ),
+    (
+        "idle CPU per worker (% of a core)",
+        lambda r: _get(r, "litejobs", "idle_cpu_pct"),
+        lambda v: v <= 1,
+        "≤ 1",
+    ),
+]
+
+ROWS = [
+    ("enqueue, one per call (jobs/s)", "enqueue_per_s", "insert_commits_per_s"),
+    ("enqueue, batches of 1000 (jobs/s)", "enqueue_batch_per_s", "insert_batch_per_s"),
+    ("drain, 2 processes (jobs/s)", "drain_per_s", "claim_complete_per_s"),
+    ("drain, raw claiming 100 per txn", None, "claim_complete_batch100_per_s"),
+    ("latency p50, short idle (ms)", "latency_p50_ms", None),
+    ("latency p99, short idle (ms)", "latency_p99_ms", None),
+    ("latency p50, long idle (ms)", "latency_long_p50_ms", None),
+    ("latency max, long idle (ms)", "latency_long_max_ms", None),
+    ("idle CPU per worker (% core)", "idle_cpu_pct", None),
+    ("claim at 1k pending (µs)", "claim_1k_us", None),
+    ("claim at 1M pending (µs)", "claim_1m_us", None),
+    ("claim 1M / 1k", "claim_1m_over_1k", None),
+    ("WAL max under load (MiB)", "wal_max_mib", None),
+    ("worker RSS growth (%)", "rss_growth_pct", None),
+]
+
+
+def targets(result: Result) -> list[dict[str, Any]]:
+    rows = []
+    for label, measure, ok, text in TARGETS:
+        value = measure(result)
+        rows.append(
+            {
+                "target": label,
+                "value": value,
+                "goal": text,
+                "met": None if value is None else bool(ok(value)),
+            }
+        )
+    return rows
+
+
+def summary(result: Result) -> Result:
+    """The ``--json`` object: the keys the issue lists first, then everything else measured."""
+    out = dict(result)
+    out["targets"] = targets(result)
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    value = float(value)
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def report(result: Result) -> str:
+    """A Markdown table (README-ready), then the ratios against the targets."""
+    lj = result.get("litejobs", {})
+    hd = result.get("huey", {})
+    ht = result.get("huey_tuned", {})
+    raw = result.get("sqlite_ceiling", {})
+    pg = result.get("postgres")
+    head = ["", "litejobs", "huey default", "huey NORMAL", "raw apsw"]
+    if pg:
+        head.append("litejobs PostgreSQL")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, key, raw_key in ROWS:
+        cells = [
+            label,
+            _fmt(lj.get(key)) if key else "-",
+            _fmt(hd.get(key)) if key else "-",
+            _fmt(ht.get(key)) if key else "-",
+            _fmt(raw.get(raw_key)) if raw_key else "-",
+        ]
+        if pg:
+            cells.append(_fmt(pg.get(key)) if key else "-")
+        if any(c != "-" for c in cells[1:]):
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| target | measured | goal | met |", "|---|---|---|---|"]
+    for row in targets(result):
+        met = {None: "not run", True: "yes", False: "**no**"}[row["met"]]
+        lines.append(f"| {row['target']} | {_fmt(row['value'])} | {row['goal']} | {met} |")
+    meta = result.get("meta", {})
+    lines += [
+        "",
+        f"mode {meta.get('mode')}, {meta.get('runs')} runs per figure (median), "
+        f"{meta.get('seconds')} s, {meta.get('cpus')} CPUs, load average {meta.get('load_avg')}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,292 @@
+"""Orchestration: run every section for every contender, take medians, print the comparison.
+
+All contenders run in the same invocation, interleaved run by run, so a noisy neighbour on the
+machine hurts them alike and the printed ratios stay meaningful.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import sections as s
+from .common import median
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each section does; ``quick`` must finish in about 3 minutes."""
+
+    runs: int
+    enqueue: int
+    batch: int
+    drain: int
+    huey_enqueue_default: int
+    huey_enqueue_tuned: int
+    huey_drain_default: int
+    huey_drain_tuned: int
+    raw_insert: int
+    raw_cycles: int
+    latency_short: int
+    latency_long: int
+    long_gap: float
+    huey_latency_short: int
+    idle_window: float
+    claim_small: int
+    claim_large: int
+    claims: int
+    wal_seconds: float
+    wal_hold: float
+    rss_jobs: int
+
+
+QUICK = Sizes(
+    runs=3,
+    enqueue=5_000,
+    batch=20_000,
+    drain=20_000,
+    huey_enqueue_default=2_000,
+    huey_enqueue_tuned=5_000,
+    huey_drain_default=3_000,
+    huey_drain_tuned=8_000,
+    raw_insert=10_000,
+    raw_cycles=10_000,
+    latency_short=100,
+    latency_long=4,
+    long_gap=3.0,
+    huey_latency_short=30,
+    idle_window=3.0,
+    claim_small=1_000,
+    claim_large=1_000_000,
+    claims=300,
+    wal_seconds=10.0,
+    wal_hold=2.0,
+    rss_jobs=100_000,
+)
+FULL = Sizes(
+    runs=5,
+    enqueue=20_000,
+    batch=100_000,
+    drain=100_000,
+    huey_enqueue_default=5_000,
+    huey_enqueue_tuned=20_000,
+    huey_drain_default=10_000,
+    huey_drain_tuned=30_000,
+    raw_insert=40_000,
+    raw_cycles=40_000,
+    latency_short=400,
+    latency_long=10,
+    long_gap=6.0,
+    huey_latency_short=100,
+    idle_window=10.0,
+    claim_small=1_000,
+    claim_large=1_000_000,
+    claims=1_000,
+    wal_seconds=60.0,
+    wal_hold=5.0,
+    rss_jobs=1_000_000,
+)
+
+SECTIONS = ("enqueue", "drain", "latency", "claim", "wal", "rss", "huey", "raw")
+
+
+class Bench:
+    def __init__(self, sizes: Sizes, tmp: Path, only: set[str], log: Callable[[str], None]):
+        self.sizes = sizes
+        self.tmp = tmp
+        self.only = only
+        self.log = log
+        self.counter = 0
+
+    def db(self, name: str) -> Path:
+        """A fresh database file for one measurement (no state carried between runs)."""
+        self.counter += 1
+        slug = "".join(c if c.isalnum() else "-" for c in name)
+        folder = self.tmp / f"{self.counter:03d}-{slug}"
+        folder.mkdir()
+        return folder / "jobs.db"
+
+    def want(self, section: str) -> bool:
+        return not self.only or section in self.only
+
+    def repeat(self, name: str, fn: Callable[[Path], float]) -> float:
+        values = []
+        for _ in range(self.sizes.runs):
+            values.append(fn(self.db(name)))
+        value = median(values)
+        self.log(f"  {name:<28} {_fmt(value):>10}   runs: {', '.join(_fmt(v) for v in values)}")
+        return value
+
+    def run(self) -> dict[str, Any]:
+        z = self.sizes
+        out: dict[str, Any] = {"litejobs": {}, "huey": {}, "huey_tuned": {}, "sqlite_ceiling": {}}
+        lj, hd, ht, raw = (out[k] for k in ("litejobs", "huey", "huey_tuned", "sqlite_ceiling"))
+        if self.want("enqueue") or self.want("raw"):
+            self.log("enqueue (jobs/s)")
+            for _ in range(1):  # interleave contenders inside each repeat via medians below
+                raw["insert_commits_per_s"] = self.repeat(
+                    "raw single-insert commits", lambda d: s.raw_insert(d, z.raw_insert)
+                )
+                raw["insert_batch_per_s"] = self.repeat(
+                    "raw 1000-row transactions", lambda d: s.raw_insert_batch(d, z.batch)
+                )
+                lj["enqueue_per_s"] = self.repeat(
+                    "litejobs later()", lambda d: s.lj_enqueue(d, z.enqueue)
+                )
+                lj["enqueue_batch_per_s"] = self.repeat(
+                    "litejobs later.many(1000)", lambda d: s.lj_enqueue_batch(d, z.batch)
+                )
+        if self.want("huey"):
+            hd["enqueue_per_s"] = self.repeat(
+                "huey default", lambda d: s.huey_enqueue(d, z.huey_enqueue_default, False)
+            )
+            ht["enqueue_per_s"] = self.repeat(
+                "huey NORMAL", lambda d: s.huey_enqueue(d, z.huey_enqueue_tuned, True)
+            )
+        if self.want("drain") or self.want("raw"):
+            self.log("drain, 2 processes (jobs/s)")
+            raw["claim_complete_per_s"] = self.repeat(
+                "raw claim+complete (1/txn)", lambda d: s.raw_cycles(d, z.raw_cycles)
+            )
+            raw["claim_complete_batch100_per_s"] = self.repeat(
+                "raw claim 100/txn + delete", lambda d: s.raw_cycles(d, z.raw_cycles * 3, 100)
+            )
+            lj["drain_per_s"] = self.repeat("litejobs workoff", lambda d: s.lj_drain(d, z.drain))
+        if self.want("huey"):
+            hd["drain_per_s"] = self.repeat(
+                "huey default", lambda d: s.huey_drain(d, z.huey_drain_default, False)
+            )
+            ht["drain_per_s"] = self.repeat(
+                "huey NORMAL -q", lambda d: s.huey_drain(d, z.huey_drain_tuned, True)
+            )
+        if self.want("latency"):
+            self.log(f"latency, enqueue→start on idle workers (short gaps; {z.long_gap:g} s gaps)")
+            r = s.lj_latency(
+                self.db("latency"), z.latency_short, z.latency_long, z.long_gap, z.idle_window
+            )
+            lj.update(
+                latency_p50_ms=r["p50_ms"],
+                latency_p99_ms=r["p99_ms"],
+                latency_long_p50_ms=r["long_p50_ms"],
+                latency_long_max_ms=r["long_max_ms"],
+                idle_cpu_pct=r["idle_cpu_pct"],
+            )
+            self.log(f"  litejobs {_kv(r)}")
+        if self.want("huey") and self.want("latency"):
+            r = s.huey_latency(
+                self.db("huey-latency"), z.huey_latency_short, z.latency_long, z.long_gap
+            )
+            hd.update(
+                latency_p50_ms=r["p50_ms"],
+                latency_p99_ms=r["p99_ms"],
+                latency_long_p50_ms=r["long_p50_ms"],
+                latency_long_max_ms=r["long_max_ms"],
+            )
+            self.log(f"  huey     {_kv(r)}")
+        if self.want("claim"):
+            self.log(f"claim cost (µs, median of {z.claims}; 10 % not yet due at priority 1)")
+            small = self.repeat(
+                f"{z.claim_small:,} pending", lambda d: s.lj_claim_cost(d, z.claim_small, z.claims)
+            )
+            large = self.repeat(
+                f"{z.claim_large:,} pending", lambda d: s.lj_claim_cost(d, z.claim_large, z.claims)
+            )
+            lj.update(claim_1k_us=small, claim_1m_us=large, claim_1m_over_1k=large / small)
+        if self.want("wal"):
+            self.log(
+                f"WAL: {z.wal_seconds:g} s of enqueue+drain, a reader holding "
+                f"{z.wal_hold:g} s transactions, maintenance() every 1 s"
+            )
+            r = s.lj_wal(self.db("wal"), z.wal_seconds, z.wal_hold)
+            lj.update(wal_max_mib=r["wal_max_mib"], wal_maintenance_max_ms=r["maintenance_max_ms"])
+            self.log(f"  {_kv(r)}")
+        if self.want("rss"):
+            self.log(f"worker memory over {z.rss_jobs:,} jobs")
+            r = s.lj_rss(self.db("rss"), z.rss_jobs)
+            lj.update(
+                rss_growth_pct=r["rss_growth_pct"],
+                rss_anon_growth_pct=r["anon_growth_pct"],
+                rss_jobs=r["jobs"],
+                rss_first_mib=r["rss_first_kib"] / 1024,
+                rss_last_mib=r["rss_last_kib"] / 1024,
+            )
+            self.log(f"  {_kv(r)}")
+        pg_url = os.environ.get("LITEJOBS_BENCH_PG_URL")
+        if pg_url and (Path(__file__).parent / "postgres_bench.py").exists():
+            self.log("postgres (bench/postgres_bench.py)")
+            from . import postgres_bench  # type: ignore[attr-defined]
+
+            out["postgres"] = postgres_bench.run(pg_url, quick=self.sizes.rss_jobs < FULL.rss_jobs)
+        return {k: v for k, v in out.items() if v}
+
+
+def _fmt(value: float) -> str:
+    if value != value:
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _kv(values: dict[str, Any]) -> str:
+    return "  ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in values.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench",
+        description="litejobs vs huey-SQLite vs the raw apsw ceiling, same machine, same run.",
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller workloads (~3 minutes)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated sections to run: {', '.join(SECTIONS)} (default: all)",
+    )
+    parser.add_argument("--runs", type=int, help="repeats per measurement (median is reported)")
+    parser.add_argument("--tmp", help="directory for the databases (default: a temporary one)")
+    args = parser.parse_args(argv)
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    unknown = only - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; use {', '.join(SECTIONS)}")
+    sizes = QUICK if args.quick else FULL
+    if args.runs is not None:
+        if args.runs < 1:
+            parser.error("--runs must be at least 1")
+        from dataclasses import replace
+
+        sizes = replace(sizes, runs=args.runs)
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    from .report import report, summary
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="litejobs-bench-", dir=args.tmp) as tmp:
+        result = Bench(sizes, Path(tmp), only, log).run()
+    result["meta"] = {
+        "mode": "quick" if args.quick else "full",
+        "runs": sizes.runs,
+        "seconds": round(time.monotonic() - started, 1),
+        "cpus": os.cpu_count(),
+        "load_avg": os.getloadavg()[0],
+    }
+    if args.json:
+        print(json.dumps(summary(result), indent=None, sort_keys=False))
+    else:
+        print()
+        print(report(result))
+    return 0
