@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, overload
 
 from .adapters.base import Adapter, NewJob
@@ -14,6 +15,7 @@ from .config import WorkerConfig
 from .errors import ConfigurationError, UnimportableJobError, UnknownAdapterError
 from .executor import HOOK_NAMES, Hook
 from .job import Job
+from .recurring import Recurring, Ticker, check_cron, parse_timezone
 from .scheduling import JobRef, Wait, build_new_job, check_priority, check_queue
 from .worker import Worker, WorkerStats, qualified_name
 
@@ -21,9 +23,17 @@ from .worker import Worker, WorkerStats, qualified_name
 class Scheduler:
     """``later(job, args, wait=..., wait_until=..., queue=..., priority=...) -> job id``."""
 
-    def __init__(self, manager: JobManager, adapter: Adapter) -> None:
+    def __init__(self, manager: JobManager, adapter: Adapter, name: str | None = None) -> None:
         self.manager = manager
-        self.adapter = adapter
+        self._adapter = adapter
+        self._adapter_name = name
+
+    @property
+    def adapter(self) -> Adapter:
+        """Looked up by name on each call, so ``litejobs.testing`` can swap in a temp database."""
+        if self._adapter_name is None:
+            return self._adapter
+        return self.manager.adapters.get(self._adapter_name, self._adapter)
 
     def __call__(
         self,
@@ -51,6 +61,8 @@ class Scheduler:
             unique_key=unique_key,
             unique=unique,
         )
+        if self.manager.inline is not None:  # litejobs.testing.inline(): run it now instead
+            return self.manager.inline(new)
         return self.adapter.schedule(new)
 
     def build(self, job: JobRef, args: Sequence[Any] | None = None, **options: Any) -> NewJob:
@@ -113,6 +125,9 @@ class JobManager:
                 check_queue(queue, self.queues)
         self.jobs: dict[str, Job] = {}
         self.hooks: dict[str, list[Hook]] = {name: [] for name in HOOK_NAMES}
+        self.schedules: dict[str, Recurring] = {}
+        #: Set by :func:`litejobs.testing.inline`: ``later()`` hands the job to it instead.
+        self.inline: Callable[[NewJob], int] | None = None
 
     # -- adapters ---------------------------------------------------------------------------
     def adapter(self, name: str | None = None) -> Adapter:
@@ -153,6 +168,8 @@ class JobManager:
         max_attempts: int | None = None,
         name: str | None = None,
         adapter: str | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
         **hooks: Hook | Sequence[Hook],
     ) -> Job:
         """Register ``perform`` as a job with its defaults (validated now, not at first use)."""
@@ -180,7 +197,73 @@ class JobManager:
         # scheduling it will say why no worker could run it.
         with suppress(UnimportableJobError):
             self.jobs[job.path] = job
+        if cron is not None:
+            self.recurring(job, cron=cron, timezone=timezone)
+        elif timezone is not None:
+            raise ConfigurationError("timezone= only applies with cron=...")
         return job
+
+    def recurring(
+        self,
+        job: JobRef,
+        *,
+        cron: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        timezone: str | tzinfo | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        adapter: str | None = None,
+        unique: bool = False,
+    ) -> Recurring:
+        """Enqueue ``job(*args, **kwargs)`` at every tick of ``cron`` (in ``timezone``, UTC
+        by default). Each tick runs once, whatever the number of workers; see
+        :mod:`litejobs.recurring` for the catch-up rule. ``name`` (default: the job's path)
+        keys the schedule in the database; ``unique=True`` skips a tick while the previous
+        run is still pending or running.
+        """
+        new = build_new_job(
+            job,
+            args,
+            kwargs,
+            now=0.0,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            unique=unique,
+            allowed_queues=self.queues,
+        )
+        if adapter is None and isinstance(job, Job):
+            adapter = job.adapter
+        if adapter is not None:
+            self.adapter(adapter)
+        path = json.loads(new.handler)["path"]
+        key = name or path
+        if key in self.schedules:
+            raise ConfigurationError(
+                f"a recurring schedule named {key!r} already exists; give each one a name=..."
+            )
+        schedule = Recurring(
+            name=key,
+            cron=check_cron(cron),
+            job=new,
+            timezone=parse_timezone(timezone),
+            adapter=adapter,
+        )
+        self.schedules[key] = schedule
+        return schedule
+
+    def ticker(self, adapter: str | None = None) -> Ticker | None:
+        """The recurring schedules of one adapter, ready for a worker (``None`` if none)."""
+        names = list(self.adapters)
+        default = names[0] if len(names) == 1 else None
+        chosen = adapter or default
+        mine = [s for s in self.schedules.values() if (s.adapter or default) == chosen]
+        if not mine:
+            return None
+        return Ticker(self.adapter(adapter), mine, log=self.logger)
 
     def hook(self, name: str) -> Callable[[Hook], Hook]:
         """Register a global lifecycle hook: ``@jobs.hook("after_failure")``."""
@@ -200,7 +283,9 @@ class JobManager:
     # -- scheduling -------------------------------------------------------------------------
     def create_scheduler(self, adapter: str | None = None) -> Scheduler:
         """A ``later`` function bound to one adapter."""
-        return Scheduler(self, self.adapter(adapter))
+        if adapter is None and len(self.adapters) == 1:
+            adapter = next(iter(self.adapters))
+        return Scheduler(self, self.adapter(adapter), adapter)
 
     # -- running in this process ------------------------------------------------------------
     def worker(
@@ -216,6 +301,7 @@ class JobManager:
             name=kwargs.pop("name", None) or qualified_name(worker_name(config, worker_id)),
             hooks=self.hooks,
             job_hooks=self.job_hooks,
+            ticker=kwargs.pop("ticker", None) or self.ticker(config.adapter),
             **kwargs,
         )
 

@@ -20,6 +20,7 @@ from .clock import Clock
 from .config import WorkerConfig
 from .errors import StorageError
 from .executor import Execution, Executor, Hook
+from .recurring import Ticker
 
 logger = logging.getLogger("litejobs.worker")
 
@@ -80,6 +81,7 @@ class Worker:
         exit_on_stuck: bool = False,
         keep_running: Callable[[], bool] | None = None,
         on_job: Callable[[ClaimedJob, Execution], None] | None = None,
+        ticker: Ticker | None = None,
     ) -> None:
         self.adapter = adapter
         self.config = config or WorkerConfig()
@@ -91,6 +93,7 @@ class Worker:
         self.exit_on_stuck = exit_on_stuck
         self.keep_running = keep_running
         self.on_job = on_job
+        self.ticker = ticker  # recurring schedules: every worker may enqueue, the db decides
         self.stats = WorkerStats()
         self._current: tuple[ClaimedJob, float] | None = None  # job, monotonic start
         self._current_lock = threading.Lock()
@@ -125,6 +128,8 @@ class Worker:
                     self.logger.warning("%s: supervisor gone; stopping", self.name)
                     break
                 self._maybe_recover()
+                if self.ticker is not None:
+                    self.ticker.run()
                 jobs = self._call_storage(
                     lambda: self.adapter.claim(self.name, queues, self._batch), "claim"
                 )
@@ -255,6 +260,9 @@ class Worker:
         """Sleep until work may be there: a change in storage, the next scheduled job, or
         ``sleep_delay`` at most."""
         timeout = self.config.sleep_delay
+        due = self.ticker.due_at if self.ticker is not None else None
+        if due is not None:
+            timeout = min(timeout, max(0.0, due - self.clock.now()))
         next_at = self._call_storage(lambda: self.adapter.next_run_at(queues), "peek")
         if next_at is not None:
             timeout = min(timeout, max(0.0, next_at - self.clock.now()))

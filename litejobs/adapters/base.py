@@ -148,6 +148,23 @@ class Adapter(abc.ABC):
     def schedule_many(self, jobs: Sequence[NewJob]) -> list[int]:
         """Store many jobs in one transaction; return their ids in order."""
 
+    def schedule_tick(self, name: str, tick_at: float, job: NewJob) -> int | None:
+        """Enqueue ``job`` for tick ``tick_at`` of recurring schedule ``name``, at most once.
+
+        In one transaction: if the schedule has never ticked, record ``tick_at`` as its
+        starting point and insert nothing (a new schedule starts at its next tick); if a tick at
+        or after ``tick_at`` is already recorded, insert nothing; otherwise record the tick
+        (keyed by ``(name, tick_at)``) and insert the job. Returns the job id, or ``None`` when
+        nothing was inserted -- so any number of workers may call this for the same tick.
+        """
+        raise NotImplementedError(
+            f"the {self.name} adapter does not support recurring jobs yet; use SQLite for them"
+        )
+
+    def last_ticks(self) -> dict[str, float]:
+        """``{schedule name: latest recorded tick}`` for inspection (empty if unsupported)."""
+        return {}
+
     # -- execution --------------------------------------------------------------------------
     @abc.abstractmethod
     def claim(self, worker: str, queues: Sequence[str] | None, limit: int = 1) -> list[ClaimedJob]:

@@ -40,7 +40,7 @@ from .base import (
 T = TypeVar("T")
 Durability = Literal["normal", "full"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: list[str] = [
     # 1: jobs, workers
@@ -83,6 +83,16 @@ MIGRATIONS: list[str] = [
         started_at   TEXT NOT NULL,
         heartbeat_at TEXT NOT NULL
     );
+    """,
+    # 2: recurring ticks; the primary key is what makes a tick fire once across all workers
+    """
+    CREATE TABLE IF NOT EXISTS litejobs_recurring_ticks (
+        name         TEXT NOT NULL,
+        tick_at      TEXT NOT NULL,
+        job_id       INTEGER,
+        created_at   TEXT NOT NULL,
+        PRIMARY KEY (name, tick_at)
+    ) WITHOUT ROWID;
     """,
 ]
 
@@ -363,6 +373,42 @@ class SQLiteAdapter(Adapter):
         now_s = ts(now)
         with self._write() as conn:
             return [self._insert(conn, job, now, now_s) for job in jobs]
+
+    def schedule_tick(self, name: str, tick_at: float, job: NewJob) -> int | None:
+        now = self.clock.now()
+        now_s, tick_s = ts(now), ts(tick_at)
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT max(tick_at) FROM litejobs_recurring_ticks WHERE name = ?", (name,)
+            ).fetchone()
+            last = row[0] if row else None
+            if last is not None and last >= tick_s:
+                return None
+            job_id = None if last is None else self._insert(conn, job, now, now_s)
+            conn.execute(
+                "INSERT INTO litejobs_recurring_ticks (name, tick_at, job_id, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (name, tick_s, job_id, now_s),
+            )
+            # Only the latest tick matters for deciding; keep a short history for people.
+            conn.execute(
+                "DELETE FROM litejobs_recurring_ticks WHERE name = ? AND tick_at < "
+                "(SELECT tick_at FROM litejobs_recurring_ticks WHERE name = ? "
+                "ORDER BY tick_at DESC LIMIT 1 OFFSET 9)",
+                (name, name),
+            )
+            return job_id
+
+    def last_ticks(self) -> dict[str, float]:
+        def query(conn: apsw.Connection) -> dict[str, float]:
+            return {
+                name: parse_ts(tick) or 0.0
+                for name, tick in conn.execute(
+                    "SELECT name, max(tick_at) FROM litejobs_recurring_ticks GROUP BY name"
+                )
+            }
+
+        return self._read(query)
 
     # -- claiming ---------------------------------------------------------------------------
     def _promote(self, conn: apsw.Connection, now_s: str) -> None:

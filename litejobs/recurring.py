@@ -1,0 +1,174 @@
+"""Recurring (cron) jobs: each tick fires exactly once, however many workers or hosts run.
+
+Every worker carries a :class:`Ticker` for its adapter and, when a tick comes due, asks the
+database to enqueue it (:meth:`~litejobs.adapters.base.Adapter.schedule_tick`). The database
+decides who wins: the tick is recorded under a key of (schedule name, tick time) in the same
+transaction as the job row, so a tick can never enqueue twice -- not with four workers racing,
+not with two hosts whose clocks disagree by a few seconds. No "run the scheduler on one box".
+
+Catch-up rule (documented in ``docs/extras.md``): ticks missed while nothing ran are collapsed
+into one run, enqueued when a worker next starts (for the latest missed tick). A schedule seen
+for the first time starts at its *next* tick; it does not fire for the tick just before it was
+deployed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+
+from .adapters.base import Adapter, NewJob
+from .errors import ConfigurationError, StorageError
+
+if TYPE_CHECKING:
+    from .clock import Clock
+
+logger = logging.getLogger("litejobs.recurring")
+
+#: How long a ticker waits before retrying after a storage error.
+RETRY_AFTER = 5.0
+
+
+def parse_timezone(name: str | tzinfo | None) -> tzinfo:
+    """An IANA zone name (``"Europe/Berlin"``), a ``tzinfo``, or ``None`` for UTC."""
+    if name is None:
+        return UTC
+    if isinstance(name, tzinfo):
+        return name
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"unknown timezone {name!r}; use an IANA name like 'Europe/Berlin' or 'UTC'"
+        ) from None
+
+
+def check_cron(expr: Any) -> str:
+    """Validate a cron expression now (at definition), so a typo never reaches a worker."""
+    if not isinstance(expr, str) or not expr.strip():
+        raise ConfigurationError(
+            f"cron must be a cron expression like '*/15 * * * *', got {expr!r}"
+        )
+    try:
+        CronSim(expr, datetime(2030, 1, 1, tzinfo=UTC))
+    except CronSimError as exc:
+        raise ConfigurationError(
+            f"invalid cron expression {expr!r}: {exc}; e.g. '*/15 * * * *' (every 15 minutes)"
+        ) from None
+    return expr
+
+
+@dataclass(frozen=True)
+class Recurring:
+    """One schedule: a cron expression, a time zone and the job (as a row template) it enqueues.
+
+    ``name`` keys the schedule in the database; renaming a schedule starts it afresh.
+    """
+
+    name: str
+    cron: str
+    job: NewJob  # the row to insert at each tick (run_at is set to the tick)
+    timezone: tzinfo = UTC
+    adapter: str | None = None
+
+    def last_tick(self, now: float) -> float | None:
+        """The latest tick at or before ``now`` (epoch seconds), or ``None`` if there is none."""
+        here = datetime.fromtimestamp(now, UTC).astimezone(self.timezone)
+        probe = here + timedelta(microseconds=1)
+        for tick in CronSim(self.cron, probe, reverse=True):
+            if tick.timestamp() <= now:
+                return tick.timestamp()
+        return None  # pragma: no cover - cronsim iterates until it finds one
+
+    def next_tick(self, now: float) -> float | None:
+        """The first tick strictly after ``now``, or ``None`` if the expression never fires."""
+        here = datetime.fromtimestamp(now, UTC).astimezone(self.timezone)
+        for tick in CronSim(self.cron, here):
+            if tick.timestamp() > now:
+                return tick.timestamp()
+        return None  # pragma: no cover
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.cron}, {self.timezone})"
+
+
+class Ticker:
+    """Enqueues due ticks for a set of schedules on one adapter; safe to run in every worker.
+
+    Between ticks it costs nothing: it remembers when the next tick is due (``due_at``) and only
+    touches the database once the clock has passed it.
+    """
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        schedules: Sequence[Recurring],
+        *,
+        clock: Clock | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.schedules = list(schedules)
+        self.clock = clock or adapter.clock
+        self.logger = log or logger
+        self._due: dict[str, float | None] = {s.name: float("-inf") for s in self.schedules}
+
+    @property
+    def due_at(self) -> float | None:
+        """When :meth:`run` next has work to do (epoch seconds), or ``None`` for never."""
+        times = [t for t in self._due.values() if t is not None]
+        return min(times) if times else None
+
+    def run(self) -> list[int]:
+        """Enqueue every tick that has come due; return the ids this process inserted."""
+        now = self.clock.now()
+        due = self.due_at
+        if due is None or due > now:
+            return []
+        inserted: list[int] = []
+        for schedule in self.schedules:
+            when = self._due[schedule.name]
+            if when is None or when > now:
+                continue
+            try:
+                job_id = self._fire(schedule, now)
+            except StorageError as exc:
+                self.logger.warning(
+                    "recurring %s: storage unavailable (%s); retrying", schedule.name, exc
+                )
+                self._due[schedule.name] = now + RETRY_AFTER
+                continue
+            except NotImplementedError as exc:
+                self.logger.error("recurring %s: %s", schedule.name, exc)
+                self._due[schedule.name] = None  # never: the adapter cannot do it
+                continue
+            except Exception:  # a bug must not stop the worker's real work
+                self.logger.exception("recurring %s: could not enqueue its tick", schedule.name)
+                self._due[schedule.name] = now + RETRY_AFTER
+                continue
+            if job_id is not None:
+                inserted.append(job_id)
+            self._due[schedule.name] = schedule.next_tick(now)
+        return inserted
+
+    def _fire(self, schedule: Recurring, now: float) -> int | None:
+        tick = schedule.last_tick(now)
+        if tick is None:
+            return None
+        job_id = self.adapter.schedule_tick(schedule.name, tick, replace(schedule.job, run_at=tick))
+        if job_id is not None:
+            self.logger.info(
+                "recurring %s: enqueued job %s for tick %s",
+                schedule.name,
+                job_id,
+                datetime.fromtimestamp(tick, UTC).isoformat(),
+            )
+        return job_id
