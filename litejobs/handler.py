@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -107,6 +108,8 @@ def _first_unserializable(value: Any) -> Any:
             if bad is not None:
                 return bad
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return value  # NaN and infinities are not JSON
     if value is None or isinstance(value, str | int | float | bool):
         return None
     return value
@@ -123,9 +126,12 @@ def encode_handler(
         return json.dumps(body, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         bad = _first_unserializable(body)
-        what = type(bad).__name__ if bad is not None else "a non-finite float"
+        if isinstance(bad, float):
+            what = f"a non-finite float ({bad!r})"
+        else:
+            what = f"a value of type {type(bad).__name__} ({exc})"
         raise SerializationError(
-            f"job arguments must be JSON-serialisable, but got a {what} ({exc}); "
+            f"job arguments must be JSON-serialisable, but got {what}; "
             "pass ids or plain data and load objects inside the job"
         ) from None
 

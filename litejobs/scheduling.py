@@ -62,15 +62,37 @@ def run_at_for(now: float, wait: Wait | None, wait_until: datetime | None) -> fl
         if seconds != seconds or seconds < 0:
             raise InvalidWaitError(f"wait must be zero or more seconds, got {wait!r}")
         if seconds > 0:
-            return now + float(seconds)
+            total = now + float(seconds) if seconds <= LATEST_RUN_AT else float("inf")
+            return _storable(total, f"wait={wait!r}")
     if wait_until is not None:
         if not isinstance(wait_until, datetime):
             raise InvalidWaitError(
                 f"wait_until must be a datetime, got {type(wait_until).__name__}; "
                 "e.g. datetime(2030, 1, 1, tzinfo=UTC)"
             )
-        return wait_until.timestamp()
+        try:
+            when = wait_until.timestamp()
+        except (ValueError, OverflowError, OSError):  # a naive date at the calendar's edge
+            raise InvalidWaitError(
+                f"wait_until={wait_until.isoformat()} cannot be converted from local time; "
+                "give an aware datetime, e.g. datetime(2030, 1, 1, tzinfo=UTC)"
+            ) from None
+        return _storable(when, f"wait_until={wait_until.isoformat()}")
     return None
+
+
+#: 9999-12-31T23:59:59Z: the last instant a stored time (ISO 8601 text) can express.
+LATEST_RUN_AT = 253_402_300_799.0
+
+
+def _storable(run_at: float, what: str) -> float:
+    """Reject times storage cannot hold (``inf``, year 10000) as a typed error, not a crash."""
+    if not run_at <= LATEST_RUN_AT:
+        raise InvalidWaitError(
+            f"{what} is past the last storable time (9999-12-31 23:59:59 UTC); "
+            "give a wait in seconds or a real date"
+        )
+    return run_at
 
 
 def resolve_job_ref(job: JobRef, *, check_import: bool = True) -> tuple[str, str, Job | None]:

@@ -1,0 +1,241 @@
+"""Execution semantics (SPEC §4) through the public API: ``JobManager``, ``later`` and a real
+:class:`~litejobs.worker.Worker` running jobs from a real SQLite file.
+
+Why: these are the promises users build on -- the exact backoff, when a job fails for good, what
+is kept, that a broken handler is a job error and not a dead worker, and what ``last_error``
+holds. Time is a :class:`~litejobs.clock.FakeClock`: a retry 81 s away is reached by moving the
+clock, not by waiting. Only the hard-timeout tests sleep for real (a fraction of a second),
+because interrupting a running job is what they test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import litejobs
+from litejobs import FakeClock, JobManager, SQLiteAdapter, WorkerConfig, current_job
+from litejobs.adapters.base import JobRecord
+
+from . import sample_jobs
+
+
+@pytest.fixture
+def jobs(db_path: Path, clock: FakeClock) -> Iterator[JobManager]:
+    manager = JobManager(adapters={"sqlite": SQLiteAdapter(db_path)}, clock=clock)
+    sample_jobs.CALLS.clear()
+    sample_jobs.CONTEXTS.clear()
+    yield manager
+    manager.adapter().close()
+
+
+def row(jobs: JobManager, job_id: int) -> JobRecord:
+    record = jobs.adapter().get(job_id)
+    assert record is not None, f"job {job_id} is gone"
+    return record
+
+
+def test_backoff_is_attempts_to_the_fourth(jobs: JobManager, clock: FakeClock) -> None:
+    job_id = jobs.create_scheduler()(sample_jobs.boom, ["kaboom"])
+    config = WorkerConfig(max_attempts=5)
+    for attempt, delay in [(1, 1), (2, 16), (3, 81), (4, 256)]:
+        stats = jobs.workoff(config)
+        assert (stats.ran, stats.errored, stats.failed) == (1, 1, 0)
+        record = row(jobs, job_id)
+        assert record.attempts == attempt
+        assert record.run_at is not None and record.run_at - clock.now() == delay
+        assert (record.state, record.locked_by, record.locked_at) == ("scheduled", None, None)
+        clock.advance(delay - 0.001)
+        assert jobs.workoff(config).ran == 0  # never early
+        clock.advance(0.001)
+    stats = jobs.workoff(config)
+    assert (stats.ran, stats.failed) == (1, 1)
+    assert row(jobs, job_id).state == "failed"
+
+
+def test_failure_at_the_workers_max_attempts(jobs: JobManager, clock: FakeClock) -> None:
+    job_id = jobs.create_scheduler()(sample_jobs.boom)
+    config = WorkerConfig(max_attempts=2)
+    assert jobs.workoff(config).errored == 1
+    clock.advance(1)
+    stats = jobs.workoff(config)
+    assert (stats.errored, stats.failed) == (0, 1)
+    record = row(jobs, job_id)
+    assert (record.state, record.attempts, record.run_at) == ("failed", 2, None)
+    assert record.failed_at == clock.now()
+    assert record.last_error is not None and record.last_error.startswith("ValueError: boom")
+    clock.advance(10**6)
+    assert jobs.workoff(config).ran == 0  # failed jobs are never picked again
+
+
+def test_a_jobs_own_max_attempts_beats_the_workers(jobs: JobManager, clock: FakeClock) -> None:
+    patient = jobs.create_job(perform=sample_jobs.boom, max_attempts=3)
+    later = jobs.create_scheduler()
+    generous = later(patient, ["patient"])
+    strict = later(sample_jobs.boom, ["strict"], max_attempts=1)  # per call
+    plain = later(sample_jobs.boom, ["plain"])
+    config = WorkerConfig(max_attempts=2)
+    runs = []
+    for delay in (1, 16, 81):
+        runs.append(jobs.workoff(config).ran)
+        clock.advance(delay)
+    assert runs == [3, 2, 1]
+    assert (row(jobs, strict).state, row(jobs, strict).attempts) == ("failed", 1)
+    assert (row(jobs, plain).state, row(jobs, plain).attempts) == ("failed", 2)
+    assert (row(jobs, generous).state, row(jobs, generous).attempts) == ("failed", 3)
+    assert row(jobs, generous).max_attempts == 3
+
+
+def test_successful_jobs_are_deleted_by_default_or_kept(jobs: JobManager, clock: FakeClock) -> None:
+    later = jobs.create_scheduler()
+    gone = later(sample_jobs.record, [1])
+    assert jobs.workoff().succeeded == 1
+    assert jobs.adapter().get(gone) is None
+    kept = later(sample_jobs.record, [2])
+    clock.advance(7)
+    assert jobs.workoff(WorkerConfig(delete_successful_jobs=False)).succeeded == 1
+    record = row(jobs, kept)
+    assert (record.state, record.attempts, record.updated_at) == ("succeeded", 1, clock.now())
+    assert (record.run_at, record.locked_at, record.locked_by, record.last_error) == (None,) * 4
+    assert sample_jobs.CALLS == [1, 2]
+
+
+def test_failed_jobs_are_kept_by_default_or_deleted(jobs: JobManager) -> None:
+    later = jobs.create_scheduler()
+    kept = later(sample_jobs.boom, max_attempts=1)
+    assert jobs.workoff().failed == 1
+    assert row(jobs, kept).state == "failed"
+    gone = later(sample_jobs.boom, max_attempts=1)
+    assert jobs.workoff(WorkerConfig(delete_failed_jobs=True)).failed == 1
+    assert jobs.adapter().get(gone) is None
+    assert row(jobs, kept).state == "failed"
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("nosuch.module:f", "HandlerNotFoundError: cannot import module 'nosuch.module'"),
+        ("tests.sample_jobs:removed_long_ago", "HandlerNotFoundError: module 'tests.sample_jobs'"),
+    ],
+)
+def test_unimportable_handler_is_retried_then_failed(
+    jobs: JobManager, clock: FakeClock, path: str, message: str
+) -> None:
+    job_id = litejobs.enqueue(path, [1], db=jobs.adapter(), check=False)
+    config = WorkerConfig(max_attempts=2)
+    stats = jobs.workoff(config)  # the worker survives and records an error
+    assert (stats.ran, stats.errored) == (1, 1)
+    record = row(jobs, job_id)
+    assert record.last_error is not None and record.last_error.startswith(message)
+    assert record.run_at == clock.now() + 1
+    clock.advance(1)
+    assert jobs.workoff(config).failed == 1
+    assert row(jobs, job_id).state == "failed"
+
+
+def test_wrong_arguments_are_a_job_error(jobs: JobManager) -> None:
+    job_id = jobs.create_scheduler()(sample_jobs.record, [1, 2, 3])
+    assert jobs.workoff().errored == 1
+    assert (row(jobs, job_id).last_error or "").startswith("TypeError: ")
+
+
+def test_last_error_keeps_type_message_and_traceback(jobs: JobManager) -> None:
+    job_id = jobs.create_scheduler()(sample_jobs.boom, ["the disk is on fire"])
+    stats = jobs.workoff()
+    error = row(jobs, job_id).last_error
+    assert error is not None
+    head, _, rest = error.partition("\n\n")
+    assert head == "ValueError: the disk is on fire"
+    assert rest.startswith("Traceback (most recent call last):")
+    assert "sample_jobs.py" in rest and "in boom" in rest
+    assert rest.rstrip().endswith("ValueError: the disk is on fire")
+    assert stats.errors == [f"job {job_id} boom: ValueError: the disk is on fire"]
+
+
+def test_async_jobs_run_to_completion(jobs: JobManager) -> None:
+    later = jobs.create_scheduler()
+    later(sample_jobs.async_record, ["async"])
+    failing = later(sample_jobs.async_boom, ["async failure"])
+    stats = jobs.workoff()
+    assert (stats.succeeded, stats.errored) == (1, 1)
+    assert sample_jobs.CALLS == ["async"]
+    error = row(jobs, failing).last_error or ""
+    assert error.startswith("RuntimeError: async failure\n\nTraceback")
+
+
+def test_perform_runs_inline_sync_and_async(jobs: JobManager) -> None:
+    job = jobs.create_job(perform=sample_jobs.record)
+    async_job = jobs.create_job(perform=sample_jobs.async_record)
+    job.perform("inline")
+    async_job.perform("inline async")
+    job("called")
+    assert sample_jobs.CALLS == ["inline", "inline async", "called"]
+    assert jobs.adapter().counts() == {}  # nothing was stored
+
+
+def test_current_job_inside_a_job(jobs: JobManager, clock: FakeClock) -> None:
+    later = jobs.create_scheduler()
+    job_id = later(sample_jobs.remember_context, queue="ctx", priority=7)
+    worker = jobs.worker(WorkerConfig(queue="ctx", max_attempts=9), worker_id=3)
+    assert worker.run(workoff=True).succeeded == 1
+    (ctx,) = sample_jobs.CONTEXTS
+    assert ctx is not None
+    assert (ctx.id, ctx.name, ctx.path, ctx.queue, ctx.priority) == (
+        job_id,
+        "remember_context",
+        "tests.sample_jobs:remember_context",
+        "ctx",
+        7,
+    )
+    assert (ctx.attempts, ctx.max_attempts, ctx.args) == (1, 9, [])
+    assert ctx.worker == worker.name and ctx.worker.endswith("/litejobs-worker.ctx.3")
+    assert current_job() is None  # outside a job
+    sample_jobs.remember_context()  # called directly, not by a worker
+    assert sample_jobs.CONTEXTS[-1] is None
+
+
+@pytest.mark.parametrize("func", [sample_jobs.nap, sample_jobs.async_nap])
+def test_hard_timeout_in_process(jobs: JobManager, clock: FakeClock, func: object) -> None:
+    job_id = jobs.create_scheduler()(func, [30])  # would sleep 30 s
+    stats = jobs.workoff(WorkerConfig(max_runtime=0.2))
+    assert (stats.ran, stats.errored) == (1, 1)
+    record = row(jobs, job_id)
+    assert record.last_error is not None
+    assert record.last_error.startswith("JobTimeoutError: timed out after 0.2 s")
+    assert record.run_at == clock.now() + 1  # retried per the backoff
+    assert record.state == "scheduled"
+
+
+def test_workoff_stops_when_nothing_is_eligible_now(jobs: JobManager, clock: FakeClock) -> None:
+    later = jobs.create_scheduler()
+    assert jobs.workoff().ran == 0  # empty: returns at once
+    now_id = later(sample_jobs.record, ["now"])
+    future = later(sample_jobs.record, ["later"], wait=60)
+    elsewhere = later(sample_jobs.record, ["elsewhere"], queue="other")
+    stats = jobs.workoff(WorkerConfig(queue="default"))
+    assert (stats.ran, stats.succeeded) == (1, 1)
+    assert sample_jobs.CALLS == ["now"]
+    assert jobs.adapter().get(now_id) is None
+    assert row(jobs, future).state == "scheduled"
+    assert row(jobs, elsewhere).state == "ready"
+    clock.advance(60)
+    assert jobs.workoff().ran == 2
+    assert sorted(map(str, sample_jobs.CALLS)) == ["elsewhere", "later", "now"]
+
+
+def test_workoff_runs_in_priority_order(jobs: JobManager) -> None:
+    later = jobs.create_scheduler()
+    for value, priority in [("c", 90), ("a", 1), ("b", 50), ("a2", 1)]:
+        later(sample_jobs.record, [value], priority=priority)
+    assert jobs.workoff().succeeded == 4
+    assert sample_jobs.CALLS == ["a", "a2", "b", "c"]
+
+
+def test_repeated_workoff_never_runs_a_retry_early(jobs: JobManager) -> None:
+    """A retry waits for its backoff, however many times ``workoff`` is called meanwhile."""
+    job_id = jobs.create_scheduler()(sample_jobs.boom)
+    for _ in range(3):
+        jobs.workoff()
+    assert row(jobs, job_id).attempts == 1
