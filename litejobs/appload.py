@@ -83,7 +83,7 @@ def load_manager(source: AppSource, db: str | None = None) -> Any:
     from .manager import JobManager
 
     if source.spec is None:
-        return JobManager(adapters={"default": adapter_for_url(db)})
+        return _with_config_schedules(JobManager(adapters={"default": adapter_for_url(db)}))
     manager = _import_attr(source)
     if not isinstance(manager, JobManager):
         raise ConfigurationError(
@@ -100,6 +100,24 @@ def load_manager(source: AppSource, db: str | None = None) -> Any:
         new = adapter_for_url(db)
         new.clock = old.clock
         manager.adapters[name] = new
+    return _with_config_schedules(manager)
+
+
+def _with_config_schedules(manager: Any) -> Any:
+    """Add ``[[tool.litejobs.recurring]]`` schedules from ``./pyproject.toml`` (CLI-only users)."""
+    pyproject = Path.cwd() / "pyproject.toml"
+    if pyproject.is_file():
+        import tomllib
+
+        from .recurring import add_from_config
+
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigurationError(f"cannot read {pyproject}: {exc}") from None
+        entries = data.get("tool", {}).get("litejobs", {}).get("recurring")
+        if entries is not None:
+            add_from_config(manager, entries, str(pyproject))
     return manager
 
 

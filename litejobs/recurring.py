@@ -24,10 +24,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 from .adapters.base import Adapter, NewJob
-from .errors import ConfigurationError, StorageError
+from .errors import ConfigurationError, LiteJobsError, StorageError
 
 if TYPE_CHECKING:
     from .clock import Clock
+    from .manager import JobManager
 
 logger = logging.getLogger("litejobs.recurring")
 
@@ -172,3 +173,47 @@ class Ticker:
                 datetime.fromtimestamp(tick, UTC).isoformat(),
             )
         return job_id
+
+
+_CONFIG_KEYS = {"job", "cron", "args", "kwargs", "timezone", "name", "queue", "priority", "unique"}
+
+
+def add_from_config(manager: JobManager, entries: Any, origin: str) -> list[Recurring]:
+    """Register ``[[tool.litejobs.recurring]]`` entries (for people who only use the CLI)::
+
+        [[tool.litejobs.recurring]]
+        job = "myapp.reports:nightly"      # any importable module:function
+        cron = "0 3 * * *"
+        timezone = "Europe/Berlin"         # optional; also args, kwargs, name, queue,
+                                           # priority, unique
+
+    Loading the same entries twice (the CLI may load the app more than once) is harmless.
+    """
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigurationError(
+            f"{origin}: recurring must be an array of tables ([[tool.litejobs.recurring]])"
+        )
+    added: list[Recurring] = []
+    for number, entry in enumerate(entries, 1):
+        where = f"{origin}: recurring entry {number}"
+        unknown = set(entry) - _CONFIG_KEYS
+        if unknown:
+            raise ConfigurationError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                f"use {', '.join(sorted(_CONFIG_KEYS))}"
+            )
+        job, cron = entry.get("job"), entry.get("cron")
+        if not isinstance(job, str) or ":" not in job:
+            raise ConfigurationError(f'{where}: job must be a "module:function" string')
+        if not isinstance(cron, str):
+            raise ConfigurationError(f'{where}: cron must be a string like "*/15 * * * *"')
+        options = {k: v for k, v in entry.items() if k not in ("job", "cron")}
+        name = options.get("name") or job
+        existing = manager.schedules.get(name)
+        if existing is not None and existing.cron == cron:
+            continue
+        try:
+            added.append(manager.recurring(job, cron=cron, **options))
+        except LiteJobsError as exc:
+            raise ConfigurationError(f"{where}: {exc}") from None
+    return added

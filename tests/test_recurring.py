@@ -275,3 +275,63 @@ def test_four_worker_processes_fire_each_tick_exactly_once(tmp_path: Path) -> No
     assert tick_rows[0][1] is None
     assert sorted(row[1] for row in tick_rows[1:]) == sorted(ids)
     assert observer.list_jobs() == []
+
+
+# -- CLI-only users: [[tool.litejobs.recurring]] in pyproject.toml ------------------------------
+PYPROJECT = """
+[project]
+name = "someapp"
+
+[[tool.litejobs.recurring]]
+job = "tests.sample_jobs:record"
+cron = "*/30 * * * *"
+args = ["from-config"]
+
+[[tool.litejobs.recurring]]
+job = "tests.sample_jobs:record"
+name = "berlin-morning"
+cron = "0 9 * * mon-fri"
+timezone = "Europe/Berlin"
+args = ["morning"]
+priority = 10
+"""
+
+
+def test_pyproject_schedules_are_loaded_with_the_default_manager(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from litejobs.appload import AppSource, load_manager
+
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(ROOT))
+    db = tmp_path / "jobs.db"
+    jobs = load_manager(AppSource(None, "default"), db=str(db))
+    assert sorted(jobs.schedules) == ["berlin-morning", "tests.sample_jobs:record"]
+    assert jobs.schedules["berlin-morning"].job.priority == 10
+    load_manager(AppSource(None, "default"), db=str(db))  # loading twice is harmless
+    clock = FakeClock()
+    jobs.adapter().clock = clock
+    sample_jobs.CALLS.clear()
+    jobs.workoff()
+    clock.advance(30 * MIN)
+    jobs.workoff()
+    assert sample_jobs.CALLS == ["from-config"]
+
+
+def test_a_bad_pyproject_schedule_is_one_clear_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[[tool.litejobs.recurring]]\njob = "tests.sample_jobs:record"\ncron = "61 * * * *"\n'
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "litejobs", "--db", str(tmp_path / "jobs.db"), "workoff"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "recurring entry 1: invalid cron expression '61 * * * *'" in result.stderr
+    assert "Traceback" not in result.stderr
