@@ -10,6 +10,7 @@ import json
 import math
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -154,6 +155,8 @@ def list_jobs(
         render.print_json([render.job_json(r) for r in records])
     else:
         render.jobs_table(records, adapter.clock.now())
+        if limit and len(records) == limit:
+            sys.stderr.write(f"(showing the first {limit}; --limit 0 shows all)\n")
 
 
 def show(
@@ -252,6 +255,10 @@ def clear(
 def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="The status as a JSON object.")] = False,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option("--state-dir", metavar="DIR", help="Where `start` keeps its pid files."),
+    ] = None,
 ) -> None:
     """Jobs per queue and state, the oldest ready job's age, workers and detached supervisors.
 
@@ -267,7 +274,7 @@ def status(
     oldest = adapter.oldest_ready_at()
     alive_within = max(c.stale_after for c in manager.workers)
     workers = [render.worker_json(w, now, alive_within) for w in adapter.workers()]
-    daemons = _daemons()
+    daemons = _daemons(state_dir)
     totals = {s: sum(q.get(s, 0) for q in counts.values()) for s in JOB_STATES}
     data = {
         "queues": {q: {s: c.get(s, 0) for s in JOB_STATES} for q, c in sorted(counts.items())},
@@ -283,7 +290,7 @@ def status(
     _status_tables(data, JOB_STATES)
 
 
-def _daemons() -> list[Any]:
+def _daemons(state_dir: Path | None) -> list[Any]:
     import importlib.util
 
     if importlib.util.find_spec("litejobs.daemon") is None:
@@ -291,7 +298,15 @@ def _daemons() -> list[Any]:
     from litejobs import daemon
 
     running = getattr(daemon, "running", None)
-    return [render.plain(d) for d in running()] if running else []
+    if running is None:
+        return []
+    found = []
+    for info in running(state_dir=state_dir):
+        data = render.plain(info)
+        if isinstance(data.get("started_at"), int | float):
+            data["started_at"] = render.iso(data["started_at"])
+        found.append(data)
+    return found
 
 
 def _status_tables(data: dict[str, Any], states: tuple[str, ...]) -> None:

@@ -9,8 +9,11 @@ import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from litejobs import SQLiteAdapter, enqueue
 
 from .conftest import APP, EXE, ROOT, clean_env, ran
 
@@ -113,9 +116,18 @@ def test_failed_job_is_shown_and_retried(cli, job_log: Path) -> None:
     assert cli("show", str(job_id), "--json").json()["state"] == "ready"
 
 
-def test_clear_is_scoped_by_queue_and_state(cli) -> None:
-    for queue in ("default", "default", "email"):
-        assert cli("enqueue", "tests.cli.app_jobs:record", "--queue", queue, app=True).code == 0
+def seed(db_path: Path, *queues: str, **options: Any) -> list[int]:
+    """Enqueue through the library where enqueueing is not what a test is about (quicker)."""
+    adapter = SQLiteAdapter(db_path)
+    try:
+        return [enqueue("tests.cli.app_jobs:record", [q], queue=q, db=adapter, **options)
+                for q in queues]  # fmt: skip
+    finally:
+        adapter.close()
+
+
+def test_clear_is_scoped_by_queue_and_state(cli, db_path: Path) -> None:
+    seed(db_path, "default", "default", "email")
     cleared = cli("clear", "--queue", "email")  # not a TTY: no question asked
     assert cleared.code == 0 and cleared.out.strip() == "deleted 1 job in queue 'email'"
     assert [j["queue"] for j in cli("list", "--json").json()] == ["default", "default"]
@@ -125,10 +137,9 @@ def test_clear_is_scoped_by_queue_and_state(cli) -> None:
     assert cli("list").out.strip() == "no jobs"
 
 
-def test_delete_and_status(cli) -> None:
-    ids = [int(cli("enqueue", "tests.cli.app_jobs:record", "--queue", q, app=True).out)
-           for q in ("default", "email", "email")]  # fmt: skip
-    cli("enqueue", "tests.cli.app_jobs:record", "--wait", "600")
+def test_delete_and_status(cli, db_path: Path) -> None:
+    ids = seed(db_path, "default", "email", "email")
+    seed(db_path, "default", wait=600)
     assert cli("delete", str(ids[0])).out.strip() == f"deleted job {ids[0]}"
     status = cli("status", "--json")
     assert status.code == 0, status.err
@@ -182,6 +193,15 @@ def test_app_from_pyproject_and_python_dash_m(tmp_path: Path, db_path: Path) -> 
     assert version.returncode == 0 and version.stdout.startswith("litejobs ")
 
 
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for an init that does not reap is not running)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def _has_supervisor() -> bool:
     import importlib.util
 
@@ -225,3 +245,22 @@ def test_work_starts_the_workers_the_spec_asks_for(db_path: Path, job_log: Path)
             _, err = proc.communicate()
     assert proc.returncode in (0, 130), err
     assert "Traceback" not in err
+
+
+@pytest.mark.skipif(not _has_supervisor(), reason="litejobs.supervisor not in this tree yet")
+def test_start_status_stop_round_trip(cli, tmp_path: Path, job_log: Path) -> None:
+    state = str(tmp_path / "state")
+    started = cli("start", "-n", "email:1", "--state-dir", state,
+                  "--log-file", str(tmp_path / "w.log"), app=True)  # fmt: skip
+    assert started.code == 0, started.err
+    pid = int(started.out.rsplit(" ", 1)[1].rstrip(")\n"))
+    try:
+        status = cli("status", "--json", "--state-dir", state).json()
+        (supervisor,) = status["supervisors"]
+        assert supervisor["pid"] == pid and supervisor["started_at"].endswith("Z")
+        assert supervisor["argv"][-3:] == ["work", "-n", "email:1"]
+    finally:
+        stopped = cli("stop", "--state-dir", state)
+    assert stopped.code == 0 and stopped.out.strip() == f"stopped supervisor pid {pid}"
+    assert not alive(pid)
+    assert cli("stop", "--state-dir", state).out.strip() == "no detached workers running"
