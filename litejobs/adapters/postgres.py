@@ -94,6 +94,16 @@ MIGRATIONS: list[str] = [
         heartbeat_at TIMESTAMPTZ NOT NULL
     );
     """,
+    # 2: recurring ticks; the primary key is what makes a tick fire once across all workers
+    """
+    CREATE TABLE {s}.litejobs_recurring_ticks (
+        name         TEXT        NOT NULL,
+        tick_at      TIMESTAMPTZ NOT NULL,
+        job_id       BIGINT,
+        created_at   TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (name, tick_at)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -432,6 +442,45 @@ class PostgresAdapter(Adapter):
             ids.extend(int(r[0]) for r in rows)
         return ids
 
+    def schedule_tick(self, name: str, tick_at: float, job: NewJob) -> int | None:
+        now = self.clock.now()
+        now_d, tick_d = dt(now), dt(tick_at)
+        ticks = f"{self._s}.litejobs_recurring_ticks"
+        with self._write() as conn:
+            # Serialise the callers of one schedule: after the lock, the read below sees any
+            # tick another worker committed (READ COMMITTED takes a snapshot per statement).
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self._lock_key()}:tick:{name}",)
+            )
+            row = conn.execute(
+                f"SELECT max(tick_at) FROM {ticks} WHERE name = %s", (name,)
+            ).fetchone()
+            last = row[0] if row else None
+            if last is not None and last >= tick_d:
+                return None
+            job_id = None if last is None else self._insert(conn, job, now)
+            conn.execute(
+                f"INSERT INTO {ticks} (name, tick_at, job_id, created_at) VALUES (%s, %s, %s, %s)",
+                (name, tick_d, job_id, now_d),
+            )
+            # Only the latest tick matters for deciding; keep a short history for people.
+            conn.execute(
+                f"DELETE FROM {ticks} WHERE name = %s AND tick_at < (SELECT tick_at FROM {ticks} "
+                "WHERE name = %s ORDER BY tick_at DESC LIMIT 1 OFFSET 9)",
+                (name, name),
+            )
+            if job_id is not None:
+                self._notify(conn)
+            return job_id
+
+    def last_ticks(self) -> dict[str, float]:
+        rows = self._read(
+            lambda c: c.execute(
+                f"SELECT name, max(tick_at) FROM {self._s}.litejobs_recurring_ticks GROUP BY name"
+            ).fetchall()
+        )
+        return {name: epoch(tick) or 0.0 for name, tick in rows}
+
     # -- claiming ---------------------------------------------------------------------------
     def _queue_filter(self, queues: Sequence[str] | None) -> tuple[str, tuple[Any, ...]]:
         if queues is None:
@@ -585,6 +634,9 @@ class PostgresAdapter(Adapter):
                 conn.close()
             raise _storage_error(exc, self._where) from exc
         local.listener, local.listener_pid = conn, os.getpid()
+        # Changes committed before LISTEN took effect were not announced to us: report one
+        # possible change on the first wait, so the caller looks once instead of sleeping.
+        local.listener_new = True
         return conn
 
     def wait_for_change(self, timeout: float) -> bool:
@@ -596,6 +648,9 @@ class PostgresAdapter(Adapter):
             time.sleep(min(timeout, self.poll_interval))
             return timeout >= self.poll_interval
         conn = self._listener()
+        if getattr(self._local, "listener_new", False):
+            self._local.listener_new = False
+            return True
         try:
             seen = False
             for _ in conn.notifies(timeout=timeout, stop_after=1):
