@@ -217,3 +217,37 @@ def add_from_config(manager: JobManager, entries: Any, origin: str) -> list[Recu
         except LiteJobsError as exc:
             raise ConfigurationError(f"{where}: {exc}") from None
     return added
+
+
+def schedule_status(manager: JobManager) -> list[dict[str, Any]]:
+    """Every schedule with its last recorded tick and next tick (for ``litejobs recurring``)."""
+    import json
+
+    rows: list[dict[str, Any]] = []
+    last: dict[str | None, dict[str, float]] = {}
+    for schedule in sorted(manager.schedules.values(), key=lambda s: s.name):
+        adapter = manager.adapter(schedule.adapter) if schedule.adapter else None
+        if adapter is None:
+            adapter = manager.adapter() if len(manager.adapters) == 1 else None
+        if adapter is None:
+            continue
+        if schedule.adapter not in last:
+            try:
+                last[schedule.adapter] = adapter.last_ticks()
+            except NotImplementedError:  # pragma: no cover - every adapter has a default
+                last[schedule.adapter] = {}
+        handler = json.loads(schedule.job.handler)
+        rows.append(
+            {
+                "name": schedule.name,
+                "cron": schedule.cron,
+                "timezone": str(schedule.timezone),
+                "job": handler.get("path"),
+                "args": handler.get("args", []),
+                "kwargs": handler.get("kwargs", {}),
+                "queue": schedule.job.queue,
+                "last_tick": last[schedule.adapter].get(schedule.name),
+                "next_tick": schedule.next_tick(adapter.clock.now()),
+            }
+        )
+    return rows

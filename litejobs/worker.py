@@ -106,16 +106,20 @@ class Worker:
     def run(self, *, workoff: bool = False) -> WorkerStats:
         """Work until stopped; with ``workoff``, until nothing is eligible now."""
         queues = self.config.queues
-        self._call_storage(
-            lambda: self.adapter.register_worker(
-                self.name,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                queues=self.config.queues_label,
-                max_attempts=self.config.max_attempts,
-            ),
-            "register",
-        )
+        # Register before claiming anything, however long storage is down: an unregistered
+        # worker has no heartbeat row, so any other worker's recovery would take its running jobs.
+        registered = None
+        while registered is None and not self.stop.is_set():
+            registered = self._call_storage(
+                lambda: self.adapter.register_worker(
+                    self.name,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    queues=self.config.queues_label,
+                    max_attempts=self.config.max_attempts,
+                ),
+                "register",
+            )
         beat_stop = threading.Event()
         beat = threading.Thread(
             target=self._heartbeat_loop, args=(beat_stop,), name="litejobs-heartbeat", daemon=True

@@ -335,3 +335,61 @@ def test_a_bad_pyproject_schedule_is_one_clear_line_and_exit_2(tmp_path: Path) -
     assert result.returncode == 2
     assert "recurring entry 1: invalid cron expression '61 * * * *'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class OffsetClock:
+    """Real time shifted so that a cron tick is a fraction of a second away."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+
+def test_an_idle_worker_wakes_for_the_next_tick(db_path: Path) -> None:
+    import threading
+
+    lead = 0.5  # the next */15 tick is this far away when the worker goes idle
+    clock = OffsetClock(T0 - lead - time.time())
+    adapter = SQLiteAdapter(db_path, clock=clock)
+    jobs = JobManager(adapters={"db": adapter}, workers=[WorkerConfig(sleep_delay=120)])
+    jobs.recurring(sample_jobs.record, cron="*/15 * * * *", args=["woke"])
+    sample_jobs.CALLS.clear()
+    worker = jobs.worker()
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        # Without the wake-up the worker would sleep its full sleep_delay (120 s) first.
+        wait_for(lambda: sample_jobs.CALLS == ["woke"], timeout=20, what="the tick's run")
+    finally:
+        worker.stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_cli_lists_schedules_with_their_last_and_next_tick(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def cli(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "litejobs", "--db", str(tmp_path / "jobs.db"), *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    cli("workoff")  # a worker's first sight records each schedule's starting point
+    after = {row["name"]: row for row in json.loads(cli("recurring", "--json"))}
+    assert after["berlin-morning"]["timezone"] == "Europe/Berlin"
+    assert after["tests.sample_jobs:record"]["args"] == ["from-config"]
+    assert all(row["last_tick"] is not None for row in after.values())
+    assert all(row["next_tick"] > row["last_tick"] for row in after.values())
+    assert "berlin-morning  [0 9 * * mon-fri  Europe/Berlin]" in cli("recurring")

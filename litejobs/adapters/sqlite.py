@@ -156,6 +156,12 @@ def _storage_error(exc: BaseException, path: str) -> StorageError:
         msg = f"database {path} is corrupt; restore it from a backup"
     elif isinstance(exc, apsw.FullError):
         msg = f"disk full while writing {path}; free space and retry (no job was lost)"
+    elif isinstance(exc, apsw.IOError):
+        # e.g. EFBIG past a file size limit, or failing storage: the transaction was rolled back.
+        msg = (
+            f"disk I/O error on {path} (disk or file size limit full, or failing storage); "
+            "fix it and retry (the failed write was rolled back)"
+        )
     elif isinstance(exc, apsw.CantOpenError):
         parent = Path(path).parent
         if not parent.is_dir():

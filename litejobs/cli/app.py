@@ -145,8 +145,12 @@ def build_command() -> Any:
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     )
     app.callback()(_options)
-    from . import jobs, run
+    from . import jobs, recurring, run
 
     jobs.register(app)
     run.register(app)
+    from . import doctor
+
+    doctor.register(app)
+    recurring.register(app)
     return typer.main.get_command(app)

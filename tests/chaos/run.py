@@ -92,6 +92,7 @@ def producing_now(makers: list[subprocess.Popen[bytes]]) -> bool:
 
 def _active(db: Path) -> int:
     conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
+    conn.set_busy_timeout(10_000)  # even a reader can meet a lock (WAL recovery, checkpoints)
     try:
         row = conn.execute(ACTIVE_SQL).fetchone()
         return int(row[0]) if row else 0
@@ -149,7 +150,11 @@ def run(
                     procs[index] = _spawn("tests.chaos.worker", db, index)
                     report.restarts += 1
                     del restart_at[index]
-            alive = [p for i, p in procs.items() if p.poll() is None and i not in restart_at]
+            alive = [
+                p
+                for i, p in procs.items()
+                if p.poll() is None and p.pid not in killed and i not in restart_at
+            ]
             if kill_at and alive and (progress.runs() >= kill_at[0] or not producing_now(makers)):
                 kill_at.pop(0)
                 victim = rng.choice(alive)
@@ -215,6 +220,7 @@ def _check(
         else:
             report.problems.append(f"job token {token}: unexplained duplicate run by pid {pid}")
     conn = apsw.Connection(str(db))
+    conn.set_busy_timeout(10_000)
     try:
         report.integrity = str(conn.execute("PRAGMA integrity_check").fetchone()[0])  # type: ignore[index]
         report.left_active = int(conn.execute(ACTIVE_SQL).fetchone()[0])  # type: ignore[index]
