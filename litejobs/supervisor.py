@@ -56,6 +56,8 @@ RESTART_BACKOFF = 0.25
 MAX_RESTART_DELAY = 30.0
 #: After "stop now", workers that have not exited after this long are killed.
 KILL_AFTER = 5.0
+#: What the supervisor sends a worker for "stop now" (SIGTERM always means "after this job").
+STOP_NOW_SIGNAL = signal.SIGUSR1
 #: How often a worker checks that its supervisor is still there.
 PARENT_POLL = 0.25
 
@@ -213,6 +215,8 @@ class Supervisor:
         try:
             self._housekeeping()
             next_housekeeping = time.monotonic() + self.maintenance_interval
+            self._start_due()
+            notify_ready()
             while not self._finished():
                 self._start_due()
                 timeout = self._wait_timeout(next_housekeeping)
@@ -334,7 +338,9 @@ class Supervisor:
             logger.error("%s died (%s)", slot.title, how)
         if self.workoff:
             # Not replaced in workoff: release what it held now, so the next run needs no wait.
+            # It counts as an error (workoff exits 1): the job it held will run again.
             self._release(slot)
+            slot.stats.errored += 1
             slot.stats.errors.append(f"worker {slot.title} died ({how})")
             slot.done = True
             return
@@ -390,9 +396,10 @@ class Supervisor:
             logger.warning("stopping now")
             self._stop_now_at = time.monotonic() + KILL_AFTER
         self._event("stopping", {"now": self.stopping == 2})
-        # Workers ignore SIGINT (a terminal sends it to the whole group); the supervisor relays
-        # one SIGTERM per signal it gets: the first means "graceful", the second "now".
-        self._kill_all(signal.SIGTERM)
+        # Workers ignore SIGINT (a terminal sends it to the whole group) and treat any number of
+        # SIGTERMs as "graceful" (systemd may signal the whole cgroup as well as us); "now" is
+        # a distinct signal only the supervisor sends.
+        self._kill_all(signal.SIGTERM if self.stopping == 1 else STOP_NOW_SIGNAL)
 
     def _kill_all(self, signum: int) -> None:
         for slot in self._alive():
@@ -428,12 +435,16 @@ def _child_main(
         keep_running=lambda: os.getppid() == parent_pid,
     )
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        if worker.stop.is_set():
-            raise KeyboardInterrupt
+    def graceful(signum: int, frame: FrameType | None) -> None:
         worker.stop.set()
 
-    signal.signal(signal.SIGTERM, on_term)
+    def now(signum: int, frame: FrameType | None) -> None:
+        worker.stop.set()
+        signal.signal(STOP_NOW_SIGNAL, signal.SIG_IGN)  # once is enough; let cleanup run
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, graceful)
+    signal.signal(STOP_NOW_SIGNAL, now)
     watcher = threading.Thread(
         target=_watch_parent, args=(parent_pid, worker), name="litejobs-parent", daemon=True
     )
@@ -442,6 +453,9 @@ def _child_main(
     try:
         stats = worker.run(workoff=workoff)
     except KeyboardInterrupt:
+        # A job it held stays locked by this name: the next worker of the same name (or any
+        # worker, since this one deregistered) releases it.
+        worker.logger.warning("%s stopped now", worker.name)
         stats, code = worker.stats, 130
     with contextlib.suppress(OSError, ValueError):
         conn.send(stats)
@@ -460,6 +474,26 @@ def _watch_parent(parent_pid: int, worker: Any) -> None:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+#: Set by ``litejobs start``: a file to create once the workers are started, so ``start`` can
+#: report success (or the supervisor's early death) without guessing with a fixed sleep.
+READY_FILE_ENV = "LITEJOBS_READY_FILE"
+
+
+def notify_ready() -> None:
+    """Say "workers started" to whoever waits: ``litejobs start`` and/or systemd (Type=notify)."""
+    ready_file = os.environ.pop(READY_FILE_ENV, None)
+    if ready_file:
+        with contextlib.suppress(OSError), open(ready_file, "w", encoding="ascii") as f:
+            f.write(str(os.getpid()))
+    address = os.environ.get("NOTIFY_SOCKET")
+    if address:
+        if address.startswith("@"):
+            address = "\0" + address[1:]  # abstract socket namespace
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.connect(address)
+            s.sendall(f"READY=1\nMAINPID={os.getpid()}".encode())
+
+
 def _close(adapter: Adapter) -> None:
     with contextlib.suppress(Exception):
         adapter.close()

@@ -1,0 +1,108 @@
+"""The pool itself: every worker is a process with its own title, stats come back to the parent,
+names already live are refused, housekeeping runs, and the single-worker entry point."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from pathlib import Path
+
+import pytest
+
+from litejobs import JobManager, SQLiteAdapter, WorkerConfig
+from litejobs.errors import ConfigurationError
+from litejobs.manager import Scheduler
+from litejobs.supervisor import run_single_worker, run_workers
+
+from .conftest import FAST, marks, wait_for
+
+JOBS = "tests.runtime.jobs"
+
+
+def test_workoff_runs_every_job_in_worker_processes_and_merges_their_stats(
+    db: SQLiteAdapter, later: Scheduler, tmp_path: Path
+) -> None:
+    trace = tmp_path / "trace"
+    for _ in range(30):
+        later(f"{JOBS}:slow", [str(trace), 0.01])
+    later("tests.sample_jobs:boom", max_attempts=1)
+    events: list[str] = []
+    groups = [WorkerConfig(count=2, sleep_delay=0.1), WorkerConfig(queue="email")]
+    stats = run_workers(
+        JobManager({"default": db}),
+        groups,
+        workoff=True,
+        install_signal_handlers=False,
+        on_event=lambda kind, data: events.append(kind),
+    )
+    assert (stats.ran, stats.succeeded, stats.failed) == (31, 30, 1)
+    assert stats.errors and "boom" in stats.errors[0]
+    assert len(marks(trace, "done")) == 30
+    assert events.count("worker_started") == 3 and events.count("worker_exited") == 3
+    assert "maintenance" in events
+    assert [(j.state, j.name) for j in db.list_jobs()] == [("failed", "boom")]
+
+
+def test_worker_processes_carry_their_names_as_titles(pools) -> None:
+    pool = pools({"count": 2})
+
+    def titles() -> list[bytes]:
+        found = []
+        for pid in pool.workers():
+            with contextlib.suppress(OSError):
+                found.append(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0])
+        return sorted(found)
+
+    # A title is set first thing after the fork: wait for it rather than race it.
+    expected = [b"litejobs-worker.*.0", b"litejobs-worker.*.1"]
+    wait_for(lambda: titles() == expected, 15, f"titles {expected}")
+    pool.signal(signal.SIGTERM)
+    assert pool.wait() == 0
+
+
+def test_a_second_pool_refuses_worker_names_that_are_live(
+    pools, db: SQLiteAdapter, tmp_path: Path
+) -> None:
+    pool = pools()
+    wait_for(lambda: db.workers(), 15, "the first pool's worker to register")
+    config = WorkerConfig(**FAST)
+    with pytest.raises(ConfigurationError, match=r"litejobs-worker\.\*\.0 is already running"):
+        run_workers(JobManager({"default": db}), [config], workoff=True)
+    # Free ids are fine alongside it.
+    stats = run_workers(JobManager({"default": db}), [config], workoff=True, worker_ids=[[1]])
+    assert stats.ran == 0
+    pool.signal(signal.SIGTERM)
+    assert pool.wait() == 0
+
+
+def test_two_groups_that_would_share_a_name_are_refused(db: SQLiteAdapter) -> None:
+    groups = [WorkerConfig(queue="email"), WorkerConfig(queue="email", count=2)]
+    with pytest.raises(ConfigurationError, match=r"share the name litejobs-worker\.email\.0"):
+        run_workers(JobManager({"default": db}), groups, workoff=True)
+
+
+def test_single_worker_workoff_and_clear(
+    db: SQLiteAdapter, later: Scheduler, tmp_path: Path
+) -> None:
+    manager = JobManager({"default": db})
+    later(f"{JOBS}:touch", [str(tmp_path / "t")])
+    stats = run_single_worker(manager, WorkerConfig(), 3, workoff=True)
+    assert (stats.ran, stats.succeeded) == (1, 1)
+    assert marks(tmp_path / "t", "done")
+    later(f"{JOBS}:touch", [str(tmp_path / "t")], wait=60)
+    assert run_single_worker(manager, WorkerConfig(), 3, clear=True).ran == 0
+    assert db.counts() == {}
+
+
+def test_workoff_does_not_replace_a_dead_worker_but_releases_its_job(
+    db: SQLiteAdapter, later: Scheduler, tmp_path: Path
+) -> None:
+    job_id = later(f"{JOBS}:crash", [str(tmp_path / "t")])
+    stats = run_workers(
+        JobManager({"default": db}), [WorkerConfig()], workoff=True, install_signal_handlers=False
+    )
+    assert stats.any_error and "killed by signal 9" in stats.errors[0]
+    record = db.require(job_id)
+    assert (record.state, record.attempts, record.locked_by) == ("ready", 1, None)
+    assert "stopped during attempt 1" in (record.last_error or "")
+    assert db.workers() == []
