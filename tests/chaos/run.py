@@ -100,6 +100,101 @@ def _active(db: Path) -> int:
         conn.close()
 
 
+class OwnPool:
+    """Worker processes started and replaced by this runner (``tests.chaos.worker``), after a
+    random pause so that recovery by the other workers races the same-name restart."""
+
+    def __init__(self, db: Path, workers: int, rng: random.Random) -> None:
+        self.db, self.rng, self.restarts = db, rng, 0
+        self.procs = {i: _spawn("tests.chaos.worker", db, i) for i in range(workers)}
+        self.restart_at: dict[int, float] = {}
+
+    def tick(self, killed: set[int]) -> list[int]:
+        """Replace the dead; return the pids that may be killed now."""
+        now = time.monotonic()
+        for index, proc in self.procs.items():
+            if proc.poll() is not None and index not in self.restart_at:
+                self.restart_at[index] = now + self.rng.choice([0.0, 0.05, 0.3, 2.5])
+        for index, when in list(self.restart_at.items()):
+            if now >= when:
+                self.procs[index] = _spawn("tests.chaos.worker", self.db, index)
+                self.restarts += 1
+                del self.restart_at[index]
+        return [
+            p.pid
+            for i, p in self.procs.items()
+            if p.poll() is None and p.pid not in killed and i not in self.restart_at
+        ]
+
+    def whole(self) -> bool:
+        return not self.restart_at and all(p.poll() is None for p in self.procs.values())
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            _reap(proc)
+
+
+class SupervisorPool:
+    """``litejobs work -n N``: the product's supervisor replaces killed workers (same name).
+    Worker pids come from the database's worker table, as an operator would see them."""
+
+    def __init__(self, db: Path, workers: int, rng: random.Random) -> None:
+        self.db, self.workers, self.restarts = db, workers, 0
+        self.proc = _spawn("litejobs", "--db", db, "work", "-n", workers)
+        self.seen: set[int] = set()
+
+    def _pids(self) -> list[int]:
+        conn = apsw.Connection(str(self.db), flags=apsw.SQLITE_OPEN_READONLY)
+        conn.set_busy_timeout(10_000)
+        try:
+            rows = conn.execute("SELECT pid FROM litejobs_workers").fetchall()
+        finally:
+            conn.close()
+        return [int(r[0]) for r in rows if _pid_alive(int(r[0]))]
+
+    def tick(self, killed: set[int]) -> list[int]:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the supervisor exited with {self.proc.returncode}")
+        pids = self._pids()
+        self.seen.update(pids)
+        self.restarts = max(0, len(self.seen) - self.workers)
+        return [pid for pid in pids if pid not in killed]
+
+    def whole(self) -> bool:
+        return len(self.tick(set())) == self.workers
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # graceful: finish the current job
+        _reap(self.proc, timeout=30)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A killed child of the supervisor stays a zombie until reaped: not alive for us.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _reap(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def run(
     *,
     jobs: int = 2000,
@@ -109,21 +204,21 @@ def run(
     seed: int | None = None,
     timeout: float = 300.0,
     directory: Path | None = None,
+    supervisor: bool = True,
 ) -> Report:
-    """Run one chaos round; returns the report (``report.ok`` and ``report.problems``)."""
+    """Run one chaos round; returns the report (``report.ok`` and ``report.problems``).
+
+    ``supervisor``: workers run under ``litejobs work -n N`` (else this runner's own pool)."""
     rng = random.Random(seed)
     workdir = Path(directory or tempfile.mkdtemp(prefix="litejobs-chaos-"))
     db, log = workdir / "jobs.db", workdir / "runs.log"
     report = Report(jobs=jobs, workers=workers, producers=producers)
     from litejobs import SQLiteAdapter
 
-    SQLiteAdapter(db).close()  # create the schema once, before the crowd arrives
+    SQLiteAdapter(db).list_jobs()  # create the schema once, before the crowd arrives
     started = time.monotonic()
     deadline = started + timeout
-    procs: dict[int, subprocess.Popen[bytes]] = {
-        i: _spawn("tests.chaos.worker", db, i) for i in range(workers)
-    }
-    restart_at: dict[int, float] = {}
+    pool: OwnPool | SupervisorPool = (SupervisorPool if supervisor else OwnPool)(db, workers, rng)
     killed: set[int] = set()
     per = -(-jobs // producers)
     makers = [
@@ -138,44 +233,25 @@ def run(
     progress = _Progress(log)
     try:
         while True:
-            now = time.monotonic()
-            if now > deadline:
+            if time.monotonic() > deadline:
                 report.problems.append(f"timed out after {timeout:.0f} s")
                 break
-            for index, proc in list(procs.items()):  # the supervisor: replace the dead
-                if proc.poll() is not None and index not in restart_at:
-                    restart_at[index] = now + rng.choice([0.0, 0.05, 0.3, 2.5])
-            for index, when in list(restart_at.items()):
-                if now >= when:
-                    procs[index] = _spawn("tests.chaos.worker", db, index)
-                    report.restarts += 1
-                    del restart_at[index]
-            alive = [
-                p
-                for i, p in procs.items()
-                if p.poll() is None and p.pid not in killed and i not in restart_at
-            ]
+            alive = pool.tick(killed)
             if kill_at and alive and (progress.runs() >= kill_at[0] or not producing_now(makers)):
                 kill_at.pop(0)
                 victim = rng.choice(alive)
                 time.sleep(rng.uniform(0, 0.01))  # a random moment, not a polling boundary
-                victim.send_signal(signal.SIGKILL)
-                killed.add(victim.pid)
+                os.kill(victim, signal.SIGKILL)
+                killed.add(victim)
                 report.kills += 1
-            replaced = not restart_at and all(p.poll() is None for p in procs.values())
-            if not producing_now(makers) and not kill_at and replaced and _active(db) == 0:
+            if not producing_now(makers) and not kill_at and pool.whole() and _active(db) == 0:
                 break
             time.sleep(0.02)
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in [*procs.values(), *makers]:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        pool.stop()
+        for proc in makers:
+            _reap(proc)
+    report.restarts = pool.restarts
     report.seconds = round(time.monotonic() - started, 2)
     report.jobs_per_second = round(jobs / report.seconds, 1)
     _check(report, db, log, workdir, producers, killed)
@@ -250,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--dir", type=Path, default=None, help="keep the db and logs here")
+    parser.add_argument(
+        "--own-pool", action="store_true", help="run workers without the supervisor"
+    )
     args = parser.parse_args(argv)
     report = run(
         jobs=args.jobs,
@@ -259,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         timeout=args.timeout,
         directory=args.dir,
+        supervisor=not args.own_pool,
     )
     print(json.dumps(asdict(report) | {"problems": report.problems[:20]}, indent=2))
     return 0 if report.ok else 1

@@ -8,13 +8,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.chaos.run import run
+import pytest
+
+from tests.chaos.run import Report, run
 
 
-def test_chaos_small(tmp_path: Path) -> None:
-    report = run(jobs=1500, workers=3, kills=8, producers=2, seed=5, timeout=90, directory=tmp_path)
+def _assert_sound(report: Report, kills: int) -> None:
     assert report.problems == []
-    assert report.kills >= 5 and report.restarts >= report.kills
-    assert report.lost == 0 and report.left_active == 0 and report.integrity == "ok"
+    assert report.kills == kills and report.restarts >= kills
+    assert report.lost == 0 and report.left_active == 0 and report.failed == 0
+    assert report.integrity == "ok"
     assert report.duplicates == report.duplicates_explained
-    assert report.runs >= report.jobs
+    assert report.runs == report.jobs + report.duplicates
+
+
+@pytest.mark.timeout(180)
+def test_chaos_under_the_supervisor(tmp_path: Path) -> None:
+    """``litejobs work -n 3`` replaces each killed worker under its name (same-name reclaim)."""
+    report = run(jobs=1500, workers=3, kills=8, seed=5, timeout=120, directory=tmp_path)
+    _assert_sound(report, 8)
+
+
+@pytest.mark.timeout(180)
+def test_chaos_with_stale_recovery_racing_restarts(tmp_path: Path) -> None:
+    """Workers with a 2 s ``stale_after``, restarted after random pauses of up to 2.5 s: the
+    other workers' recovery and the same-name restart race for the dead worker's jobs."""
+    report = run(
+        jobs=800, workers=3, kills=6, seed=7, timeout=120, directory=tmp_path, supervisor=False
+    )
+    _assert_sound(report, 6)
