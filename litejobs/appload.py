@@ -23,6 +23,8 @@ from typing import Any
 from .errors import ConfigurationError, LiteJobsError
 
 APP_ENV = "LITEJOBS_APP"
+#: Extra import directories, ``os.pathsep``-separated, searched after ``--path`` ones.
+PATH_ENV = "LITEJOBS_PATH"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +36,8 @@ class AppSource:
 
 
 def extend_import_path(paths: Sequence[str | os.PathLike[str]] = ()) -> None:
-    """Make ``--path`` dirs and the current directory importable (in that order of priority).
+    """Make ``--path`` dirs, ``$LITEJOBS_PATH`` and the current directory importable (in that
+    order of priority).
 
     The current directory comes first among defaults because that is where an operator runs
     ``litejobs enqueue myapp.jobs:send``; a console script does not put it on ``sys.path``.
@@ -42,7 +45,11 @@ def extend_import_path(paths: Sequence[str | os.PathLike[str]] = ()) -> None:
     for path in paths:
         if not Path(path).is_dir():
             raise ConfigurationError(f"--path {path}: not a directory")
-    wanted = [str(Path(p).resolve()) for p in paths]
+    from_env = [p for p in os.environ.get(PATH_ENV, "").split(os.pathsep) if p]
+    for path in from_env:
+        if not Path(path).is_dir():
+            raise ConfigurationError(f"${PATH_ENV} entry {path}: not a directory")
+    wanted = [str(Path(p).resolve()) for p in [*paths, *from_env]]
     for entry in reversed([*wanted, os.getcwd()]):
         if entry in sys.path:
             sys.path.remove(entry)

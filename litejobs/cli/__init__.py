@@ -54,6 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sys.stdout.write(f"{PROG} {__version__}\n")
         return EXIT_OK
+    if len(args) == 2 and set(args) & {"--version", "-V"} and set(args) & {"--verbose", "-v"}:
+        from litejobs.doctor import report  # the binary's users have no `pip show` to ask
+
+        sys.stdout.write(report() + "\n")
+        return EXIT_OK
     try:
         return _run(args)
     except KeyboardInterrupt:

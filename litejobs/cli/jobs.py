@@ -58,7 +58,13 @@ def _wait_until(text: str | None) -> datetime | None:
 
 def enqueue(
     ctx: typer.Context,
-    job: Annotated[str, typer.Argument(metavar="MODULE:FUNC", help="The function to run.")],
+    job: Annotated[
+        str | None, typer.Argument(metavar="MODULE:FUNC", help="The function to run.")
+    ] = None,
+    shell: Annotated[
+        str | None,
+        typer.Option("--shell", metavar="CMD", help="Run CMD with /bin/sh instead of a function."),
+    ] = None,
     args: Annotated[
         str | None, typer.Option("--args", metavar="JSON", help="Positional args, a JSON array.")
     ] = None,
@@ -96,8 +102,19 @@ def enqueue(
       litejobs enqueue reports:nightly --kwargs '{"day": "2030-01-01"}' --queue reports
 
       litejobs enqueue myapp.jobs:ping --wait-until 2030-01-01T09:00:00Z --priority 10
+
+      litejobs enqueue --shell 'pg_dump mydb > /backups/mydb.sql' --queue backups
     """
-    from litejobs.errors import InvalidWaitError
+    from litejobs.errors import InvalidWaitError, ValidationError
+
+    if shell is not None:  # the built-in job: litejobs.builtins:shell with CMD as its argument
+        if job is not None or args is not None or kwargs is not None:
+            raise ValidationError("give either MODULE:FUNC (with --args/--kwargs) or --shell CMD")
+        if not shell.strip():
+            raise ValidationError("--shell needs a command, e.g. --shell 'echo hello'")
+        job, args = "litejobs.builtins:shell", json.dumps([shell])
+    elif job is None:
+        raise ValidationError("missing MODULE:FUNC to run (or --shell CMD)")
 
     parsed_args = _json_arg(args, "--args", list)
     parsed_kwargs = _json_arg(kwargs, "--kwargs", dict)
