@@ -84,6 +84,8 @@ class Scheduler:
         for call in calls:
             job, args = call if isinstance(call, tuple) else (call, None)
             rows.append(self.build(job, args, **options))
+        if self.manager.inline is not None:  # litejobs.testing.inline(): run them now
+            return [self.manager.inline(row) for row in rows]
         return self.adapter.schedule_many(rows)
 
 

@@ -123,9 +123,13 @@ def test_inline_runs_jobs_at_once_and_raises_their_errors(litejobs: JobsHarness)
         assert SENT == ["9:en"]
         with pytest.raises(ConnectionError, match="mail server unavailable"):
             later(flaky, [2])
+        assert later.many([(send_welcome_email, [11]), (send_welcome_email, [12])]) == [3, 4]
+        assert SENT == ["9:en", "11:en", "12:en"]
     assert [(r.id, r.name, r.args) for r in runs] == [
         (job_id, "send_welcome_email", [9]),
         (2, "flaky", [2]),
+        (3, "send_welcome_email", [11]),
+        (4, "send_welcome_email", [12]),
     ]
     assert litejobs.enqueued() == []  # nothing was stored
     later(send_welcome_email, [10])  # outside the block: stored again
