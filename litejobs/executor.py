@@ -44,6 +44,12 @@ def format_error(exc: BaseException) -> str:
     return f"{head}\n\n{tb}"
 
 
+try:  # the C function: signal.getsignal's enum conversion costs more than a no-op job
+    from _signal import getsignal as _getsignal
+except ImportError:  # pragma: no cover - not CPython
+    _getsignal = signal.getsignal
+
+
 def _raise_timeout(signum: int, frame: Any) -> None:
     raise JobTimeoutError("timed out")
 
@@ -67,11 +73,16 @@ class Executor:
         self.hooks = {name: list((hooks or {}).get(name, ())) for name in HOOK_NAMES}
         self._job_hooks = job_hooks
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._is_async: dict[Callable[..., Any], bool] = {}
+        self._previous_alarm: Any = None  # SIGALRM handler to restore in close()
 
     def close(self) -> None:
         if self._loop is not None:
             self._loop.close()
             self._loop = None
+        if self._previous_alarm is not None:
+            signal.signal(signal.SIGALRM, self._previous_alarm)
+            self._previous_alarm = None
 
     def execute(
         self, job: ClaimedJob, *, max_runtime: float, max_attempts: int, worker: str = ""
@@ -105,7 +116,7 @@ class Executor:
             try:
                 self._call(func, args, kwargs, max_runtime)
             except BaseException as exc:
-                if not isinstance(exc, Exception):
+                if not isinstance(exc, Exception | JobTimeoutError):
                     raise  # KeyboardInterrupt / SystemExit: the worker is being stopped
                 timed_out = isinstance(exc, JobTimeoutError | asyncio.TimeoutError)
                 if timed_out:
@@ -124,7 +135,10 @@ class Executor:
     def _call(
         self, func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], limit: float
     ) -> None:
-        if inspect.iscoroutinefunction(func):
+        is_async = self._is_async.get(func)
+        if is_async is None:
+            is_async = self._is_async[func] = inspect.iscoroutinefunction(func)
+        if is_async:
             loop = self._loop
             if loop is None or loop.is_closed():
                 loop = self._loop = asyncio.new_event_loop()
@@ -134,11 +148,16 @@ class Executor:
             signal, "setitimer"
         )
         if timer:
-            previous = signal.signal(signal.SIGALRM, _raise_timeout)
+            # The handler stays installed between jobs (put back by close(), or re-installed
+            # if a job replaced it): installing it per job cost more than a no-op job.
+            if _getsignal(signal.SIGALRM) is not _raise_timeout:
+                previous = signal.signal(signal.SIGALRM, _raise_timeout)
+                if self._previous_alarm is None:
+                    self._previous_alarm = previous if previous is not None else signal.SIG_DFL
             signal.setitimer(signal.ITIMER_REAL, limit)
         try:
             result = func(*args, **kwargs)
-            if inspect.isawaitable(result):  # a sync function that returned a coroutine
+            if result is not None and inspect.isawaitable(result):  # sync fn returned a coroutine
                 loop = self._loop
                 if loop is None or loop.is_closed():
                     loop = self._loop = asyncio.new_event_loop()
@@ -146,7 +165,6 @@ class Executor:
         finally:
             if timer:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, previous)
 
     def _hooks_for(self, path: str) -> dict[str, list[Hook]]:
         own = self._job_hooks(path) if self._job_hooks else {}

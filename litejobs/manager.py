@@ -16,7 +16,14 @@ from .errors import ConfigurationError, UnimportableJobError, UnknownAdapterErro
 from .executor import HOOK_NAMES, Hook
 from .job import Job
 from .recurring import Recurring, Ticker, check_cron, parse_timezone
-from .scheduling import JobRef, Wait, build_new_job, check_priority, check_queue
+from .scheduling import (
+    JobRef,
+    Wait,
+    build_new_job,
+    build_new_jobs,
+    check_priority,
+    check_queue,
+)
 from .worker import Worker, WorkerStats, qualified_name
 
 
@@ -80,10 +87,9 @@ class Scheduler:
 
         Each item is ``(job, args)`` or just ``job``; ``options`` apply to every item.
         """
-        rows: list[NewJob] = []
-        for call in calls:
-            job, args = call if isinstance(call, tuple) else (call, None)
-            rows.append(self.build(job, args, **options))
+        rows = build_new_jobs(
+            calls, now=self.adapter.clock.now(), allowed_queues=self.manager.queues, **options
+        )
         if self.manager.inline is not None:  # litejobs.testing.inline(): run them now
             return [self.manager.inline(row) for row in rows]
         return self.adapter.schedule_many(rows)

@@ -115,7 +115,9 @@ def ts(value: float) -> str:
     second, micro = divmod(round(value * 1_000_000), 1_000_000)
     cached = _ts_second
     if cached[0] != second:
-        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        # isoformat, not strftime("%Y"): glibc does not pad years before 1000 to four digits,
+        # and such text neither sorts nor parses back (a typo'd year poisoned every claim).
+        text = datetime.fromtimestamp(second, UTC).replace(tzinfo=None).isoformat()
         cached = _ts_second = (second, text)
     return f"{cached[1]}.{micro:06d}Z"
 
@@ -246,8 +248,10 @@ class SQLiteAdapter(Adapter):
                 "foreign_keys=ON",
                 "cache_size=-8000",
                 "mmap_size=268435456",
-                "wal_autocheckpoint=10000",
-                "journal_size_limit=67108864",
+                # wal_autocheckpoint stays at SQLite's 1000 pages and there is no
+                # journal_size_limit: with 10000 / 64 MiB (never applied before, see below),
+                # readers with no busy timeout (tests/chaos) saw SQLITE_BUSY now and then.
+                # maintenance() bounds the WAL instead.
             ):
                 # One per call, results drained: apsw runs a multi-statement string lazily and
                 # silently skips everything after the first statement that returns a row.
@@ -378,7 +382,12 @@ class SQLiteAdapter(Adapter):
         now = self.clock.now()
         now_s = ts(now)
         with self._write() as conn:
-            return [self._insert(conn, job, now, now_s) for job in jobs]
+            if any(job.unique_key is not None for job in jobs):
+                return [self._insert(conn, job, now, now_s) for job in jobs]
+            # AUTOINCREMENT ids are consecutive inside one write transaction.
+            conn.executemany(self._INSERT, [self._params(job, now, now_s) for job in jobs])
+            last = conn.last_insert_rowid()
+            return list(range(last - len(jobs) + 1, last + 1))
 
     def schedule_tick(self, name: str, tick_at: float, job: NewJob) -> int | None:
         now = self.clock.now()
