@@ -203,14 +203,18 @@ class WorkerGroupMachine(RuleBasedStateMachine):
         before = self._snapshot_fresh()
         self._invalidate(stale=self._stale_names())  # its first loop recovers stale locks
         ran: list[tuple[ClaimedJob, Execution]] = []
-        worker = Worker(
-            self.adapter,
-            CONFIG,
-            name=name,
-            clock=self.clock,
-            on_job=lambda job, result: ran.append((job, result)),
-        )
+        # The clock stands still during a workoff, so each job can run at most once in it (an
+        # error retries >= 1 s later): far more runs means a job is being claimed in a loop.
+        budget = 2 * len(self.kinds) + 10
+
+        def on_job(job: ClaimedJob, result: Execution) -> None:
+            ran.append((job, result))
+            if len(ran) > budget:
+                worker.stop.set()
+
+        worker = Worker(self.adapter, CONFIG, name=name, clock=self.clock, on_job=on_job)
         stats = worker.run(workoff=True)
+        assert len(ran) <= budget, "workoff never ends: jobs are claimed again and again"
         self.registered.pop(name, None)  # deregistered on the way out
         assert stats.lost == 0, "nothing else runs during a workoff: no outcome may be dropped"
         self._assert_still_held(before)
