@@ -4,17 +4,52 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .adapters import Adapter, SQLiteAdapter, adapter_for_url
-from .clock import FakeClock, SystemClock
-from .config import WorkerConfig
-from .context import JobContext, current_job
-from .job import Job
-from .manager import JobManager, Scheduler
-from .scheduling import Wait, build_new_job
-from .worker import Worker, WorkerStats
+
+if TYPE_CHECKING:
+    from .adapters import Adapter, SQLiteAdapter
+    from .clock import FakeClock, SystemClock
+    from .config import WorkerConfig
+    from .context import JobContext, current_job
+    from .job import Job
+    from .manager import JobManager, Scheduler
+    from .scheduling import Wait
+    from .worker import Worker, WorkerStats
+
+# The public names load on first use (PEP 562): `litejobs --version`, `--help` and usage errors
+# never touch the engine, and importing it (asyncio, apsw, ...) is most of the CLI's start-up.
+_LAZY = {
+    "Adapter": ".adapters",
+    "SQLiteAdapter": ".adapters",
+    "FakeClock": ".clock",
+    "SystemClock": ".clock",
+    "WorkerConfig": ".config",
+    "JobContext": ".context",
+    "current_job": ".context",
+    "Job": ".job",
+    "JobManager": ".manager",
+    "Scheduler": ".manager",
+    "Worker": ".worker",
+    "WorkerStats": ".worker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'litejobs' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __version__ = "0.1.0"
 
@@ -40,6 +75,8 @@ _adapters: dict[str | None, Adapter] = {}
 
 
 def _adapter(db: str | Adapter | None) -> Adapter:
+    from .adapters import Adapter, adapter_for_url
+
     if isinstance(db, Adapter):
         return db
     adapter = _adapters.get(db)
@@ -69,6 +106,8 @@ def enqueue(
     ``postgresql://`` URL or an adapter (default: ``$LITEJOBS_DB`` or the default file).
     ``check=False`` skips importing the function (for a producer without the job's code).
     """
+    from .scheduling import build_new_job
+
     adapter = _adapter(db)
     new = build_new_job(
         job,

@@ -352,7 +352,9 @@ def _status_tables(data: dict[str, Any], states: tuple[str, ...]) -> None:
     if data["supervisors"]:
         out.print(f"detached supervisors: {len(data['supervisors'])}")
         for d in data["supervisors"]:
-            out.print("  " + ", ".join(f"{k}={v}" for k, v in d.items()), markup=False)
+            argv = " ".join(str(a) for a in d.get("argv", []))
+            out.print(f"  pid {d.get('pid')}: litejobs {argv}", markup=False)
+            out.print(f"    started {d.get('started_at')}, log {d.get('log_file')}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

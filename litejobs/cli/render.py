@@ -129,40 +129,53 @@ def short(text: str | None, width: int = 60) -> str:
 def call_text(record: JobRecord) -> str:
     parts = [json.dumps(a, ensure_ascii=False) for a in record.args]
     parts += [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in record.kwargs.items()]
-    return f"{record.path}({', '.join(parts)})"
+    return f"{record.path.partition(':')[2] or record.path}({', '.join(parts)})"
 
 
 def jobs_table(records: Iterable[JobRecord], now: float) -> None:
+    """One line per job. On a narrow terminal only JOB and LAST ERROR are shortened (with …):
+    the short columns keep their full width so ids and states are never cut."""
     from rich.table import Table
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "STATE", "QUEUE", "PRI", "TRIES", "JOB", "RUN AT", "LAST ERROR"):
-        numeric = column in ("ID", "PRI", "TRIES")
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
-    count = 0
+    rows: list[tuple[str, ...]] = []
     for r in records:
-        count += 1
-        when = (
-            r.failed_at
-            if r.state == "failed"
-            else r.locked_at
-            if r.state == "running"
-            else r.run_at
+        when = {"failed": r.failed_at, "running": r.locked_at}.get(r.state, r.run_at)
+        rows.append(
+            (
+                str(r.id),
+                r.state,
+                r.queue,
+                str(r.priority),
+                str(r.attempts),
+                short(call_text(r), 60),
+                ago(when, now),
+                short(r.last_error, 60),
+            )
         )
-        table.add_row(
-            str(r.id),
-            r.state,
-            r.queue,
-            str(r.priority),
-            str(r.attempts),
-            short(call_text(r), 50),
-            ago(when, now),
-            short(r.last_error, 40),
-        )
-    if count == 0:
+    if not rows:
         sys.stdout.write("no jobs\n")
         return
-    console().print(table)
+    out = console()
+    headers = ("ID", "STATE", "QUEUE", "PRI", "TRIES", "JOB", "RUN AT", "LAST ERROR")
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    # rich shrinks every column (even to nothing) when a table is too wide: size it ourselves.
+    spare = out.width - 2 * (len(headers) - 1) - sum(widths)
+    job, error = 5, 7
+    while spare < 0 and max(widths[job], widths[error]) > 12:
+        widths[job if widths[job] >= widths[error] else error] -= 1  # the wider one first
+        spare += 1
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for header, width in zip(headers, widths, strict=True):
+        table.add_column(
+            header,
+            justify="right" if header in ("ID", "PRI", "TRIES") else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            width=width,
+        )
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
 
 
 def job_detail(record: JobRecord, now: float) -> None:

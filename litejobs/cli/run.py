@@ -236,6 +236,13 @@ def work_argv(cfg: Settings, spec: str | None) -> list[str]:
             "--db",
             cfg.db if is_url else str(Path(cfg.db.removeprefix("sqlite://")).resolve()),
         ]
+    else:
+        # An app's SQLiteAdapter("var/jobs.db") is relative to where the operator stands, and
+        # the detached process runs elsewhere: pin the file the operator means.
+        manager = cfg.manager()
+        path = getattr(manager.adapter(), "path", None) if len(manager.adapters) == 1 else None
+        if isinstance(path, str):
+            argv += ["--db", str(Path(path).resolve())]
     source = cfg.source()
     if source.spec:
         argv += ["--app", source.spec]
@@ -266,7 +273,11 @@ def start(
     cfg = settings(ctx)
     groups_for(cfg.manager(), spec)  # validate here, where the operator sees the error
     daemon = _daemon()
-    pid = daemon.start(work_argv(cfg, spec), state_dir=state_dir, log_file=log_file)
+    pid = daemon.start(
+        work_argv(cfg, spec),
+        state_dir=state_dir.resolve() if state_dir else None,
+        log_file=log_file.resolve() if log_file else None,
+    )
     sys.stdout.write(f"started workers (supervisor pid {pid})\n")
 
 
