@@ -7,6 +7,7 @@ with the same code can run it, and a person can read the row.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import math
 import sys
@@ -33,6 +34,13 @@ def callable_path(func: Callable[..., Any]) -> str:
     if "<lambda>" in qualname:
         raise UnimportableJobError(
             "a lambda cannot be a job: workers import jobs by name; use a module-level function"
+        )
+    bound_to = getattr(func, "__self__", None)
+    if inspect.ismethod(func) and not isinstance(bound_to, type):
+        raise UnimportableJobError(
+            f"{qualname} is a method bound to a {type(bound_to).__name__} object; workers import "
+            "jobs by name and cannot rebuild the object: use a module-level function (or a "
+            "classmethod / staticmethod) that takes plain data"
         )
     if "<locals>" in qualname:
         raise UnimportableJobError(

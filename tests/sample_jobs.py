@@ -65,3 +65,29 @@ def log_run(directory: str) -> None:
     _RAN_HERE += 1
     with open(os.path.join(directory, f"{os.getpid()}.ids"), "a") as out:
         out.write(f"{ctx.id}\n")
+
+
+class Mailer:
+    """Methods as jobs: class- and static methods are importable by name; an instance's
+    bound method is not (the instance cannot be rebuilt by a worker)."""
+
+    def send(self, to: str) -> None:
+        CALLS.append(("send", to))
+
+    @classmethod
+    def deliver(cls, to: str) -> None:
+        CALLS.append(("deliver", to))
+
+    @staticmethod
+    def ping(to: str) -> None:
+        CALLS.append(("ping", to))
+
+
+def swallow_everything(seconds: float) -> None:
+    """A job with a broad ``except Exception`` around slow work (common in real code)."""
+    import time
+
+    try:
+        time.sleep(seconds)
+    except Exception:
+        CALLS.append("swallowed")

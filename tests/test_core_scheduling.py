@@ -108,6 +108,22 @@ def test_any_queue_when_none_are_declared(db_path: Path) -> None:
     assert jobs.adapter().require(job_id).queue == "anything"
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"count": 0}, "count must be at least 1"),
+        ({"max_attempts": 0}, "max_attempts must be at least 1"),
+        ({"max_runtime": 0}, "max_runtime must be > 0"),
+        ({"sleep_delay": -1}, "sleep_delay >= 0"),
+        ({"stale_after": 10, "heartbeat_interval": 10}, "stale_after must be longer"),
+        ({"queue": []}, "must name at least one queue"),
+    ],
+)
+def test_bad_worker_configs(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        WorkerConfig(**options)  # type: ignore[arg-type]
+
+
 # -- priority and wait ----------------------------------------------------------------------------
 @pytest.mark.parametrize("priority", [0, 101, -1, 1.5, "5", True, False])
 def test_priority_outside_1_to_100(jobs: JobManager, priority: object) -> None:
@@ -179,6 +195,17 @@ def test_wait_until_in_the_past_means_now(jobs: JobManager, clock: FakeClock) ->
     job_id = jobs.create_scheduler()(sample_jobs.record, [1], wait_until=past)
     record = jobs.adapter().require(job_id)
     assert (record.state, record.run_at) == ("ready", past.timestamp())
+
+
+def test_dates_before_the_year_1000_are_stored_and_run(jobs: JobManager) -> None:
+    """A typo'd year (``datetime(202, 1, 1)``) is a past date: it must not poison the queue."""
+    from litejobs.clock import iso
+
+    when = datetime(202, 1, 1, tzinfo=UTC)
+    job_id = jobs.create_scheduler()(sample_jobs.record, [1], wait_until=when)
+    assert jobs.adapter().require(job_id).run_at == when.timestamp()
+    assert iso(when.timestamp()) == "0202-01-01T00:00:00.000000Z"
+    assert jobs.workoff().succeeded == 1
 
 
 @pytest.fixture
@@ -270,6 +297,22 @@ def test_lambda_and_nested_function_are_rejected(jobs: JobManager) -> None:
     with pytest.raises(UnimportableJobError):
         litejobs.enqueue(nested, db=jobs.adapter())
     assert stored(jobs) == 0
+
+
+def test_methods_class_and_static_yes_bound_no(jobs: JobManager) -> None:
+    later = jobs.create_scheduler()
+    with pytest.raises(UnimportableJobError, match=r"Mailer\.send is a method bound to a Mailer"):
+        later(sample_jobs.Mailer().send, ["a@b.c"])
+    assert stored(jobs) == 0
+    later(sample_jobs.Mailer.deliver, ["x@y.z"])
+    later(sample_jobs.Mailer.ping, ["p@q.r"])
+    assert {r.path for r in jobs.adapter().list_jobs()} == {
+        "tests.sample_jobs:Mailer.deliver",
+        "tests.sample_jobs:Mailer.ping",
+    }
+    sample_jobs.CALLS.clear()
+    assert jobs.workoff().succeeded == 2
+    assert sample_jobs.CALLS == [("deliver", "x@y.z"), ("ping", "p@q.r")]
 
 
 MAIN_SCRIPT = """

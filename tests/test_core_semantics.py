@@ -208,6 +208,16 @@ def test_hard_timeout_in_process(jobs: JobManager, clock: FakeClock, func: objec
     assert record.state == "scheduled"
 
 
+def test_a_job_cannot_swallow_its_timeout(jobs: JobManager) -> None:
+    """``except Exception:`` in a job does not catch the timeout: it is still an error."""
+    job_id = jobs.create_scheduler()(sample_jobs.swallow_everything, [30])
+    stats = jobs.workoff(WorkerConfig(max_runtime=0.2))
+    assert (stats.succeeded, stats.errored) == (0, 1)
+    assert sample_jobs.CALLS == []
+    error = row(jobs, job_id).last_error or ""
+    assert error.startswith("JobTimeoutError: timed out after 0.2 s")
+
+
 def test_workoff_stops_when_nothing_is_eligible_now(jobs: JobManager, clock: FakeClock) -> None:
     later = jobs.create_scheduler()
     assert jobs.workoff().ran == 0  # empty: returns at once
