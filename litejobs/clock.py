@@ -61,4 +61,5 @@ def iso(ts: float | None) -> str | None:
     """Epoch seconds to ISO 8601 UTC text with microseconds (``2030-01-01T00:00:00.000000Z``)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds") + "Z"  # 4-digit years, unlike strftime

@@ -55,9 +55,10 @@ class StorageError(LiteJobsError):
     """The storage backend is unavailable: missing directory, read-only, corrupt or locked."""
 
 
-class JobTimeoutError(Exception):
+class JobTimeoutError(BaseException):
     """Raised inside a job that ran past its worker's ``max_runtime``.
 
-    Derives from ``Exception`` (not ``LiteJobsError``) because it is recorded like any error
-    the job itself raised.
+    Derives from ``BaseException``, like ``KeyboardInterrupt`` and ``asyncio.CancelledError``:
+    a job's own ``except Exception:`` around slow work must not swallow its timeout and be
+    recorded as a success. The executor records it as the job's error (``timed out after N s``).
     """
