@@ -75,3 +75,16 @@ def setup_logging(
     log.setLevel(level_for(verbose, quiet))
     log.propagate = False
     return handler
+
+
+def adopt(logger: logging.Logger) -> None:
+    """Give an app's own worker logger (``WorkerConfig(logger=...)``) the CLI's handler and level,
+    unless the app configured logging itself: otherwise ``litejobs work`` would show per-job
+    lines for the default logger but stay silent (below WARNING) for an app's logger."""
+    cli = logging.getLogger("litejobs")
+    handler = next((h for h in cli.handlers if h.get_name() == "litejobs-cli"), None)
+    if handler is None or logger.name.startswith("litejobs") or logger.hasHandlers():
+        return
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(cli.level)

@@ -56,7 +56,12 @@ class Settings:
         from litejobs.appload import load_manager
 
         if self._manager is None:
+            from litejobs.logconfig import adopt
+
             self._manager = load_manager(self.source(), self.db)
+            for config in self._manager.workers:
+                if config.logger is not None:
+                    adopt(config.logger)
         return self._manager
 
     def adapter(self) -> Adapter:

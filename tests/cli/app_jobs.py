@@ -7,6 +7,7 @@ in which order and in which worker, across processes.
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 from litejobs import JobManager, WorkerConfig, current_job
@@ -33,3 +34,9 @@ def boom(message: str = "boom") -> None:
 
 
 NOT_CALLABLE = 42
+
+#: The same app with its own logger for workers (``--app tests.cli.app_jobs:logged``).
+logged = JobManager(
+    queues=["default", "email"],
+    workers=[WorkerConfig(queue="*", logger=logging.getLogger("cliapp.jobs"))],
+)

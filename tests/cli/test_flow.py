@@ -264,3 +264,10 @@ def test_start_status_stop_round_trip(cli, tmp_path: Path, job_log: Path) -> Non
     assert stopped.code == 0 and stopped.out.strip() == f"stopped supervisor pid {pid}"
     assert not alive(pid)
     assert cli("stop", "--state-dir", state).out.strip() == "no detached workers running"
+
+
+def test_an_apps_own_worker_logger_is_shown(cli, db_path: Path) -> None:
+    seed(db_path, "email")
+    res = cli("--app", "tests.cli.app_jobs:logged", "workoff")
+    assert res.code == 0, res.err
+    assert "cliapp.jobs: job 1 record succeeded" in res.err
