@@ -1,0 +1,58 @@
+"""The same CLI flow against PostgreSQL (runs when ``$LITEJOBS_TEST_PG_URL`` is set, as in CI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXE, ROOT, clean_env, ran
+
+PG_URL = os.environ.get("LITEJOBS_TEST_PG_URL")
+pytestmark = pytest.mark.skipif(not PG_URL, reason="no PostgreSQL (set LITEJOBS_TEST_PG_URL)")
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    from litejobs.adapters.postgres import PostgresAdapter
+
+    assert PG_URL
+    name = f"cli_{os.getpid()}"
+    adapter = PostgresAdapter(PG_URL, schema=name)
+    adapter.reset()
+    yield name
+    adapter.drop()
+    adapter.close()
+
+
+def test_enqueue_list_workoff_on_postgres(schema: str, job_log: Path) -> None:
+    assert PG_URL
+    env = clean_env(
+        LITEJOBS_TEST_LOG=str(job_log), LITEJOBS_TEST_PG_URL=PG_URL, LITEJOBS_TEST_PG_SCHEMA=schema
+    )
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(EXE), "--app", "tests.cli.pg_app:jobs", *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    first = cli("enqueue", "tests.cli.app_jobs:record", "--args", '["pg"]', "--queue", "email")
+    assert first.returncode == 0, first.stderr
+    later = cli("enqueue", "tests.cli.app_jobs:record", "--args", '["later"]', "--wait", "600")
+    assert later.returncode == 0, later.stderr
+    refused = cli("enqueue", "tests.cli.app_jobs:record", "--queue", "sms")
+    assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1
+    states = {j["id"]: j["state"] for j in json.loads(cli("list", "--json").stdout)}
+    assert states == {int(first.stdout): "ready", int(later.stdout): "scheduled"}
+    worked = cli("workoff")
+    assert worked.returncode == 0, worked.stderr
+    assert worked.stdout.strip() == "ran 1: 1 succeeded, 0 errored (will retry), 0 failed"
+    assert [e["value"] for e in ran(job_log)] == ["pg"]
+    status = json.loads(cli("status", "--json").stdout)
+    assert status["totals"]["scheduled"] == 1 and status["totals"]["ready"] == 0
+    assert cli("show", "999").returncode == 2
