@@ -45,6 +45,20 @@ def drain(db: str, index: str) -> None:
     _say("done", {"end": time.monotonic(), "ran": stats.ran})
 
 
+def pool(db: str, count: str) -> None:
+    """``litejobs workoff -n COUNT`` as a library call: the supervisor forks the workers, so the
+    figure includes process start-up (what a user of ``workoff`` waits for)."""
+    from litejobs import WorkerConfig
+    from litejobs.supervisor import run_workers
+
+    manager = _manager(db)
+    _say("ready")
+    _wait_go()
+    config = WorkerConfig(adapter="sqlite", queue="*", count=int(count))
+    stats = run_workers(manager, [config], workoff=True, install_signal_handlers=False)
+    _say("done", {"end": time.monotonic(), "ran": stats.ran})
+
+
 def serve(db: str, index: str, sleep_delay: str = "5") -> None:
     """One long-running litejobs worker, stopped gracefully when stdin closes."""
     from litejobs import WorkerConfig
@@ -139,6 +153,7 @@ def rawcycle(db: str, batch: str) -> None:
 
 MODES = {
     "drain": drain,
+    "pool": pool,
     "serve": serve,
     "rss": rss,
     "produce": produce,

@@ -55,6 +55,14 @@ TARGETS: list[Target] = [
         "≥ 0.6x",
     ),
     (
+        "enqueue / raw insert into litejobs' table",
+        lambda r: _ratio(
+            r, ("litejobs", "enqueue_per_s"), ("sqlite_ceiling", "schema_insert_commits_per_s")
+        ),
+        lambda v: v >= 0.6,
+        "(info) >= 0.6x",
+    ),
+    (
         "batch enqueue (jobs/s)",
         lambda r: _get(r, "litejobs", "enqueue_batch_per_s"),
         lambda v: v >= 100_000,
@@ -96,7 +104,10 @@ TARGETS: list[Target] = [
 ROWS = [
     ("enqueue, one per call (jobs/s)", "enqueue_per_s", "insert_commits_per_s"),
     ("enqueue, batches of 1000 (jobs/s)", "enqueue_batch_per_s", "insert_batch_per_s"),
+    ("raw INSERT into litejobs' table, 1/txn", None, "schema_insert_commits_per_s"),
+    ("raw INSERT into litejobs' table, 1000/txn", None, "schema_insert_batch_per_s"),
     ("drain, 2 processes (jobs/s)", "drain_per_s", "claim_complete_per_s"),
+    ("drain via run_workers, incl. start (jobs/s)", "drain_pool_per_s", None),
     ("drain, raw claiming 100 per txn", None, "claim_complete_batch100_per_s"),
     ("latency p50, short idle (ms)", "latency_p50_ms", None),
     ("latency p99, short idle (ms)", "latency_p99_ms", None),

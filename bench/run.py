@@ -53,37 +53,37 @@ QUICK = Sizes(
     enqueue=5_000,
     batch=20_000,
     drain=20_000,
-    huey_enqueue_default=2_000,
+    huey_enqueue_default=1_000,
     huey_enqueue_tuned=5_000,
-    huey_drain_default=3_000,
+    huey_drain_default=1_000,
     huey_drain_tuned=8_000,
     raw_insert=10_000,
     raw_cycles=10_000,
     latency_short=100,
-    latency_long=4,
+    latency_long=3,
     long_gap=3.0,
     huey_latency_short=30,
     idle_window=3.0,
     claim_small=1_000,
     claim_large=1_000_000,
     claims=300,
-    wal_seconds=10.0,
+    wal_seconds=8.0,
     wal_hold=2.0,
     rss_jobs=100_000,
 )
 FULL = Sizes(
-    runs=5,
+    runs=3,
     enqueue=20_000,
     batch=100_000,
     drain=100_000,
-    huey_enqueue_default=5_000,
+    huey_enqueue_default=3_000,
     huey_enqueue_tuned=20_000,
-    huey_drain_default=10_000,
+    huey_drain_default=3_000,
     huey_drain_tuned=30_000,
     raw_insert=40_000,
     raw_cycles=40_000,
     latency_short=400,
-    latency_long=10,
+    latency_long=6,
     long_gap=6.0,
     huey_latency_short=100,
     idle_window=10.0,
@@ -94,6 +94,8 @@ FULL = Sizes(
     wal_hold=5.0,
     rss_jobs=1_000_000,
 )
+
+Measure = Callable[[Path], float]
 
 SECTIONS = ("enqueue", "drain", "latency", "claim", "wal", "rss", "huey", "raw")
 
@@ -125,48 +127,116 @@ class Bench:
         self.log(f"  {name:<28} {_fmt(value):>10}   runs: {', '.join(_fmt(v) for v in values)}")
         return value
 
+    def interleave(self, items: list[tuple[dict[str, Any], str, str, Measure]]) -> None:
+        """Measure several contenders run by run (A B C, A B C, ...) so that a burst of load
+        from elsewhere on the machine hits them alike; store each one's median."""
+        values: list[list[float]] = [[] for _ in items]
+        for _ in range(self.sizes.runs):
+            for slot, (_, _, name, fn) in zip(values, items, strict=True):
+                slot.append(fn(self.db(name)))
+        for slot, (target, key, name, _) in zip(values, items, strict=True):
+            target[key] = median(slot)
+            runs = ", ".join(_fmt(v) for v in slot)
+            self.log(f"  {name:<30} {_fmt(target[key]):>10}   runs: {runs}")
+
     def run(self) -> dict[str, Any]:
         z = self.sizes
         out: dict[str, Any] = {"litejobs": {}, "huey": {}, "huey_tuned": {}, "sqlite_ceiling": {}}
         lj, hd, ht, raw = (out[k] for k in ("litejobs", "huey", "huey_tuned", "sqlite_ceiling"))
-        if self.want("enqueue") or self.want("raw"):
+        if self.want("enqueue") or self.want("raw") or self.want("huey"):
             self.log("enqueue (jobs/s)")
-            for _ in range(1):  # interleave contenders inside each repeat via medians below
-                raw["insert_commits_per_s"] = self.repeat(
-                    "raw single-insert commits", lambda d: s.raw_insert(d, z.raw_insert)
-                )
-                raw["insert_batch_per_s"] = self.repeat(
-                    "raw 1000-row transactions", lambda d: s.raw_insert_batch(d, z.batch)
-                )
-                lj["enqueue_per_s"] = self.repeat(
-                    "litejobs later()", lambda d: s.lj_enqueue(d, z.enqueue)
-                )
-                lj["enqueue_batch_per_s"] = self.repeat(
-                    "litejobs later.many(1000)", lambda d: s.lj_enqueue_batch(d, z.batch)
-                )
-        if self.want("huey"):
-            hd["enqueue_per_s"] = self.repeat(
-                "huey default", lambda d: s.huey_enqueue(d, z.huey_enqueue_default, False)
-            )
-            ht["enqueue_per_s"] = self.repeat(
-                "huey NORMAL", lambda d: s.huey_enqueue(d, z.huey_enqueue_tuned, True)
-            )
-        if self.want("drain") or self.want("raw"):
+            items: list[tuple[dict[str, Any], str, str, Measure]] = []
+            if self.want("enqueue") or self.want("raw"):
+                items += [
+                    (
+                        raw,
+                        "insert_commits_per_s",
+                        "raw single-insert commits",
+                        lambda d: s.raw_insert(d, z.raw_insert),
+                    ),
+                    (
+                        raw,
+                        "schema_insert_commits_per_s",
+                        "raw, litejobs table, 1/txn",
+                        lambda d: s.schema_insert(d, z.raw_insert),
+                    ),
+                    (lj, "enqueue_per_s", "litejobs later()", lambda d: s.lj_enqueue(d, z.enqueue)),
+                    (
+                        raw,
+                        "insert_batch_per_s",
+                        "raw 1000-row transactions",
+                        lambda d: s.raw_insert_batch(d, z.batch),
+                    ),
+                    (
+                        raw,
+                        "schema_insert_batch_per_s",
+                        "raw, litejobs table, 1000/txn",
+                        lambda d: s.schema_insert(d, z.batch, 1000),
+                    ),
+                    (
+                        lj,
+                        "enqueue_batch_per_s",
+                        "litejobs later.many(1000)",
+                        lambda d: s.lj_enqueue_batch(d, z.batch),
+                    ),
+                ]
+            if self.want("huey"):
+                items += [
+                    (
+                        hd,
+                        "enqueue_per_s",
+                        "huey default",
+                        lambda d: s.huey_enqueue(d, z.huey_enqueue_default, False),
+                    ),
+                    (
+                        ht,
+                        "enqueue_per_s",
+                        "huey NORMAL",
+                        lambda d: s.huey_enqueue(d, z.huey_enqueue_tuned, True),
+                    ),
+                ]
+            self.interleave(items)
+        if self.want("drain") or self.want("raw") or self.want("huey"):
             self.log("drain, 2 processes (jobs/s)")
-            raw["claim_complete_per_s"] = self.repeat(
-                "raw claim+complete (1/txn)", lambda d: s.raw_cycles(d, z.raw_cycles)
-            )
-            raw["claim_complete_batch100_per_s"] = self.repeat(
-                "raw claim 100/txn + delete", lambda d: s.raw_cycles(d, z.raw_cycles * 3, 100)
-            )
-            lj["drain_per_s"] = self.repeat("litejobs workoff", lambda d: s.lj_drain(d, z.drain))
-        if self.want("huey"):
-            hd["drain_per_s"] = self.repeat(
-                "huey default", lambda d: s.huey_drain(d, z.huey_drain_default, False)
-            )
-            ht["drain_per_s"] = self.repeat(
-                "huey NORMAL -q", lambda d: s.huey_drain(d, z.huey_drain_tuned, True)
-            )
+            items = []
+            if self.want("drain") or self.want("raw"):
+                items += [
+                    (
+                        raw,
+                        "claim_complete_per_s",
+                        "raw claim+complete (1/txn)",
+                        lambda d: s.raw_cycles(d, z.raw_cycles),
+                    ),
+                    (
+                        raw,
+                        "claim_complete_batch100_per_s",
+                        "raw claim 100/txn + delete",
+                        lambda d: s.raw_cycles(d, z.raw_cycles * 3, 100),
+                    ),
+                    (lj, "drain_per_s", "litejobs workoff", lambda d: s.lj_drain(d, z.drain)),
+                    (
+                        lj,
+                        "drain_pool_per_s",
+                        "litejobs run_workers (+start)",
+                        lambda d: s.lj_drain_pool(d, z.drain),
+                    ),
+                ]
+            if self.want("huey"):
+                items += [
+                    (
+                        hd,
+                        "drain_per_s",
+                        "huey default",
+                        lambda d: s.huey_drain(d, z.huey_drain_default, False),
+                    ),
+                    (
+                        ht,
+                        "drain_per_s",
+                        "huey NORMAL -q",
+                        lambda d: s.huey_drain(d, z.huey_drain_tuned, True),
+                    ),
+                ]
+            self.interleave(items)
         if self.want("latency"):
             self.log(f"latency, enqueue→start on idle workers (short gaps; {z.long_gap:g} s gaps)")
             r = s.lj_latency(
@@ -256,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, help="repeats per measurement (median is reported)")
     parser.add_argument("--tmp", help="directory for the databases (default: a temporary one)")
+    parser.add_argument("--save", help="also write the JSON object to this file")
     args = parser.parse_args(argv)
     only = {x.strip() for x in args.only.split(",") if x.strip()}
     unknown = only - set(SECTIONS)
@@ -284,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "load_avg": os.getloadavg()[0],
     }
+    if args.save:
+        Path(args.save).write_text(json.dumps(summary(result), indent=2) + "\n")
     if args.json:
         print(json.dumps(summary(result), indent=None, sort_keys=False))
     else:

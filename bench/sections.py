@@ -103,6 +103,15 @@ def lj_drain(db: Path, count: int, workers: int = 2) -> float:
     return count / (max(r["end"] for r in results) - start)
 
 
+def lj_drain_pool(db: Path, count: int, workers: int = 2) -> float:
+    """The same drain through ``litejobs.supervisor.run_workers`` (process start included)."""
+    lj_fill(db, count)
+    start, results = _go_and_wait([Child("pool", str(db), str(workers))], timeout=600)
+    if results[0]["ran"] != count:
+        raise RuntimeError(f"litejobs run_workers ran {results[0]['ran']} of {count} jobs")
+    return count / (results[0]["end"] - start)
+
+
 def _stamps(path: Path) -> dict[int, float]:
     try:
         text = path.read_text()
@@ -248,6 +257,31 @@ def lj_rss(db: Path, count: int) -> dict[str, float]:
 
 
 # -- raw apsw ---------------------------------------------------------------------------------
+def schema_insert(db: Path, count: int, batch: int = 1) -> float:
+    """Hand-written INSERTs into litejobs' own table (its indexes, AUTOINCREMENT, text times):
+    the floor any enqueue through litejobs pays, separating schema cost from library cost."""
+    from litejobs import SQLiteAdapter
+    from litejobs.adapters.sqlite import ts
+
+    adapter = SQLiteAdapter(db)
+    conn = adapter.connection
+    now = ts(time.time())
+    row = ("ready", raw.HANDLER, "default", 50, now, None, None, now, now)
+    sql = adapter._INSERT
+    start = time.perf_counter()
+    if batch == 1:
+        for _ in range(count):
+            conn.execute(sql, row)
+    else:
+        rows = [row] * batch
+        for _ in range(count // batch):
+            with conn:
+                conn.executemany(sql, rows)
+    elapsed = time.perf_counter() - start
+    adapter.close()
+    return (count // batch) * batch / elapsed
+
+
 def raw_insert(db: Path, count: int) -> float:
     return raw.insert_commits(str(db), count)
 

@@ -246,8 +246,11 @@ class SQLiteAdapter(Adapter):
             for pragma in (
                 f"synchronous={sync}",
                 "foreign_keys=ON",
-                "cache_size=-8000",
-                "mmap_size=268435456",
+                # SQLite's own 2 MiB page cache and no mmap: with the claim on its partial
+                # index, a claim at 1M pending costs what it does at 1k anyway, and a bigger
+                # cache (or mmap'd pages) only made a worker's RSS grow by 50-130 % over a
+                # 100k-job drain (scripts/bench --only rss,claim).
+                "cache_size=-2000",
                 # wal_autocheckpoint stays at SQLite's 1000 pages and there is no
                 # journal_size_limit: with 10000 / 64 MiB (never applied before, see below),
                 # readers with no busy timeout (tests/chaos) saw SQLITE_BUSY now and then.
