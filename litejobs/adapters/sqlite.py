@@ -837,7 +837,7 @@ class SQLiteAdapter(Adapter):
             if row[0] in ("failed", "scheduled", "succeeded") and not due:
                 conn.execute(
                     "UPDATE background_jobs SET state = 'ready', failed_at = NULL, run_at = ?, "
-                    "attempts = CASE WHEN state = 'failed' THEN 0 ELSE attempts END, "
+                    "attempts = CASE WHEN state = 'scheduled' THEN attempts ELSE 0 END, "
                     "updated_at = ? WHERE id = ?",
                     (now_s, now_s, job_id),
                 )
