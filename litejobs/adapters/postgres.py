@@ -881,8 +881,8 @@ class PostgresAdapter(Adapter):
                 if state in ("failed", "scheduled", "succeeded") and not due:
                     conn.execute(
                         f"UPDATE {self._jobs} SET state = 'ready', failed_at = NULL, "
-                        "run_at = %s, attempts = CASE WHEN state = 'failed' THEN 0 "
-                        "ELSE attempts END, updated_at = %s WHERE id = %s",
+                        "run_at = %s, attempts = CASE WHEN state = 'scheduled' THEN attempts "
+                        "ELSE 0 END, updated_at = %s WHERE id = %s",
                         (now_d, now_d, job_id),
                     )
                     self._notify(conn)
