@@ -58,7 +58,8 @@ class Report:
 
 
 def _spawn(module: str, *args: object) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
     return subprocess.Popen(
         [sys.executable, "-m", module, *map(str, args)],
         cwd=ROOT,
@@ -211,6 +212,7 @@ def run(
     ``supervisor``: workers run under ``litejobs work -n N`` (else this runner's own pool)."""
     rng = random.Random(seed)
     workdir = Path(directory or tempfile.mkdtemp(prefix="litejobs-chaos-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     db, log = workdir / "jobs.db", workdir / "runs.log"
     report = Report(jobs=jobs, workers=workers, producers=producers)
     from litejobs import SQLiteAdapter
