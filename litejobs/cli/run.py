@@ -2,20 +2,17 @@
 
 They are thin wrappers around the runtime (:mod:`litejobs.supervisor` for attached workers,
 :mod:`litejobs.daemon` for detached ones): pick the worker groups (``-n SPEC`` or the app's),
-call, report. Until the supervisor exists in this tree, ``workoff`` and ``worker`` fall back to
-one in-process worker so the queue can still be worked from cron.
+call, report.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -38,13 +35,6 @@ SpecOption = Annotated[
         "\\[default: the app's worker groups, else 1 on all queues].",
     ),
 ]
-
-
-def _runtime(name: str) -> Any | None:
-    """``litejobs.supervisor`` / ``litejobs.daemon`` if this build has them."""
-    if importlib.util.find_spec(f"litejobs.{name}") is None:
-        return None
-    return importlib.import_module(f"litejobs.{name}")
 
 
 def groups_for(manager: JobManager, spec: str | None) -> list[WorkerConfig]:
@@ -89,11 +79,9 @@ def work(ctx: typer.Context, spec: SpecOption = None) -> None:
     manager = settings(ctx).manager()
     groups = groups_for(manager, spec)
     log.info("starting %s", describe(groups))
-    supervisor = _runtime("supervisor")
-    if supervisor is not None:
-        stats = supervisor.run_workers(manager, groups, workoff=False)
-    else:
-        stats = _in_process(manager, groups, workoff=False)
+    from litejobs.supervisor import run_workers
+
+    stats = run_workers(manager, groups, workoff=False)
     log.info("stopped; %s", summary(stats))
 
 
@@ -123,12 +111,10 @@ def workoff(ctx: typer.Context, spec: SpecOption = None) -> None:
             queues = None
             break
         queues.update(group.queues)  # type: ignore[union-attr]
-    supervisor = _runtime("supervisor")
+    from litejobs.supervisor import run_workers
+
     with WorkoffProgress(manager.adapter(groups[0].adapter), queues, enabled=show_bar):
-        if supervisor is not None:
-            stats = supervisor.run_workers(manager, groups, workoff=True)
-        else:
-            stats = _in_process(manager, groups, workoff=True)
+        stats = run_workers(manager, groups, workoff=True)
     sys.stdout.write(summary(stats) + "\n")
     if stats.any_error:
         raise typer.Exit(1)
@@ -160,51 +146,13 @@ def worker(
     if worker_id < 0:
         raise ConfigurationError(f"--id must be 0 or more, got {worker_id}")
     config = manager.workers[index]
-    supervisor = _runtime("supervisor")
-    if supervisor is not None:
-        stats = supervisor.run_single_worker(
-            manager, config, worker_id, workoff=workoff_, clear=clear_
-        )
-    elif clear_:
-        count = manager.adapter(config.adapter).clear()
-        log.info("cleared %s job(s)", count)
-        return
-    else:
-        stats = _run_one(manager, config, worker_id, workoff=workoff_)
+    from litejobs.supervisor import run_single_worker
+
+    stats = run_single_worker(manager, config, worker_id, workoff=workoff_, clear=clear_)
     if workoff_:
         sys.stdout.write(summary(stats) + "\n")
         if stats.any_error:
             raise typer.Exit(1)
-
-
-def _in_process(manager: JobManager, groups: Sequence[WorkerConfig], *, workoff: bool) -> Any:
-    """Fallback without :mod:`litejobs.supervisor`: one worker per group, here, in turn."""
-    from litejobs.errors import ConfigurationError
-    from litejobs.worker import WorkerStats
-
-    if not workoff and (len(groups) > 1 or groups[0].count > 1):
-        raise ConfigurationError("several attached workers need litejobs.supervisor")
-    total = WorkerStats()
-    for group in groups:
-        total.merge(_run_one(manager, group, 0, workoff=workoff))
-    return total
-
-
-def _run_one(manager: JobManager, config: WorkerConfig, worker_id: int, *, workoff: bool) -> Any:
-    one = manager.worker(config, worker_id=worker_id)
-
-    def on_signal(signum: int, frame: object) -> None:
-        if one.stop.is_set():
-            raise KeyboardInterrupt
-        log.warning("stopping after the current job (again to stop now)")
-        one.stop.set()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        return one.run(workoff=workoff)
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
 
 
 # -- detached workers -------------------------------------------------------------------------
@@ -212,15 +160,6 @@ StateDirOption = Annotated[
     Path | None,
     typer.Option("--state-dir", metavar="DIR", help="Where pid files live \\[default: per user]."),
 ]
-
-
-def _daemon() -> Any:
-    from litejobs.errors import ConfigurationError
-
-    daemon = _runtime("daemon")
-    if daemon is None:
-        raise ConfigurationError("detached workers (start/stop/restart) are not in this build")
-    return daemon
 
 
 def work_argv(cfg: Settings, spec: str | None) -> list[str]:
@@ -272,7 +211,8 @@ def start(
     """
     cfg = settings(ctx)
     groups_for(cfg.manager(), spec)  # validate here, where the operator sees the error
-    daemon = _daemon()
+    from litejobs import daemon
+
     pid = daemon.start(
         work_argv(cfg, spec),
         state_dir=state_dir.resolve() if state_dir else None,
@@ -296,7 +236,9 @@ def stop(
 
     if timeout < 0:
         raise ConfigurationError(f"--timeout must be 0 or more, got {timeout}")
-    pids = _daemon().stop(state_dir=state_dir, timeout=timeout)
+    from litejobs import daemon
+
+    pids = daemon.stop(state_dir=state_dir, timeout=timeout)
     if not pids:
         sys.stdout.write("no detached workers running\n")
     else:

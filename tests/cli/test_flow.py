@@ -202,14 +202,6 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _has_supervisor() -> bool:
-    import importlib.util
-
-    spec = importlib.util.find_spec("litejobs.supervisor")
-    return spec is not None and "def run_workers" in Path(spec.origin or "").read_text()
-
-
-@pytest.mark.skipif(not _has_supervisor(), reason="litejobs.supervisor not in this tree yet")
 def test_work_starts_the_workers_the_spec_asks_for(db_path: Path, job_log: Path) -> None:
     proc = subprocess.Popen(
         [str(EXE), "--db", str(db_path), "--app", APP, "work", "-n", "default:2,email:1"],
@@ -247,7 +239,6 @@ def test_work_starts_the_workers_the_spec_asks_for(db_path: Path, job_log: Path)
     assert "Traceback" not in err
 
 
-@pytest.mark.skipif(not _has_supervisor(), reason="litejobs.supervisor not in this tree yet")
 def test_start_status_stop_round_trip(cli, tmp_path: Path, job_log: Path) -> None:
     state = str(tmp_path / "state")
     started = cli("start", "-n", "email:1", "--state-dir", state,
