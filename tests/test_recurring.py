@@ -205,7 +205,10 @@ def _set_time(path: Path, when: float) -> None:
 def worker_main(db: str, clock_file: str, stop_file: str, out: str, index: int) -> None:
     """Entry point of one worker process (run via ``python -c``)."""
     adapter = SQLiteAdapter(db, clock=FileClock(clock_file))
-    jobs = JobManager(adapters={"db": adapter}, workers=[WorkerConfig(sleep_delay=0.02)])
+    # The shared clock jumps 15 minutes at a time: with the default stale_after (60 s) every
+    # heartbeat would look stale right after a jump and recovery could re-run a live worker's job.
+    config = WorkerConfig(sleep_delay=0.02, stale_after=30 * 86_400)
+    jobs = JobManager(adapters={"db": adapter}, workers=[config])
     jobs.recurring(record_tick, cron="*/15 * * * *", args=[out])
     worker = jobs.worker(worker_id=index, keep_running=lambda: not os.path.exists(stop_file))
     worker.run()
