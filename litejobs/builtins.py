@@ -97,8 +97,8 @@ def clean_env(
         frozen = bool(getattr(sys, "frozen", False))
     if frozen:
         for key in list(env):
-            if key.startswith(_FROZEN_PREFIXES):
-                del env[key]
+            if key.startswith(_FROZEN_PREFIXES) or key == "PYINSTALLER_RESET_ENVIRONMENT":
+                del env[key]  # the last one: set by packaging/entry.py for litejobs' own children
         original = env.pop("LD_LIBRARY_PATH_ORIG", None)
         if original is not None:
             env["LD_LIBRARY_PATH"] = original
