@@ -6,6 +6,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+#: The longest ``max_runtime`` accepted (10 years): beyond ~292 years the timer overflows.
+MAX_RUNTIME_LIMIT = 315_360_000
+
 
 @dataclass(frozen=True)
 class WorkerConfig:
@@ -39,8 +42,17 @@ class WorkerConfig:
             raise ConfigurationError(
                 f"WorkerConfig.max_attempts must be at least 1, got {self.max_attempts}"
             )
-        if self.max_runtime <= 0 or self.sleep_delay < 0:
-            raise ConfigurationError("WorkerConfig.max_runtime must be > 0 and sleep_delay >= 0")
+        # Written so NaN fails too; the cap is what the in-process timer (setitimer) accepts,
+        # with room to spare: "no limit" is spelled as a long time, e.g. 30 days.
+        if not 0 < self.max_runtime <= MAX_RUNTIME_LIMIT:
+            raise ConfigurationError(
+                f"WorkerConfig.max_runtime must be more than 0 and at most {MAX_RUNTIME_LIMIT:g} s "
+                f"(10 years), got {self.max_runtime!r}"
+            )
+        if not self.sleep_delay >= 0:
+            raise ConfigurationError(
+                f"WorkerConfig.sleep_delay must be 0 or more seconds, got {self.sleep_delay!r}"
+            )
         if self.heartbeat_interval <= 0 or self.stale_after <= self.heartbeat_interval:
             raise ConfigurationError(
                 "WorkerConfig.stale_after must be longer than heartbeat_interval (both > 0)"

@@ -91,3 +91,10 @@ def swallow_everything(seconds: float) -> None:
         time.sleep(seconds)
     except Exception:
         CALLS.append("swallowed")
+
+
+async def async_remember_context() -> None:
+    """``current_job()`` inside an async job (the context must reach the event loop's task)."""
+    from litejobs import current_job
+
+    CONTEXTS.append(current_job())

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from litejobs import FakeClock
 from litejobs.adapters.base import Adapter, ClaimedJob, NewJob, Outcome
@@ -80,6 +80,23 @@ def test_queue_filter_none_means_all_and_a_list_means_those(adapter: Adapter) ->
     assert [j.id for j in adapter.claim(W1, ["a", "b"], 10)] == [a, b]
     d = adapter.schedule(new(3, queue="d"))
     assert [j.id for j in adapter.claim(W1, None, 10)] == [d]
+
+
+@pytest.mark.parametrize("queues", [None, ["a", "b"]])
+def test_a_limited_claim_takes_the_first_in_order(
+    adapter: Adapter, clock: FakeClock, queues: list[str] | None
+) -> None:
+    """Which jobs a claim takes (not only how it sorts what it took) follows the order."""
+    now = clock.now()
+    late, early, urgent = adapter.schedule_many(
+        [
+            new(0, queue="a", priority=5, run_at=now),
+            new(1, queue="b", priority=5, run_at=now - 10),
+            new(2, queue="b", priority=4, run_at=now),
+        ]
+    )
+    taken = [[j.id for j in adapter.claim(W1, queues, 1)] for _ in range(3)]
+    assert taken == [[urgent], [early], [late]]
 
 
 def test_claim_limit(adapter: Adapter) -> None:
@@ -258,6 +275,26 @@ def test_stale_error_and_failure_do_not_touch_a_rescued_job(
     assert row.last_error is not None and "late" not in row.last_error
     assert adapter.error(fresh, "ValueError: w2", clock.now() + 16) is True
     assert adapter.get(job_id).last_error == "ValueError: w2"  # type: ignore[union-attr]
+
+
+def test_fencing_holds_when_a_retry_reset_the_attempts(adapter: Adapter, clock: FakeClock) -> None:
+    """A person retried the job after recovery failed it: the new claim has the same attempt
+    number as the stale one, so the worker's name is what fences it."""
+    register(adapter, W1)
+    job_id = adapter.schedule(new(max_attempts=1))
+    stale = claim_one(adapter, W1)
+    clock.advance(STALE + 1)
+    register(adapter, W2)
+    assert adapter.recover_stale(STALE, 24) == (0, 1)  # its last attempt: failed
+    assert adapter.retry(job_id)
+    fresh = claim_one(adapter, W2)
+    assert fresh.attempts == stale.attempts == 1
+    assert adapter.success(stale) is False
+    assert adapter.failure(stale, "late") is False
+    row = adapter.get(job_id)
+    assert row is not None
+    assert (row.state, row.locked_by) == ("running", W2)
+    assert adapter.success(fresh) is True
 
 
 def test_same_worker_name_cannot_fence_an_older_attempt(adapter: Adapter, clock: FakeClock) -> None:
@@ -547,8 +584,8 @@ def test_require_and_get_of_a_missing_job(adapter: Adapter) -> None:
 @given(
     jobs=st.lists(
         st.tuples(
-            st.integers(1, 100),  # priority
-            st.integers(-50, 50),  # run_at offset (s); > 0 is not due
+            st.sampled_from([1, 2, 50, 100]),  # priority: few values, so ties are common
+            st.integers(-3, 3),  # run_at offset (s); > 0 is not due; ties leave it to the id
             st.sampled_from(["a", "b", "c"]),
         ),
         min_size=1,
@@ -559,6 +596,9 @@ def test_require_and_get_of_a_missing_job(adapter: Adapter) -> None:
     ),
     limit=st.integers(1, 30),
 )
+@example(jobs=[(1, 0, "a"), (1, -1, "b")], queues=None, limit=1)  # run_at beats id
+@example(jobs=[(1, 0, "a"), (1, -1, "b")], queues=["a", "b"], limit=1)
+@example(jobs=[(2, -3, "a"), (1, 0, "b"), (1, 0, "c"), (2, 3, "a")], queues=None, limit=2)
 def test_claim_order_property(
     adapter: Adapter,
     clock: FakeClock,

@@ -113,8 +113,11 @@ def test_any_queue_when_none_are_declared(db_path: Path) -> None:
     [
         ({"count": 0}, "count must be at least 1"),
         ({"max_attempts": 0}, "max_attempts must be at least 1"),
-        ({"max_runtime": 0}, "max_runtime must be > 0"),
-        ({"sleep_delay": -1}, "sleep_delay >= 0"),
+        ({"max_runtime": 0}, "max_runtime must be more than 0 and at most 3.1536e[+]08 s"),
+        ({"max_runtime": float("inf")}, "max_runtime must be .*got inf"),
+        ({"max_runtime": float("nan")}, "max_runtime must be .*got nan"),
+        ({"sleep_delay": -1}, "sleep_delay must be 0 or more seconds, got -1"),
+        ({"sleep_delay": float("nan")}, "sleep_delay must be 0 or more seconds, got nan"),
         ({"stale_after": 10, "heartbeat_interval": 10}, "stale_after must be longer"),
         ({"queue": []}, "must name at least one queue"),
     ],

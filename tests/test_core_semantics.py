@@ -196,6 +196,13 @@ def test_current_job_inside_a_job(jobs: JobManager, clock: FakeClock) -> None:
     assert sample_jobs.CONTEXTS[-1] is None
 
 
+def test_current_job_inside_an_async_job(jobs: JobManager) -> None:
+    job_id = jobs.create_scheduler()(sample_jobs.async_remember_context)
+    assert jobs.workoff().succeeded == 1
+    (ctx,) = sample_jobs.CONTEXTS
+    assert ctx is not None and (ctx.id, ctx.name) == (job_id, "async_remember_context")
+
+
 @pytest.mark.parametrize("func", [sample_jobs.nap, sample_jobs.async_nap])
 def test_hard_timeout_in_process(jobs: JobManager, clock: FakeClock, func: object) -> None:
     job_id = jobs.create_scheduler()(func, [30])  # would sleep 30 s
