@@ -58,8 +58,9 @@ MAX_RESTART_DELAY = 30.0
 KILL_AFTER = 5.0
 #: What the supervisor sends a worker for "stop now" (SIGTERM always means "after this job").
 STOP_NOW_SIGNAL = signal.SIGUSR1
-#: How often a worker checks that its supervisor is still there.
-PARENT_POLL = 0.25
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, STOP_NOW_SIGNAL}
+#: How often a worker checks for a stop request and that its supervisor is still there.
+STOP_POLL = 0.1
 
 
 @dataclass
@@ -75,6 +76,7 @@ class _Slot:
     quick_deaths: int = 0
     next_start: float = 0.0  # monotonic; back-off after a crash
     done: bool = False  # workoff: finished normally, or stopping: exited
+    told: int = 0  # the stop level (1 graceful, 2 now) this process has been signalled
     stats: WorkerStats = field(default_factory=WorkerStats)
 
     @property
@@ -135,17 +137,19 @@ def run_single_worker(
     _refuse_live(adapter, [name], config.stale_after)
     set_title(worker_name(config, worker_id))
     worker = manager.worker(config, worker_id=worker_id, exit_on_stuck=True)
+    watch = _StopWatch(worker)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        if worker.stop.is_set():
+        if watch.asked:
             raise KeyboardInterrupt
-        logger.warning("%s: stopping after the current job (again to stop now)", worker.name)
-        worker.stop.set()
+        watch.asked = True
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    watch.start()
     try:
         return worker.run(workoff=workoff)
     finally:
+        watch.done = True
         for signum, handler in old.items():
             signal.signal(signum, handler)
 
@@ -210,7 +214,7 @@ class Supervisor:
             finally:
                 _close(adapter)
         old: dict[int, Any] = {}
-        if install_signal_handlers:
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
             old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             self._housekeeping()
@@ -228,6 +232,7 @@ class Supervisor:
                 if ready:
                     self._collect()
                 self._reap()
+                self._relay()
                 if self.stopping == 2 and time.monotonic() >= self._stop_now_at:
                     self._kill_all(signal.SIGKILL)
                 if time.monotonic() >= next_housekeeping:
@@ -289,9 +294,16 @@ class Supervisor:
             name=slot.title,
             daemon=False,
         )
-        process.start()
+        # A signal between the fork and the child's own handlers would run the supervisor's
+        # handler in the child: keep them pending until the child is ready for them.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         writer.close()
         slot.process, slot.conn, slot.started = process, reader, time.monotonic()
+        slot.told = 0
         logger.debug("started %s (pid %s)", slot.title, process.pid)
         self._event("worker_started", {"name": slot.name, "pid": process.pid})
 
@@ -327,9 +339,15 @@ class Supervisor:
 
     def _exited(self, slot: _Slot, code: int) -> None:
         self._event("worker_exited", {"name": slot.name, "exitcode": code})
-        if code == 0 or self.stopping:
+        if self.stopping or (code == 0 and self.workoff):
             slot.done = True
             logger.debug("%s exited (status %s)", slot.title, code)
+            return
+        if code == 0:
+            # Someone stopped this one worker (SIGTERM to its pid): the pool stays whole.
+            logger.info("%s stopped on its own; starting it again", slot.title)
+            slot.next_start = time.monotonic()
+            self._event("worker_restarting", {"name": slot.name, "delay": 0.0, "exitcode": 0})
             return
         how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
         if code == EXIT_STUCK:
@@ -396,10 +414,21 @@ class Supervisor:
             logger.warning("stopping now")
             self._stop_now_at = time.monotonic() + KILL_AFTER
         self._event("stopping", {"now": self.stopping == 2})
-        # Workers ignore SIGINT (a terminal sends it to the whole group) and treat any number of
-        # SIGTERMs as "graceful" (systemd may signal the whole cgroup as well as us); "now" is
-        # a distinct signal only the supervisor sends.
-        self._kill_all(signal.SIGTERM if self.stopping == 1 else STOP_NOW_SIGNAL)
+        self._relay()
+
+    def _relay(self) -> None:
+        """Pass the stop request on to every worker not yet told (also one forked meanwhile).
+
+        Workers ignore SIGINT (a terminal sends it to the whole group) and treat any number of
+        SIGTERMs as "graceful" (systemd may signal the whole cgroup as well as us); "now" is a
+        distinct signal only the supervisor sends.
+        """
+        level = self.stopping
+        for slot in self._alive():
+            if slot.told < level and slot.process is not None and slot.process.pid is not None:
+                slot.told = level
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.process.pid, signal.SIGTERM if level == 1 else STOP_NOW_SIGNAL)
 
     def _kill_all(self, signum: int) -> None:
         for slot in self._alive():
@@ -435,20 +464,20 @@ def _child_main(
         keep_running=lambda: os.getppid() == parent_pid,
     )
 
+    watch = _StopWatch(worker, parent_pid=parent_pid)
+
     def graceful(signum: int, frame: FrameType | None) -> None:
-        worker.stop.set()
+        watch.asked = True
 
     def now(signum: int, frame: FrameType | None) -> None:
-        worker.stop.set()
+        watch.asked = True
         signal.signal(STOP_NOW_SIGNAL, signal.SIG_IGN)  # once is enough; let cleanup run
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, graceful)
     signal.signal(STOP_NOW_SIGNAL, now)
-    watcher = threading.Thread(
-        target=_watch_parent, args=(parent_pid, worker), name="litejobs-parent", daemon=True
-    )
-    watcher.start()
+    watch.start()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked across the fork
     code = 0
     try:
         stats = worker.run(workoff=workoff)
@@ -464,13 +493,33 @@ def _child_main(
         raise SystemExit(code)
 
 
-def _watch_parent(parent_pid: int, worker: Any) -> None:
-    """Stop the worker (after its current job) when the supervisor is gone."""
-    while not worker.stop.wait(PARENT_POLL):
-        if os.getppid() != parent_pid:
-            worker.logger.warning("%s: supervisor gone; stopping after this job", worker.name)
-            worker.stop.set()
-            return
+class _StopWatch(threading.Thread):
+    """Turns stop requests into ``worker.stop.set()`` from a thread of its own.
+
+    Signal handlers only flip :attr:`asked`: calling ``Event.set()`` inside a handler can
+    deadlock, because the handler runs in the main thread, which may be holding that very
+    event's lock (in ``stop.wait()``) or be inside an earlier handler's ``set()`` when a second
+    signal arrives (systemd and the supervisor both sending SIGTERM). With ``parent_pid``, it
+    also stops the worker (after its current job) when the supervisor is gone.
+    """
+
+    def __init__(self, worker: Any, *, parent_pid: int | None = None) -> None:
+        super().__init__(name="litejobs-stopwatch", daemon=True)
+        self.worker = worker
+        self.parent_pid = parent_pid
+        self.asked = False
+        self.done = False
+
+    def run(self) -> None:
+        worker = self.worker
+        while not self.done and not worker.stop.is_set():
+            time.sleep(STOP_POLL)
+            if self.asked:
+                worker.logger.warning("%s: stopping after the current job", worker.name)
+                worker.stop.set()
+            elif self.parent_pid is not None and os.getppid() != self.parent_pid:
+                worker.logger.warning("%s: supervisor gone; stopping after this job", worker.name)
+                worker.stop.set()
 
 
 # -- helpers ----------------------------------------------------------------------------------

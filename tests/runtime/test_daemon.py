@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -102,3 +104,20 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
     finally:
         for info in daemon.running(state_dir=tmp_path / "xdg" / "litejobs"):
             os.killpg(info.pid, 9)
+
+
+def test_the_supervisor_tells_systemd_when_it_is_ready(pools, tmp_path: Path) -> None:
+    address = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(address)
+        sock.settimeout(20)
+        os.environ["NOTIFY_SOCKET"] = address
+        try:
+            pool = pools()
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        message = sock.recv(1024).decode()
+    assert message.splitlines() == ["READY=1", f"MAINPID={pool.pid}"]
+    assert len(pool.workers()) == 1  # ready means: workers started
+    pool.signal(signal.SIGTERM)
+    assert pool.wait() == 0

@@ -88,3 +88,14 @@ def test_a_job_that_kills_its_worker_every_time_ends_failed(
     wait_for(lambda: marks(done, "done"), 10, "a normal job after the crash loop")
     pool.signal(signal.SIGTERM)
     assert pool.wait() == 0
+
+
+def test_a_worker_stopped_on_its_own_is_started_again(pools, db: SQLiteAdapter) -> None:
+    pool = pools({"count": 2})
+    first = wait_for(lambda: len(pool.workers()) == 2 and pool.workers(), 15, "two workers")
+    os.kill(first[0], signal.SIGTERM)  # graceful stop of one worker, not of the pool
+    wait_for(
+        lambda: len(pool.workers()) == 2 and first[0] not in pool.workers(), 10, "a replacement"
+    )
+    pool.signal(signal.SIGTERM)
+    assert pool.wait() == 0
