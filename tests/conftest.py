@@ -41,7 +41,9 @@ def make_adapter(kind: str, tmp_path: Path, clock: FakeClock | None) -> Adapter:
     from litejobs.adapters.postgres import PostgresAdapter
 
     assert PG_URL
-    adapter = PostgresAdapter(PG_URL, clock=clock, schema=f"t_{os.getpid()}_{id(tmp_path)}")
+    # One schema per test process, emptied by reset(): creating a schema per Hypothesis example
+    # (DDL) cost more than the example itself. Callers use one adapter at a time.
+    adapter = PostgresAdapter(PG_URL, clock=clock, schema=f"t_{os.getpid()}")
     adapter.reset()
     return adapter
 

@@ -148,6 +148,10 @@ def _storage_error(exc: BaseException, where: str) -> StorageError:
         msg = f"PostgreSQL {where}: {detail}; check the user and password in the URL"
     elif isinstance(exc, pg_errors.DiskFull):
         msg = f"PostgreSQL {where}: disk full ({detail}); free space and retry (no job was lost)"
+    elif isinstance(exc, psycopg.OperationalError) and "does not exist" in detail:
+        msg = f"PostgreSQL {where}: {detail}; create it first (createdb) or fix the URL"
+    elif isinstance(exc, psycopg.OperationalError) and "authentication failed" in detail:
+        msg = f"PostgreSQL {where}: {detail}; check the user and password in the URL"
     elif isinstance(exc, psycopg.OperationalError):
         msg = (
             f"PostgreSQL {where} is unavailable: {detail}; "
@@ -298,18 +302,23 @@ class PostgresAdapter(Adapter):
             conn.execute(f"UPDATE {self._s}.litejobs_meta SET version = %s", (SCHEMA_VERSION,))
 
     def reset(self) -> None:
-        """Drop the schema with every job and worker in it, and create it again (tests, demos)."""
+        """Empty the schema as if dropped and created again: no jobs, workers or ticks, ids from
+        1 (tests, demos). Opening the connection has created or migrated the schema already, so
+        emptying its tables is enough, and is several times cheaper than DDL (the test suite
+        resets once per Hypothesis example)."""
         conn = self.connection
+        s = self._s
+        sql = (
+            f"DELETE FROM {s}.background_jobs; DELETE FROM {s}.litejobs_workers; "
+            f"DELETE FROM {s}.litejobs_recurring_ticks; "
+            f"SELECT setval(pg_get_serial_sequence('{s}.background_jobs', 'id'), 1, false);"
+        )
 
         def run() -> None:
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key(),))
-                conn.execute(f"DROP SCHEMA IF EXISTS {self._s} CASCADE")
-            self._migrate(conn)
+                conn.execute(sql)  # no parameters: one round trip for all four statements
 
-        with self._schema_lock:
-            self._guard(run)
-            self._schema_ready = True
+        self._guard(run)
 
     def drop(self) -> None:
         """Drop the schema and everything in it (tests clean up their throwaway schemas)."""
@@ -318,13 +327,22 @@ class PostgresAdapter(Adapter):
         self._schema_ready = False
 
     @contextmanager
-    def _write(self) -> Iterator[psycopg.Connection[Any]]:
+    def _write(self, *, pipeline: bool = False) -> Iterator[psycopg.Connection[Any]]:
         """One transaction: commits on success, rolls back on any exception; database errors
-        become :class:`StorageError` (and a broken connection is replaced next time)."""
+        become :class:`StorageError` (and a broken connection is replaced next time).
+
+        ``pipeline``: send every statement and the COMMIT in one round trip; results are read
+        after the block (the hot paths, claim and record, have no statement that depends on
+        the previous one's result).
+        """
         conn = self.connection
         try:
-            with conn.transaction():
-                yield conn
+            if pipeline:
+                with conn.pipeline(), conn.transaction():
+                    yield conn
+            else:
+                with conn.transaction():
+                    yield conn
         except psycopg.Error as exc:
             self._drop_broken()
             raise _storage_error(exc, self._where) from exc
@@ -393,10 +411,40 @@ class PostgresAdapter(Adapter):
 
     def schedule(self, job: NewJob) -> int:
         now = self.clock.now()
+        if job.unique_key is None:
+            # One statement is its own transaction: insert and announce in one round trip.
+            return self._insert_one(job, now)
         with self._write() as conn:
             job_id = self._insert(conn, job, now)
             self._notify(conn)
             return job_id
+
+    def _insert_one(self, job: NewJob, now: float) -> int:
+        run_at = now if job.run_at is None else job.run_at
+        now_d = dt(now)
+        notify = ", pg_notify(%s, '')" if self.listen else ""
+        params: tuple[Any, ...] = (
+            "ready" if run_at <= now else "scheduled",
+            job.handler,
+            job.queue,
+            job.priority,
+            dt(run_at),
+            job.max_attempts,
+            now_d,
+            now_d,
+        )
+        if self.listen:
+            params += (self.channel,)
+        row = self._read(
+            lambda c: c.execute(
+                f"WITH ins AS (INSERT INTO {self._jobs} (state, handler, queue, priority, run_at, "
+                "max_attempts, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                f"RETURNING id) SELECT id{notify} FROM ins",
+                params,
+            ).fetchone()
+        )
+        assert row is not None
+        return int(row[0])
 
     def schedule_many(self, jobs: Sequence[NewJob]) -> list[int]:
         now = self.clock.now()
@@ -495,7 +543,7 @@ class PostgresAdapter(Adapter):
         where, qparams = self._queue_filter(queues)
         if queues is not None and not queues:
             return []
-        with self._write() as conn:
+        with self._write(pipeline=True) as conn:
             # Promote due scheduled jobs; rows another claimer is promoting are skipped.
             conn.execute(
                 f"UPDATE {self._jobs} SET state = 'ready' WHERE id IN (SELECT id FROM "
@@ -503,14 +551,15 @@ class PostgresAdapter(Adapter):
                 "FOR UPDATE SKIP LOCKED)",
                 (now_d,),
             )
-            rows = conn.execute(
+            cur = conn.execute(
                 f"UPDATE {self._jobs} SET state = 'running', locked_by = %s, locked_at = %s, "
                 "attempts = attempts + 1, updated_at = %s "
                 f"WHERE id IN (SELECT id FROM {self._jobs} WHERE state = 'ready'{where} "
                 "ORDER BY priority, run_at, id LIMIT %s FOR UPDATE SKIP LOCKED) "
                 "RETURNING id, handler, queue, priority, attempts, max_attempts, run_at",
                 (worker, now_d, now_d, *qparams, limit),
-            ).fetchall()
+            )
+        rows = self._guard(cur.fetchall)
         claimed = [
             ClaimedJob(
                 id=int(r[0]),
@@ -533,13 +582,14 @@ class PostgresAdapter(Adapter):
             return []
         now = self.clock.now()
         now_d = dt(now)
-        written: list[bool] = []
+        cursors: list[psycopg.Cursor[Any]] = []
         wake = False
         jobs = self._jobs
         where = "WHERE id = %s AND state = 'running' AND locked_by = %s AND attempts = %s"
-        with self._write() as conn:
-            cur = conn.cursor()
+        with self._write(pipeline=True) as conn:
             for outcome in outcomes:
+                cur = conn.cursor()
+                cursors.append(cur)
                 job = outcome.job
                 fence = (job.id, job.locked_by, job.attempts)
                 if outcome.delete and outcome.kind in ("success", "failure"):
@@ -579,10 +629,9 @@ class PostgresAdapter(Adapter):
                         f"updated_at = %s {where}",
                         (now_d, outcome.error, now_d, *fence),
                     )
-                written.append(cur.rowcount == 1)
             if wake:
                 self._notify(conn)
-        return written
+        return [cur.rowcount == 1 for cur in cursors]
 
     def has_ready(self, queues: Sequence[str] | None) -> bool:
         now_d = dt(self.clock.now())
