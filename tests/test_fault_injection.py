@@ -167,13 +167,22 @@ def test_a_worker_survives_a_lock_held_past_its_busy_timeout(
     stop = threading.Event()
     ran = threading.Event()
     worker = Worker(impatient, FAST, name="host/litejobs-worker.*.0", stop=stop)
-    worker.on_job = lambda job, result: ran.set()
+    registered: list[str] = []
+
+    def on_job(job: object, result: object) -> None:
+        registered.extend(w.name for w in SQLiteAdapter(db_path).workers())
+        ran.set()
+
+    worker.on_job = on_job
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     assert not ran.wait(0.5) and thread.is_alive(), "the worker waits, it does not die"
     _release(lock_holder)
     enqueue("tests.chaos.jobs:work", args=["late", str(log)], db=str(db_path))
     assert ran.wait(30), "the worker went back to work once the lock was free"
+    # It registered (retrying through the outage) before it claimed: without its heartbeat row,
+    # any other worker's recovery would take the job it is running.
+    assert registered == [worker.name]
     stop.set()
     thread.join(timeout=30)
     assert _tokens(log) == ["late"] and _integrity(db_path) == "ok"

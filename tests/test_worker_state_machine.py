@@ -289,3 +289,19 @@ for _kind in ADAPTER_KINDS:
     _case.settings = settings(settings.default, stateful_step_count=STEPS)
     globals()[f"TestWorkerGroupStateMachine_{_kind}"] = _case
 del _kind, _case
+
+
+def test_the_lock_timeout_fallback_spares_a_young_lock(adapter: Adapter, clock: FakeClock) -> None:
+    """``lock_timeout`` releases only locks *older* than it (the last resort for a worker gone
+    without a trace), never a young lock of a live worker. (Redwood computes the expiry as
+    ``now + maxRuntime`` and re-claims running jobs.)"""
+    job_id = adapter.schedule(NewJob(OK % 1))
+    adapter.register_worker(NAMES[0], host="host", pid=1, queues="*")
+    [token] = adapter.claim(NAMES[0], None)
+    clock.advance(100)
+    adapter.heartbeat(NAMES[0])
+    assert adapter.recover_stale(STALE_AFTER, MAX_ATTEMPTS, lock_timeout=300) == (0, 0)
+    assert adapter.require(job_id).locked_by == NAMES[0]
+    clock.advance(250)  # the lock is 350 s old; its worker went silent 250 s ago
+    assert adapter.recover_stale(10_000, MAX_ATTEMPTS, lock_timeout=300) == (1, 0)
+    assert adapter.record([Outcome(token, "success", delete=True)]) == [False]
