@@ -237,13 +237,18 @@ def test_a_database_made_read_only_mid_run(shared_dir: Path) -> None:
     assert "read-only" in last and "Traceback" not in refused.stderr
     # A worker started now waits (it cannot even register) instead of dying ...
     worker = _spawn(*_victim("work", str(db), "60"))
-    with pytest.raises(subprocess.TimeoutExpired):
-        worker.wait(timeout=1.5)
-    assert len(SQLiteAdapter(db).list_jobs(state="ready")) == 3, "nothing ran, nothing was lost"
-    # ... and once the file is writable again it runs everything (its connection reopened).
-    for path in shared_dir.glob("jobs.db*"):
-        path.chmod(0o644)
-    out, err = worker.communicate(timeout=60)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            worker.wait(timeout=1.5)
+        assert len(SQLiteAdapter(db).list_jobs(state="ready")) == 3, "nothing ran, nothing lost"
+        # ... and once the file is writable again it runs everything (its connection reopened).
+        for path in shared_dir.glob("jobs.db*"):
+            path.chmod(0o644)
+        out, err = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
     assert worker.returncode == 0, err
     assert json.loads(out.strip().splitlines()[-1])["succeeded"] == 3
     assert sorted(_tokens(log)) == reported

@@ -24,6 +24,7 @@ import resource
 import signal
 import sys
 import tempfile
+import threading
 import time
 
 # Everything the commands may import lazily, imported now (before dropping privileges).
@@ -97,6 +98,9 @@ def _work(db: str, seconds: float) -> int:
     worker = Worker(adapter, config, name="host/litejobs-worker.*.victim")
     signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
     deadline = time.monotonic() + seconds
+    timer = threading.Timer(seconds, worker.stop.set)  # bounded even if storage never returns
+    timer.daemon = True
+    timer.start()
     stats = worker.stats
     while time.monotonic() < deadline and not worker.stop.is_set():
         stats = worker.run(workoff=True)
