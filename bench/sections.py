@@ -185,7 +185,7 @@ def lj_claim_cost(db: Path, pending: int, claims: int) -> float:
     lj_fill(db, pending, scheduled_every=10)
     adapter = SQLiteAdapter(db)
     times: list[float] = []
-    for _ in range(claims):
+    for _ in range(min(claims, pending // 2)):  # leave most of the pending jobs in place
         start = time.perf_counter()
         got = adapter.claim("bench/claimer", None, 1)
         times.append(time.perf_counter() - start)
