@@ -478,6 +478,9 @@ def _machine_for(kind: str) -> type[AdapterMachine]:
 for _kind in ADAPTER_KINDS:
     _case = _machine_for(_kind).TestCase
     _case.settings = settings(settings.default, stateful_step_count=STEPS)
+    # The CI profile's examples take ~1 min on PostgreSQL on a quiet 2-core machine and up to
+    # 3x that under load: a bound for a hang, not a speed requirement.
+    _case.pytestmark = [pytest.mark.timeout(600)]
     globals()[f"TestAdapterStateMachine_{_kind}"] = _case
 del _kind, _case
 

@@ -30,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -287,6 +288,9 @@ def _machine_for(kind: str) -> type[WorkerGroupMachine]:
 for _kind in ADAPTER_KINDS:
     _case = _machine_for(_kind).TestCase
     _case.settings = settings(settings.default, stateful_step_count=STEPS)
+    # The CI profile's examples take ~1 min on PostgreSQL on a quiet 2-core machine and up to
+    # 3x that under load: a bound for a hang, not a speed requirement.
+    _case.pytestmark = [pytest.mark.timeout(600)]
     globals()[f"TestWorkerGroupStateMachine_{_kind}"] = _case
 del _kind, _case
 
