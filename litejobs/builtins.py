@@ -7,7 +7,8 @@ package::
     litejobs enqueue --shell 'pg_dump mydb > /backups/mydb.sql'
     litejobs enqueue litejobs.builtins:run --args '["/usr/bin/backup", "--full"]'
 
-From Python: ``jobs.enqueue(builtins.run, "/usr/bin/backup", "--full")`` (a single list works too).
+From Python: ``later(builtins.run, ["/usr/bin/backup", "--full"])`` or
+``litejobs.enqueue(builtins.run, args=[...], db=...)``.
 
 Design points, each for a reason:
 
