@@ -115,22 +115,39 @@ class Executor:
             self._run_hooks(hooks, "before_perform", ctx)
             try:
                 self._call(func, args, kwargs, max_runtime)
+            except SystemExit as exc:
+                # The job's own sys.exit() (a CLI's main() reused as a job, say): the worker's
+                # stop-now is a KeyboardInterrupt, so this never stops the worker. Exit status
+                # 0/None is a success, as for a process; anything else is a job error.
+                if exc.code not in (0, None):
+                    return self._failed(hooks, ctx, exc, start, max_runtime)
             except BaseException as exc:
                 if not isinstance(exc, Exception | JobTimeoutError):
-                    raise  # KeyboardInterrupt / SystemExit: the worker is being stopped
-                timed_out = isinstance(exc, JobTimeoutError | asyncio.TimeoutError)
-                if timed_out:
-                    exc = JobTimeoutError(f"timed out after {max_runtime:g} s")
-                failed = ctx if not hooks else _with_error(ctx, exc)
-                self._run_hooks(hooks, "after_perform", failed)
-                self._run_hooks(hooks, "after_failure", failed)
-                error = format_error(exc) if not timed_out else f"JobTimeoutError: {exc}"
-                return Execution(False, error, time.perf_counter() - start, exc, timed_out)
+                    raise  # KeyboardInterrupt: the worker is being stopped now
+                return self._failed(hooks, ctx, exc, start, max_runtime)
             self._run_hooks(hooks, "after_perform", ctx)
             self._run_hooks(hooks, "after_success", ctx)
             return Execution(True, None, time.perf_counter() - start)
         finally:
             _current.reset(token)
+
+    def _failed(
+        self,
+        hooks: Mapping[str, Sequence[Hook]],
+        ctx: JobContext,
+        exc: BaseException,
+        start: float,
+        max_runtime: float,
+    ) -> Execution:
+        """A job error (or timeout): run the failure hooks, describe it for ``last_error``."""
+        timed_out = isinstance(exc, JobTimeoutError | asyncio.TimeoutError)
+        if timed_out:
+            exc = JobTimeoutError(f"timed out after {max_runtime:g} s")
+        failed = ctx if not hooks else _with_error(ctx, exc)
+        self._run_hooks(hooks, "after_perform", failed)
+        self._run_hooks(hooks, "after_failure", failed)
+        error = format_error(exc) if not timed_out else f"JobTimeoutError: {exc}"
+        return Execution(False, error, time.perf_counter() - start, exc, timed_out)
 
     def _call(
         self, func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], limit: float

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 CALLS: list[object] = []
 
 
@@ -98,3 +100,9 @@ async def async_remember_context() -> None:
     from litejobs import current_job
 
     CONTEXTS.append(current_job())
+
+
+def exit_with(code: object) -> None:
+    """A CLI-style ``main()`` reused as a job: it ends with ``sys.exit``."""
+    CALLS.append(code)
+    sys.exit(code)

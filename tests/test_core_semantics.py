@@ -225,6 +225,20 @@ def test_a_job_cannot_swallow_its_timeout(jobs: JobManager) -> None:
     assert error.startswith("JobTimeoutError: timed out after 0.2 s")
 
 
+def test_a_jobs_sys_exit_is_its_outcome_not_the_workers(jobs: JobManager) -> None:
+    """A job that calls ``sys.exit`` (a CLI's ``main()`` reused as a job) neither stops the
+    worker nor is lost: status 0/None is a success, anything else a job error, as for a process."""
+    later = jobs.create_scheduler()
+    ok = [later(sample_jobs.exit_with, [code]) for code in (0, None)]
+    bad = [later(sample_jobs.exit_with, [code]) for code in (3, "usage: x")]
+    stats = jobs.workoff(WorkerConfig(delete_successful_jobs=False))
+    assert (stats.succeeded, stats.errored) == (2, 2)
+    assert sample_jobs.CALLS == [0, None, 3, "usage: x"]
+    assert [row(jobs, job_id).state for job_id in ok] == ["succeeded", "succeeded"]
+    errors = [(row(jobs, job_id).last_error or "").partition("\n")[0] for job_id in bad]
+    assert errors == ["SystemExit: 3", "SystemExit: usage: x"]
+
+
 def test_workoff_stops_when_nothing_is_eligible_now(jobs: JobManager, clock: FakeClock) -> None:
     later = jobs.create_scheduler()
     assert jobs.workoff().ran == 0  # empty: returns at once
