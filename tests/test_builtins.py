@@ -260,7 +260,7 @@ def test_doctor_reports_versions_and_glibc(db_path: Path) -> None:
     assert data["glibc_available"] == os.confstr("CS_GNU_LIBC_VERSION").split()[-1]
     required = tuple(map(int, data["glibc_required"].split(".")))
     assert (2, 2) <= required <= tuple(map(int, data["glibc_available"].split(".")))
-    for flags in (["--version", "--verbose"], ["-v", "-V"]):
+    for flags in (["--version", "--verbose"], ["-v", "-V"], ["--db", str(db_path), "-V", "-vv"]):
         verbose = subprocess.run([str(EXE), *flags], capture_output=True, text=True, timeout=60)
         assert verbose.returncode == 0 and "glibc required:" in verbose.stdout
 

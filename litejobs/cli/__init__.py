@@ -54,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sys.stdout.write(f"{PROG} {__version__}\n")
         return EXIT_OK
-    if len(args) == 2 and set(args) & {"--version", "-V"} and set(args) & {"--verbose", "-v"}:
+    if set(args) & {"--version", "-V"} and _verbose(args):
+        # Any other option (`--db X --version -v`): --version is eager and wins over them anyway.
         from litejobs.doctor import report  # the binary's users have no `pip show` to ask
 
         sys.stdout.write(report() + "\n")
