@@ -7,6 +7,7 @@ from the runtime and is right even for jobs other producers add while we work.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Collection
 from types import TracebackType
@@ -16,6 +17,16 @@ if TYPE_CHECKING:
     from litejobs.adapters.base import Adapter
 
 POLL_SECONDS = 0.2
+
+# Held while the bar's thread queries the database, and across every fork (the supervisor forks
+# workers while the bar runs): a child never inherits a connection in the middle of a query, whose
+# held mutexes it could never release (its clean-up of the copied connection would hang).
+_QUERYING = threading.Lock()
+os.register_at_fork(
+    before=_QUERYING.acquire,
+    after_in_parent=_QUERYING.release,
+    after_in_child=_QUERYING.release,
+)
 
 
 class WorkoffProgress:
@@ -63,7 +74,8 @@ class WorkoffProgress:
         done = 0
         while not self._stop.wait(POLL_SECONDS):
             try:
-                left = self.remaining()
+                with _QUERYING:
+                    left = self.remaining()
             except Exception:  # the bar is cosmetic: never let it break the run
                 continue
             done = max(done, total - left)
