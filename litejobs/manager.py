@@ -19,8 +19,8 @@ from .recurring import Recurring, Ticker, check_cron, parse_timezone
 from .scheduling import (
     JobRef,
     Wait,
+    build_job_batch,
     build_new_job,
-    build_new_jobs,
     check_priority,
     check_queue,
 )
@@ -87,11 +87,12 @@ class Scheduler:
 
         Each item is ``(job, args)`` or just ``job``; ``options`` apply to every item.
         """
-        rows = build_new_jobs(
+        rows = build_job_batch(
             calls, now=self.adapter.clock.now(), allowed_queues=self.manager.queues, **options
         )
         if self.manager.inline is not None:  # litejobs.testing.inline(): run them now
-            return [self.manager.inline(row) for row in rows]
+            # Every row built before the first job runs (a job could change later arguments).
+            return [self.manager.inline(row) for row in list(rows)]
         return self.adapter.schedule_many(rows)
 
 

@@ -623,3 +623,128 @@ def test_claim_order_property(
     while batch := adapter.claim(W1, queues, 1):
         rest.append(batch[0].id)
     assert rest == expected[limit:]
+
+
+# -- batches: later.many's runs ------------------------------------------------------------------
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _stored_handlers(adapter: Adapter, ids: list[int]) -> list[object]:
+    """The stored handler text on SQLite (byte for byte), the parsed handler elsewhere."""
+    from litejobs import SQLiteAdapter
+
+    if isinstance(adapter, SQLiteAdapter):
+        conn = adapter.connection
+        return [
+            conn.execute("SELECT handler FROM background_jobs WHERE id = ?", (i,)).fetchone()[0]  # type: ignore[index]
+            for i in ids
+        ]
+    return [adapter.require(i).handler for i in ids]
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)
+@given(
+    calls=st.lists(
+        st.tuples(
+            st.sampled_from(["record", "boom", "tests.sample_jobs:record"]),
+            st.none() | st.lists(JSON_VALUES, max_size=3) | st.tuples(JSON_VALUES),
+        ),
+        max_size=12,
+    ),
+    wait=st.sampled_from([None, 0, 30]),
+)
+def test_a_job_batch_stores_what_one_by_one_scheduling_stores(
+    adapter: Adapter, clock: FakeClock, calls: list[tuple[str, object]], wait: int | None
+) -> None:
+    """``later.many`` validates runs of one job together and SQLite stores a run with one
+    statement (``json_each`` splits the arguments): every row, its handler text included, must
+    be what scheduling the same jobs one at a time stores, in the same order."""
+    from litejobs.scheduling import build_job_batch, build_new_job
+    from tests import sample_jobs
+
+    refs = {"record": sample_jobs.record, "boom": sample_jobs.boom}
+    items = [(refs.get(name, name), args) for name, args in calls]
+    adapter.clear()
+    now = clock.now()
+    batch = build_job_batch(items, now=now, wait=wait, priority=7)  # type: ignore[arg-type]
+    many = adapter.schedule_many(batch)
+    single = [
+        adapter.schedule(build_new_job(job, args, now=now, wait=wait, priority=7))  # type: ignore[arg-type]
+        for job, args in items
+    ]
+    assert len(many) == len(items) and many == sorted(set(many))
+    assert _stored_handlers(adapter, many) == _stored_handlers(adapter, single)
+
+    def row(job_id: int) -> tuple[object, ...]:
+        r = adapter.require(job_id)
+        return (r.state, r.queue, r.priority, r.run_at, r.max_attempts, r.attempts, r.unique_key)
+
+    assert [row(i) for i in many] == [row(i) for i in single]
+    assert list(batch) == [build_new_job(j, a, now=now, wait=wait, priority=7) for j, a in items]  # type: ignore[arg-type]
+
+
+def test_a_run_too_deep_for_sqlite_json_is_stored_row_by_row(
+    adapter: Adapter, clock: FakeClock
+) -> None:
+    """SQLite's JSON parser stops at 1000 levels; Python encodes deeper with a raised recursion
+    limit. Such a run is stored row by row, with the same handler text."""
+    import sys
+
+    from litejobs.scheduling import build_job_batch, build_new_job
+    from tests import sample_jobs
+
+    deep: list[object] = []
+    for _ in range(1200):
+        deep = [deep]
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000)
+    try:
+        now = clock.now()
+        items = [(sample_jobs.record, [deep]), (sample_jobs.record, [1])]
+        ids = adapter.schedule_many(build_job_batch(items, now=now))
+        expected = [build_new_job(job, args, now=now).handler for job, args in items]
+        from litejobs import SQLiteAdapter
+
+        if isinstance(adapter, SQLiteAdapter):
+            assert _stored_handlers(adapter, ids) == expected
+        else:
+            assert len(ids) == 2 and adapter.require(ids[1]).args == [1]
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def test_a_batch_error_names_the_first_bad_item(adapter: Adapter) -> None:
+    """An argument error in ``later.many`` says which item and which job; the first bad item
+    in order is the one reported, as when each item was checked in turn."""
+    from litejobs import JobManager
+    from litejobs.errors import HandlerNotFoundError, SerializationError
+    from tests import sample_jobs
+
+    later = JobManager(adapters={"db": adapter}).create_scheduler()
+    ok = (sample_jobs.record, [1])
+    with pytest.raises(
+        SerializationError,
+        match=r"^item 2 of the batch \(tests\.sample_jobs:record\): job arguments must .*set",
+    ):
+        later.many([ok, ok, (sample_jobs.record, [{6}]), (sample_jobs.record, "abc")])
+    with pytest.raises(SerializationError, match=r"^item 1 of the batch .*list of positional"):
+        later.many([ok, (sample_jobs.record, "abc"), (sample_jobs.record, [{6}])])
+    with pytest.raises(
+        SerializationError, match=r"^item 1 of the batch \(tests\.sample_jobs:boom\)"
+    ):
+        later.many([ok, (sample_jobs.boom, [{6}]), ok])
+    with pytest.raises(SerializationError, match=r"^item 1 "):  # before item 2's unknown job
+        later.many([ok, (sample_jobs.record, [object()]), ("tests.sample_jobs:nope", [1])])
+    with pytest.raises(HandlerNotFoundError):
+        later.many([ok, ("tests.sample_jobs:nope", [1]), (sample_jobs.record, [object()])])
+    with pytest.raises(SerializationError, match=r"^item 1 "):  # the one-by-one path too
+        later.many([ok, (sample_jobs.record, [{6}])], unique=True)
+    assert adapter.counts() == {}

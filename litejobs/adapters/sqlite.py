@@ -18,6 +18,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -381,14 +382,64 @@ class SQLiteAdapter(Adapter):
         with self._write() as conn:
             return self._insert(conn, job, now, ts(now))
 
+    #: One run of a :class:`~litejobs.scheduling.JobBatch`: ``json_each`` splits the run's
+    #: arguments (one JSON array, element i is job i's) and SQLite builds each handler as
+    #: ``head || element || tail``. Its ``value`` is the element's own text (JSONB keeps the
+    #: text of numbers and strings, Python's encoding is already minified), so the stored
+    #: handler is byte for byte what one-by-one scheduling stores (tested with Hypothesis).
+    #: Rows come out of the scan in array order (an ORDER BY would only add a sort).
+    _INSERT_RUN = (
+        "INSERT INTO background_jobs (state, handler, queue, priority, run_at, max_attempts, "
+        "unique_key, created_at, updated_at) "
+        "SELECT ?, ? || value || ?, ?, ?, ?, ?, NULL, ?, ? FROM json_each(?)"
+    )
+
     def schedule_many(self, jobs: Sequence[NewJob]) -> list[int]:
+        from ..scheduling import JobBatch  # not at the top: scheduling imports the adapters
+
         now = self.clock.now()
         now_s = ts(now)
         with self._write() as conn:
-            if any(job.unique_key is not None for job in jobs):
+            if isinstance(jobs, JobBatch):
+                # One statement per run instead of one bound row per job: ~1.5x fewer
+                # microseconds per job in SQLite, and no per-job NewJob or tuple in Python.
+                for run in jobs.runs:
+                    state, _, queue, priority, run_at, max_attempts, _, _, _ = self._params(
+                        run.template, now, now_s
+                    )
+                    try:
+                        conn.execute(
+                            self._INSERT_RUN,
+                            (
+                                state,
+                                run.head,
+                                run.tail,
+                                queue,
+                                priority,
+                                run_at,
+                                max_attempts,
+                                now_s,
+                                now_s,
+                                run.items,
+                            ),
+                        )
+                    except (apsw.SQLError, apsw.TooBigError):
+                        # Arguments nested deeper than SQLite's JSON parser allows (1000
+                        # levels, with a raised recursion limit) or a run over its 1 GB
+                        # string limit: the failed statement left nothing; insert row by row.
+                        template = run.template
+                        conn.executemany(
+                            self._INSERT,
+                            [
+                                self._params(replace(template, handler=run.handler(i)), now, now_s)
+                                for i in range(len(run.args))
+                            ],
+                        )
+            elif any(job.unique_key is not None for job in jobs):
                 return [self._insert(conn, job, now, now_s) for job in jobs]
+            else:
+                conn.executemany(self._INSERT, [self._params(job, now, now_s) for job in jobs])
             # AUTOINCREMENT ids are consecutive inside one write transaction.
-            conn.executemany(self._INSERT, [self._params(job, now, now_s) for job in jobs])
             last = conn.last_insert_rowid()
             return list(range(last - len(jobs) + 1, last + 1))
 
