@@ -103,20 +103,25 @@ def rss(db: str, total: str) -> None:
 
 
 def produce(db: str, seconds: str) -> None:
-    """Enqueue no-op jobs one at a time, flat out, for ``seconds``."""
+    """Enqueue no-op jobs one at a time, flat out, for ``seconds``; also the longest single
+    enqueue (how long a writer was held up, e.g. waiting for readers to bound the WAL)."""
     from .jobs import noop
 
     later = _manager(db).create_scheduler()
     later(noop, [0])
     _say("ready")
     _wait_go()
-    deadline = time.monotonic() + float(seconds)
+    clock = time.monotonic
+    deadline = clock() + float(seconds)
     count = 0
-    while time.monotonic() < deadline:
+    slowest = 0.0
+    while clock() < deadline:
         for i in range(100):
+            start = clock()
             later(noop, [i])
+            slowest = max(slowest, clock() - start)
         count += 100
-    _say("done", {"enqueued": count})
+    _say("done", {"enqueued": count, "enqueue_max_s": slowest})
 
 
 def reader(db: str, seconds: str, hold: str) -> None:

@@ -118,6 +118,8 @@ ROWS = [
     ("claim at 1M pending (µs)", "claim_1m_us", None),
     ("claim 1M / 1k", "claim_1m_over_1k", None),
     ("WAL max under load (MiB)", "wal_max_mib", None),
+    ("WAL run: longest single enqueue (ms)", "wal_enqueue_max_ms", None),
+    ("WAL run: jobs enqueued", "wal_enqueued", None),
     ("worker RSS growth (%)", "rss_growth_pct", None),
 ]
 

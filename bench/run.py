@@ -276,7 +276,12 @@ class Bench:
                 f"{z.wal_hold:g} s transactions, maintenance() every 1 s"
             )
             r = s.lj_wal(self.db("wal"), z.wal_seconds, z.wal_hold)
-            lj.update(wal_max_mib=r["wal_max_mib"], wal_maintenance_max_ms=r["maintenance_max_ms"])
+            lj.update(
+                wal_max_mib=r["wal_max_mib"],
+                wal_maintenance_max_ms=r["maintenance_max_ms"],
+                wal_enqueue_max_ms=r["enqueue_max_ms"],
+                wal_enqueued=r["enqueued"],
+            )
             self.log(f"  {_kv(r)}")
         if self.want("rss"):
             self.log(f"worker memory over {z.rss_jobs:,} jobs")

@@ -199,7 +199,8 @@ def lj_claim_cost(db: Path, pending: int, claims: int) -> float:
 def lj_wal(db: Path, seconds: float, hold: float, every: float = 1.0) -> dict[str, float]:
     """WAL size under sustained enqueue (one producer) + drain (two workers) with a reader
     holding ``hold``-second read transactions back to back; ``adapter.maintenance()`` every
-    ``every`` seconds, as the supervisor runs it."""
+    ``every`` seconds, as the supervisor runs it. ``enqueue_max_ms``: the producer's longest
+    single enqueue (writers wait for the reader when the WAL must start over)."""
     from litejobs import SQLiteAdapter
 
     _later(db).adapter.close()
@@ -225,7 +226,7 @@ def lj_wal(db: Path, seconds: float, hold: float, every: float = 1.0) -> dict[st
                 slowest = max(slowest, time.monotonic() - started)
                 next_maintenance = time.monotonic() + every
             time.sleep(0.02)
-        enqueued = json.loads(producer.expect("done", 60))["enqueued"]
+        produced = json.loads(producer.expect("done", 60))
         reader.expect("done", 60)
     finally:
         for child in (producer, reader, *workers):
@@ -233,7 +234,8 @@ def lj_wal(db: Path, seconds: float, hold: float, every: float = 1.0) -> dict[st
     adapter.close()
     return {
         "wal_max_mib": peak / 2**20,
-        "enqueued": enqueued,
+        "enqueued": produced["enqueued"],
+        "enqueue_max_ms": produced["enqueue_max_s"] * 1000,
         "maintenance_max_ms": slowest * 1000,
     }
 

@@ -128,10 +128,62 @@ def parse_ts(value: str | None) -> float | None:
     return None if value is None else datetime.fromisoformat(value).timestamp()
 
 
-#: ``maintenance()`` waits for readers (blocking writers meanwhile) only past this WAL size.
+#: Past this WAL size, the writer that commits (and ``maintenance()``) waits for readers to
+#: finish so the WAL can start over, blocking writers meanwhile (``SQLiteAdapter(wal_wait_size=)``).
 WAL_WAIT_SIZE = 32 * 2**20
-#: ... and for at most this long.
+#: ... and for at most this long (``SQLiteAdapter(wal_wait_seconds=)``).
 WAL_WAIT_SECONDS = 5.0
+#: SQLite's default ``wal_autocheckpoint`` (pages), which a wal hook replaces: kept by ours.
+AUTOCHECKPOINT_PAGES = 1000
+
+
+class _WalHook:
+    """One connection's wal hook: SQLite's autocheckpoint, plus a bound on the WAL's size.
+
+    SQLite calls it after every commit of the connection, once the write lock is released,
+    with the number of frames in the WAL (since it last started over). Registering it turns
+    SQLite's own autocheckpoint off, so below ``wal_wait_size`` it does what that did: a
+    PASSIVE checkpoint (waits for no one) once the WAL holds 1000 pages. Past ``wal_wait_size``
+    a reader must be holding an old snapshot (else PASSIVE checkpoints would have let the WAL
+    start over), so it runs a TRUNCATE checkpoint (as ``maintenance()`` does) that waits (up
+    to ``wait_seconds``) for the readers, blocking every writer meanwhile, and empties the
+    WAL. So
+    every writer bounds the WAL right when it passes the limit, whatever the interval of
+    ``maintenance()`` (between two calls one second apart, enqueues flat out grew it by
+    ~100 MiB). If the readers outlast the wait, this connection waits again only after
+    another ``wal_wait_size`` of growth: a reader that never ends costs a bounded share of
+    the writers' time, not one stall per commit.
+
+    It must return SQLITE_OK: an error would make the statement that committed fail after
+    the commit (a caller would retry a job that is stored). Checkpoint errors are ignored, as
+    SQLite's autocheckpoint ignores them.
+    """
+
+    __slots__ = ("busy_ms", "frame_bytes", "limit", "wait_at", "wait_ms")
+
+    def __init__(self, page_size: int, limit: int, wait_seconds: float, busy_ms: int) -> None:
+        self.frame_bytes = page_size + 24  # a WAL frame: one page plus its 24-byte header
+        self.limit = limit
+        self.wait_ms = int(wait_seconds * 1000)
+        self.busy_ms = busy_ms
+        self.wait_at = 0  # frames: no waiting checkpoint before this (after a failed one)
+
+    def __call__(self, conn: apsw.Connection, dbname: str, pages: int) -> int:
+        try:
+            if pages * self.frame_bytes > self.limit and pages >= self.wait_at:
+                conn.set_busy_timeout(self.wait_ms)
+                try:
+                    conn.wal_checkpoint(dbname, apsw.SQLITE_CHECKPOINT_TRUNCATE)
+                    self.wait_at = 0
+                except (apsw.BusyError, apsw.LockedError):
+                    self.wait_at = pages + self.limit // self.frame_bytes
+                finally:
+                    conn.set_busy_timeout(self.busy_ms)
+            elif pages >= AUTOCHECKPOINT_PAGES:
+                conn.wal_checkpoint(dbname, apsw.SQLITE_CHECKPOINT_PASSIVE)
+        except Exception:  # never fail a statement that has committed
+            pass
+        return apsw.SQLITE_OK
 
 
 def default_db_path() -> Path:
@@ -187,6 +239,9 @@ class SQLiteAdapter(Adapter):
     exist unless it is the default). ``durability="full"`` fsyncs every commit (survives power
     loss, ~5x slower per commit); the default ``"normal"`` survives process crashes.
     ``busy_timeout``: seconds a writer waits for another writer's lock before giving up.
+    ``wal_wait_size`` / ``wal_wait_seconds``: once the WAL passes this many bytes, the writer
+    whose commit passed it waits up to this long for readers so the WAL can start over
+    (blocking other writers meanwhile); see :class:`_WalHook`.
     """
 
     name = "sqlite"
@@ -198,6 +253,8 @@ class SQLiteAdapter(Adapter):
         durability: Durability = "normal",
         busy_timeout: float = 30.0,
         clock: Clock | None = None,
+        wal_wait_size: int = WAL_WAIT_SIZE,
+        wal_wait_seconds: float = WAL_WAIT_SECONDS,
     ) -> None:
         super().__init__(clock=clock)
         self._default_path = path is None
@@ -206,6 +263,8 @@ class SQLiteAdapter(Adapter):
             raise ValueError("durability must be 'normal' or 'full'")
         self.durability = durability
         self.busy_timeout = busy_timeout
+        self.wal_wait_size = wal_wait_size
+        self.wal_wait_seconds = wal_wait_seconds
         self._local = threading.local()
         self._schema_ready = False
         self._schema_lock = threading.Lock()
@@ -252,14 +311,22 @@ class SQLiteAdapter(Adapter):
                 # cache (or mmap'd pages) only made a worker's RSS grow by 50-130 % over a
                 # 100k-job drain (scripts/bench --only rss,claim).
                 "cache_size=-2000",
-                # wal_autocheckpoint stays at SQLite's 1000 pages and there is no
-                # journal_size_limit: with 10000 / 64 MiB (never applied before, see below),
-                # readers with no busy timeout (tests/chaos) saw SQLITE_BUSY now and then.
-                # maintenance() bounds the WAL instead.
+                # No wal_autocheckpoint PRAGMA (it would replace the wal hook below) and no
+                # journal_size_limit: with 10000 / 64 MiB, readers with no busy timeout
+                # (tests/chaos) saw SQLITE_BUSY now and then. The hook bounds the WAL.
             ):
                 # One per call, results drained: apsw runs a multi-statement string lazily and
                 # silently skips everything after the first statement that returns a row.
                 list(cur.execute(f"PRAGMA {pragma}"))
+            page_size = int(cur.execute("PRAGMA page_size").fetchone()[0])  # type: ignore[index]
+            conn.set_wal_hook(
+                _WalHook(
+                    page_size,
+                    self.wal_wait_size,
+                    self.wal_wait_seconds,
+                    int(self.busy_timeout * 1000),
+                )
+            )
             if not self._schema_ready:
                 with self._schema_lock:
                     self._migrate(conn)
@@ -967,7 +1034,8 @@ class SQLiteAdapter(Adapter):
         A PASSIVE checkpoint copies what it can and waits for no one; once everything is
         copied, the next writer starts the WAL over from its beginning. TRUNCATE, which waits
         for readers while holding the write lock (one long reader stalls every worker), is
-        only tried without waiting, unless the WAL has grown past :data:`WAL_WAIT_SIZE`.
+        only tried without waiting, unless the WAL has grown past ``wal_wait_size`` (which
+        the writers' wal hook also enforces, right after the commit that passes it).
         """
 
         def checkpoint(conn: apsw.Connection) -> None:
@@ -978,10 +1046,10 @@ class SQLiteAdapter(Adapter):
             except OSError:
                 return
             # Under sustained writes with readers coming and going, the WAL can only start over
-            # if someone waits for the readers: past WAL_WAIT_SIZE we do, holding writers up to
-            # as long as the oldest reader (bounded by WAL_WAIT_SECONDS); below it, never.
-            wait = wal_size > WAL_WAIT_SIZE
-            conn.set_busy_timeout(int(WAL_WAIT_SECONDS * 1000) if wait else 0)
+            # if someone waits for the readers: past wal_wait_size we do, holding writers up to
+            # as long as the oldest reader (bounded by wal_wait_seconds); below it, never.
+            wait = wal_size > self.wal_wait_size
+            conn.set_busy_timeout(int(self.wal_wait_seconds * 1000) if wait else 0)
             try:
                 with suppress(apsw.BusyError, apsw.LockedError):
                     conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
