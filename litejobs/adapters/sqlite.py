@@ -144,15 +144,13 @@ class _WalHook:
     with the number of frames in the WAL (since it last started over). Registering it turns
     SQLite's own autocheckpoint off, so below ``wal_wait_size`` it does what that did: a
     PASSIVE checkpoint (waits for no one) once the WAL holds 1000 pages. Past ``wal_wait_size``
-    a reader must be holding an old snapshot (else PASSIVE checkpoints would have let the WAL
-    start over), so it runs a TRUNCATE checkpoint (as ``maintenance()`` does) that waits (up
-    to ``wait_seconds``) for the readers, blocking every writer meanwhile, and empties the
-    WAL. So
-    every writer bounds the WAL right when it passes the limit, whatever the interval of
-    ``maintenance()`` (between two calls one second apart, enqueues flat out grew it by
-    ~100 MiB). If the readers outlast the wait, this connection waits again only after
-    another ``wal_wait_size`` of growth: a reader that never ends costs a bounded share of
-    the writers' time, not one stall per commit.
+    (usually a reader holding an old snapshot kept the WAL from starting over) it runs the
+    TRUNCATE checkpoint ``maintenance()`` runs, waiting up to ``wait_seconds`` for the readers
+    and blocking every writer meanwhile, and empties the WAL. So every writer bounds the WAL
+    right when it passes the limit, whatever the interval of ``maintenance()`` (between two
+    calls one second apart, enqueues flat out grew it by ~100 MiB). If the readers outlast the
+    wait, this connection waits again only after another ``wal_wait_size`` of growth: a reader
+    that never ends costs the writers one stall per limit's worth of writes, not one per commit.
 
     It must return SQLITE_OK: an error would make the statement that committed fail after
     the commit (a caller would retry a job that is stored). Checkpoint errors are ignored, as
