@@ -114,10 +114,12 @@ def test_after_a_failed_wait_the_hook_waits_again_only_after_another_limit_of_gr
     assert commit(101) == [truncate]  # past it: wait for readers (who outlast the wait)
     assert commit(200) == []  # no stall per commit while the reader stays
     assert commit(201) == [truncate]  # another limit's worth of growth: try again
+    assert commit(30) == []  # the WAL started over meanwhile (another connection's checkpoint)
+    assert commit(101) == [truncate]  # so the plain limit applies again, not 301
     conn.error = None
     assert commit(1500) == [truncate]
     assert commit(101) == [truncate]  # it worked: back to the plain limit
-    hook.limit = 10 * 2**20
+    hook.limit_frames = 10 * 2**20 // 4120
     assert commit(999) == []
     assert commit(1000) == [passive]  # SQLite's autocheckpoint, kept
 

@@ -157,24 +157,27 @@ class _WalHook:
     SQLite's autocheckpoint ignores them.
     """
 
-    __slots__ = ("busy_ms", "frame_bytes", "limit", "wait_at", "wait_ms")
+    __slots__ = ("busy_ms", "failed_at", "limit_frames", "wait_ms")
 
     def __init__(self, page_size: int, limit: int, wait_seconds: float, busy_ms: int) -> None:
-        self.frame_bytes = page_size + 24  # a WAL frame: one page plus its 24-byte header
-        self.limit = limit
+        # A WAL frame is one page plus its 24-byte header.
+        self.limit_frames = limit // (page_size + 24)
         self.wait_ms = int(wait_seconds * 1000)
         self.busy_ms = busy_ms
-        self.wait_at = 0  # frames: no waiting checkpoint before this (after a failed one)
+        self.failed_at = 0  # WAL frames when a waiting checkpoint last gave up (0: none since)
 
     def __call__(self, conn: apsw.Connection, dbname: str, pages: int) -> int:
         try:
-            if pages * self.frame_bytes > self.limit and pages >= self.wait_at:
+            if pages < self.failed_at:
+                self.failed_at = 0  # the WAL started over since (another connection's checkpoint)
+            waited_enough = self.failed_at and pages < self.failed_at + self.limit_frames
+            if pages > self.limit_frames and not waited_enough:
                 conn.set_busy_timeout(self.wait_ms)
                 try:
                     conn.wal_checkpoint(dbname, apsw.SQLITE_CHECKPOINT_TRUNCATE)
-                    self.wait_at = 0
+                    self.failed_at = 0
                 except (apsw.BusyError, apsw.LockedError):
-                    self.wait_at = pages + self.limit // self.frame_bytes
+                    self.failed_at = pages
                 finally:
                     conn.set_busy_timeout(self.busy_ms)
             elif pages >= AUTOCHECKPOINT_PAGES:
