@@ -297,6 +297,29 @@ def test_fencing_holds_when_a_retry_reset_the_attempts(adapter: Adapter, clock: 
     assert adapter.success(fresh) is True
 
 
+def test_fencing_holds_when_the_same_name_reclaims_after_a_retry(
+    adapter: Adapter, clock: FakeClock
+) -> None:
+    """The ABA case: after a person's retry the *same* worker name holds the job at the same
+    attempt number again; only the claim time (``locked_at``) tells the old claim apart."""
+    register(adapter, W1)
+    job_id = adapter.schedule(new(max_attempts=1))
+    stale = claim_one(adapter, W1)  # a W1 process that is paused, not dead
+    clock.advance(STALE + 1)
+    register(adapter, W2)
+    assert adapter.recover_stale(STALE, 24) == (0, 1)  # its last attempt: failed
+    assert adapter.retry(job_id)
+    clock.advance(1)
+    fresh = claim_one(adapter, W1)  # W1's restarted successor takes it again
+    assert (fresh.locked_by, fresh.attempts) == (stale.locked_by, stale.attempts)
+    assert adapter.success(stale) is False  # the paused predecessor wakes up: refused
+    assert adapter.error(stale, "late", retry_at=clock.now()) is False
+    row = adapter.get(job_id)
+    assert row is not None
+    assert (row.state, row.locked_by, row.attempts) == ("running", W1, 1)
+    assert adapter.success(fresh) is True
+
+
 def test_same_worker_name_cannot_fence_an_older_attempt(adapter: Adapter, clock: FakeClock) -> None:
     """A restarted worker reuses its name: the attempt number still tells its claims apart."""
     register(adapter, W1)

@@ -94,13 +94,15 @@ class AdapterMachine(RuleBasedStateMachine):
         return self.clock.now()
 
     def current(self, token: ClaimedJob) -> bool:
-        """Would the ``(id, locked_by, attempts)`` fence accept an outcome for ``token``?"""
+        """Would the ``(id, locked_by, attempts, locked_at)`` fence accept an outcome for
+        ``token``?"""
         job = self.jobs.get(token.id)
         return (
             job is not None
             and job.state == "running"
             and job.locked_by == token.locked_by
             and job.attempts == token.attempts
+            and job.locked_at == token.locked_at
         )
 
     def unique_taken(self, key: str | None) -> bool:
@@ -215,6 +217,9 @@ class AdapterMachine(RuleBasedStateMachine):
             assert job.attempts <= job.limit, "attempts exceeded max_attempts"
             assert token.locked_by == worker
             job.state, job.locked_by, job.locked_at = "running", worker, now
+            # A claim the fence cannot tell from an older one (same job, worker, attempt and
+            # claim time: a retry and a re-claim within one fake instant) *is* that claim.
+            self.tokens = [t for t in self.tokens if _fence(t) != _fence(token)]
             self.tokens.append(token)
 
     # Outcomes: one rule, so every program that claims also records (Hypothesis' swarm testing
@@ -276,9 +281,9 @@ class AdapterMachine(RuleBasedStateMachine):
     def release(self, data: st.DataObject) -> None:
         """Claimed but never started (graceful stop): ready again, the attempt given back."""
         token = data.draw(st.sampled_from(self.tokens))
-        # The owner discards a token it gave back. (It must: the fence is (id, locked_by,
-        # attempts) and the release returns the attempt, so the same worker re-claiming the job
-        # would make the old token match again. Only the owner ever holds that token.)
+        # The owner discards a token it gave back. (It must: the release returns the attempt,
+        # so the same worker re-claiming the job within one fake instant would make the old
+        # token match the fence again. Only the owner ever holds that token.)
         self.tokens.remove(token)
         if self._record(Outcome(token, "release")):
             job = self.jobs[token.id]
@@ -390,13 +395,11 @@ class AdapterMachine(RuleBasedStateMachine):
     def _reset_attempts(self, job: MJob) -> None:
         """A person retried a failed (or kept succeeded) job: attempts start again from 0.
 
-        Claims from before the failure are forgotten: the fence is ``(id, locked_by, attempts)``,
-        so once the count restarts, a claim the *same* worker name made before the failure would
-        match that name's new claim again. Such a claim belongs to a predecessor process that was
-        declared dead (a live name is unique); see docs/correctness.md, "Known limits".
+        Claims from before the failure are kept: once the count restarts, the same worker name
+        can hold the job at the same attempt again, and only ``locked_at`` in the fence tells
+        that claim from the old one (the same fake instant cannot, in the model or in storage).
         """
         job.attempts = 0
-        self.tokens = [t for t in self.tokens if t.id != job.id]
 
     def retry_failed(self, queue: str | None) -> None:
         hit: list[MJob] = []
@@ -469,6 +472,10 @@ class AdapterMachine(RuleBasedStateMachine):
         assert all(n == 1 for n in per_job.values())
         running = sum(1 for j in self.jobs.values() if j.state == "running")
         assert running == len(per_job)
+
+
+def _fence(token: ClaimedJob) -> tuple[int, str, int, float]:
+    return (token.id, token.locked_by, token.attempts, token.locked_at)
 
 
 def _machine_for(kind: str) -> type[AdapterMachine]:

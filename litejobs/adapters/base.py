@@ -41,7 +41,8 @@ class NewJob:
 
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
-    """A job a worker holds; ``(id, locked_by, attempts)`` fences the recording of its outcome."""
+    """A job a worker holds; ``(id, locked_by, attempts, locked_at)`` fences the recording of its
+    outcome (an outcome is written only while the row is still this very claim)."""
 
     id: int
     handler: str
@@ -175,7 +176,8 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     def record(self, outcomes: Sequence[Outcome]) -> list[bool]:
-        """Write outcomes in one transaction, each fenced by ``(id, locked_by, attempts)``.
+        """Write outcomes in one transaction, each fenced by its claim
+        (``id, locked_by, attempts, locked_at``).
 
         Returns, per outcome, whether it was written (``False``: the worker had lost the lock).
         """

@@ -585,13 +585,18 @@ class PostgresAdapter(Adapter):
         cursors: list[psycopg.Cursor[Any]] = []
         wake = False
         jobs = self._jobs
-        where = "WHERE id = %s AND state = 'running' AND locked_by = %s AND attempts = %s"
+        # locked_at too: a person's retry resets attempts, so the same worker name can hold the
+        # same job at the same attempt again; the claim time tells them apart.
+        where = (
+            "WHERE id = %s AND state = 'running' AND locked_by = %s AND attempts = %s "
+            "AND locked_at = %s"
+        )
         with self._write(pipeline=True) as conn:
             for outcome in outcomes:
                 cur = conn.cursor()
                 cursors.append(cur)
                 job = outcome.job
-                fence = (job.id, job.locked_by, job.attempts)
+                fence = (job.id, job.locked_by, job.attempts, dt(job.locked_at))
                 if outcome.delete and outcome.kind in ("success", "failure"):
                     cur.execute(f"DELETE FROM {jobs} {where}", fence)
                 elif outcome.kind == "release":

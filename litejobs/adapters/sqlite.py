@@ -619,8 +619,13 @@ class SQLiteAdapter(Adapter):
         with self._write() as conn:
             for outcome in outcomes:
                 job = outcome.job
-                fence = (job.id, job.locked_by, job.attempts)
-                where = "WHERE id = ? AND state = 'running' AND locked_by = ? AND attempts = ?"
+                # locked_at too: a person's retry resets attempts, so the same worker name can
+                # hold the same job at the same attempt again; the claim time tells them apart.
+                fence = (job.id, job.locked_by, job.attempts, ts(job.locked_at))
+                where = (
+                    "WHERE id = ? AND state = 'running' AND locked_by = ? AND attempts = ? "
+                    "AND locked_at = ?"
+                )
                 if outcome.delete and outcome.kind in ("success", "failure"):
                     conn.execute(f"DELETE FROM background_jobs {where}", fence)
                 elif outcome.kind == "release":
