@@ -115,18 +115,20 @@ def _pending(adapter: PostgresAdapter) -> bool:
 
 
 def enqueue_rates(url: str, single: int, batches: int) -> dict[str, float]:
-    """Jobs/s scheduling one per call (one transaction each), and in batches of 1000."""
+    """Jobs/s through the public API, as the SQLite column measures them: ``later(noop, [i])``
+    one per call (one transaction each), and ``later.many`` in batches of 1000."""
+    from litejobs import JobManager
+
     adapter = _fresh(url)
     try:
-        job = NewJob(handler=NOOP)
+        later = JobManager(adapters={"pg": adapter}).create_scheduler()
         started = time.perf_counter()
-        for _ in range(single):
-            adapter.schedule(job)
+        for i in range(single):
+            later(noop, [i])
         one = single / (time.perf_counter() - started)
-        batch = [job] * 1000
         started = time.perf_counter()
-        for _ in range(batches):
-            adapter.schedule_many(batch)
+        for b in range(batches):
+            later.many([(noop, [b * 1000 + i]) for i in range(1000)])
         many = batches * 1000 / (time.perf_counter() - started)
         return {"enqueue_per_s": one, "enqueue_batch_per_s": many}
     finally:
