@@ -226,6 +226,14 @@ class JobRun:
     def handler(self, index: int) -> str:
         return f"{self.head}{_encode_json(self.args[index])}{self.tail}"
 
+    def rows(self) -> list[NewJob]:
+        """The run's jobs one by one (for adapters, or inputs, that cannot store a run whole)."""
+        t = self.template
+        return [
+            NewJob(self.handler(i), t.queue, t.priority, t.run_at, t.max_attempts, None)
+            for i in range(len(self.args))
+        ]
+
 
 class JobBatch(Sequence[NewJob]):
     """The validated rows of one ``later.many`` call, as runs of jobs sharing a template.
@@ -242,12 +250,7 @@ class JobBatch(Sequence[NewJob]):
 
     def _materialise(self) -> list[NewJob]:
         if self._rows is None:
-            self._rows = [
-                NewJob(run.handler(i), t.queue, t.priority, t.run_at, t.max_attempts, None)
-                for run in self.runs
-                for t in (run.template,)
-                for i in range(len(run.args))
-            ]
+            self._rows = [row for run in self.runs for row in run.rows()]
         return self._rows
 
     def __len__(self) -> int:
@@ -321,8 +324,7 @@ def build_job_batch(
             raise
         runs.append(JobRun(template, head, "}", pending, items))
 
-    for index, call in enumerate(calls):
-        job, args = call if isinstance(call, tuple) else (call, None)
+    for index, (job, args) in enumerate(_pairs(calls)):
         if job is not run_job:
             close_run()
             known = templates.get(id(job))

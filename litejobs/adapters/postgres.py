@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -466,11 +465,7 @@ class PostgresAdapter(Adapter):
                     except pg_errors.StatementTooComplex:
                         # Arguments nested past the server's stack depth (tens of thousands
                         # of levels, with a raised Python recursion limit): row by row.
-                        rows = [
-                            replace(run.template, handler=run.handler(i))
-                            for i in range(len(run.args))
-                        ]
-                        ids.extend(self._insert_plain_many(conn, rows, now))
+                        ids.extend(self._insert_plain_many(conn, run.rows(), now))
             elif all(job.unique_key is None for job in jobs):
                 ids = self._insert_plain_many(conn, jobs, now)
             else:

@@ -18,7 +18,6 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -495,13 +494,8 @@ class SQLiteAdapter(Adapter):
                         # Arguments nested deeper than SQLite's JSON parser allows (1000
                         # levels, with a raised recursion limit) or a run over its 1 GB
                         # string limit: the failed statement left nothing; insert row by row.
-                        template = run.template
                         conn.executemany(
-                            self._INSERT,
-                            [
-                                self._params(replace(template, handler=run.handler(i)), now, now_s)
-                                for i in range(len(run.args))
-                            ],
+                            self._INSERT, [self._params(row, now, now_s) for row in run.rows()]
                         )
             elif any(job.unique_key is not None for job in jobs):
                 return [self._insert(conn, job, now, now_s) for job in jobs]
