@@ -150,7 +150,7 @@ def shell(
 
 def _check_argv(argv: tuple[str | Sequence[str], ...]) -> list[str]:
     first = argv[0] if len(argv) == 1 else None
-    args = list(first) if isinstance(first, list | tuple) else list(argv)
+    args: list[Any] = list(first) if isinstance(first, list | tuple) else list(argv)
     if not args or not all(isinstance(a, str) for a in args):
         raise TypeError(
             "run needs the program and its arguments as strings, e.g. "

@@ -45,7 +45,7 @@ def format_error(exc: BaseException) -> str:
 
 
 try:  # the C function: signal.getsignal's enum conversion costs more than a no-op job
-    from _signal import getsignal as _getsignal
+    from _signal import getsignal as _getsignal  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - not CPython
     _getsignal = signal.getsignal
 

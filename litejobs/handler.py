@@ -12,7 +12,7 @@ import json
 import math
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from .errors import HandlerNotFoundError, SerializationError, UnimportableJobError
 
@@ -91,7 +91,7 @@ def resolve(path: str) -> Callable[..., Any]:
             f"{path} is a {type(func).__name__}, not a function; point at a callable"
         )
     _resolved[path] = func
-    return func
+    return cast("Callable[..., Any]", func)
 
 
 def _is_job(obj: object) -> bool:

@@ -224,7 +224,7 @@ class Supervisor:
             while not self._finished():
                 self._start_due()
                 timeout = self._wait_timeout(next_housekeeping)
-                waitables: list[Any] = [s.process.sentinel for s in self._alive()]
+                waitables: list[Any] = [s.process.sentinel for s in self._alive() if s.process]
                 waitables += [s.conn for s in self.slots if s.conn is not None]
                 ready = multiprocessing.connection.wait(waitables, timeout) if waitables else []
                 if not waitables:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .adapters.base import Adapter, ClaimedJob, Outcome
 from .clock import Clock
@@ -21,6 +22,8 @@ from .config import WorkerConfig
 from .errors import StorageError
 from .executor import Execution, Executor, Hook
 from .recurring import Ticker
+
+T = TypeVar("T")
 
 logger = logging.getLogger("litejobs.worker")
 
@@ -299,7 +302,7 @@ class Worker:
                 result[1],
             )
 
-    def _call_storage(self, fn: Callable[[], object], what: str) -> object | None:  # type: ignore[type-var]
+    def _call_storage(self, fn: Callable[[], T], what: str) -> T | None:
         """Run a storage call; on an outage log, back off and return ``None``."""
         try:
             return fn()

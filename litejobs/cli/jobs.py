@@ -167,7 +167,7 @@ def list_jobs(
     if limit < 0:
         raise ValidationError(f"--limit must be 0 (all) or more, got {limit}")
     adapter = settings(ctx).adapter()
-    records = adapter.list_jobs(queue=queue, state=state, limit=limit or None)  # type: ignore[arg-type]
+    records = adapter.list_jobs(queue=queue, state=state, limit=limit or None)
     if as_json:
         render.print_json([render.job_json(r) for r in records])
     else:
