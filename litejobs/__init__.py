@@ -123,4 +123,4 @@ def enqueue(
         unique=unique,
         check_import=check,
     )
-    return adapter.schedule(new)
+    return adapter.enqueue(new)

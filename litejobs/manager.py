@@ -24,7 +24,7 @@ from .scheduling import (
     check_priority,
     check_queue,
 )
-from .worker import Worker, WorkerStats, qualified_name
+from .worker import Worker, WorkerStats
 
 
 class Scheduler:
@@ -70,7 +70,7 @@ class Scheduler:
         )
         if self.manager.inline is not None:  # litejobs.testing.inline(): run it now instead
             return self.manager.inline(new)
-        return self.adapter.schedule(new)
+        return self.adapter.enqueue(new)
 
     def build(self, job: JobRef, args: Sequence[Any] | None = None, **options: Any) -> NewJob:
         """Validate one request without storing it."""
@@ -93,7 +93,7 @@ class Scheduler:
         if self.manager.inline is not None:  # litejobs.testing.inline(): run them now
             # Every row built before the first job runs (a job could change later arguments).
             return [self.manager.inline(row) for row in list(rows)]
-        return self.adapter.schedule_many(rows)
+        return self.adapter.enqueue_many(rows)
 
 
 class JobManager:
@@ -199,7 +199,6 @@ class JobManager:
             max_attempts=max_attempts,
             name=name or "",
             adapter=adapter,
-            manager=self,
             hooks={k: [v] if callable(v) else list(v) for k, v in hooks.items()},
         )
         # A job in a script run as __main__ can still be defined and performed inline;
@@ -298,22 +297,27 @@ class JobManager:
 
     # -- running in this process ------------------------------------------------------------
     def worker(
-        self, config: WorkerConfig | None = None, *, worker_id: int = 0, **kwargs: Any
+        self, config: WorkerConfig | None = None, *, worker_id: int | None = None, **kwargs: Any
     ) -> Worker:
-        """A :class:`Worker` for ``config`` (default: the first worker group)."""
-        from .config import worker_name
+        """A :class:`Worker` for ``config`` (default: the first worker group).
 
+        ``worker_id``: run as ``litejobs-worker.<queues>.<id>`` exactly (refused while a live
+        worker has that name); without it, the worker takes the first free id when it starts,
+        so a worker from Python never takes the name of one a ``litejobs work`` runs.
+        """
         config = config or self.workers[0]
         return Worker(
             self.adapter(config.adapter),
             config,
-            name=kwargs.pop("name", None) or qualified_name(worker_name(config, worker_id)),
+            worker_id=worker_id,
             hooks=self.hooks,
             job_hooks=self.job_hooks,
             ticker=kwargs.pop("ticker", None) or self.ticker(config.adapter),
+            log=kwargs.pop("log", None) or self.logger,
             **kwargs,
         )
 
     def workoff(self, config: WorkerConfig | None = None, **kwargs: Any) -> WorkerStats:
-        """Run every job eligible now in this process, then return what happened."""
+        """Run every job eligible now in this process (under a free worker name), then return
+        what happened."""
         return self.worker(config, **kwargs).run(workoff=True)

@@ -1,7 +1,7 @@
 """Recurring (cron) jobs: each tick fires exactly once, however many workers or hosts run.
 
 Every worker carries a :class:`Ticker` for its adapter and, when a tick comes due, asks the
-database to enqueue it (:meth:`~litejobs.adapters.base.Adapter.schedule_tick`). The database
+database to enqueue it (:meth:`~litejobs.adapters.base.Adapter.enqueue_tick`). The database
 decides who wins: the tick is recorded under a key of (schedule name, tick time) in the same
 transaction as the job row, so a tick can never enqueue twice -- not with four workers racing,
 not with two hosts whose clocks disagree by a few seconds. No "run the scheduler on one box".
@@ -164,7 +164,7 @@ class Ticker:
         tick = schedule.last_tick(now)
         if tick is None:
             return None
-        job_id = self.adapter.schedule_tick(schedule.name, tick, replace(schedule.job, run_at=tick))
+        job_id = self.adapter.enqueue_tick(schedule.name, tick, replace(schedule.job, run_at=tick))
         if job_id is not None:
             self.logger.info(
                 "recurring %s: enqueued job %s for tick %s",

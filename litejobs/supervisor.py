@@ -2,7 +2,8 @@
 
 Why processes, and why a supervisor at all: a job can crash its interpreter, leak memory or
 ignore every polite request to stop. The supervisor keeps the pool whole (a worker that dies is
-replaced under the same name, so the job it held is released at once by ``register_worker``),
+replaced under the same name; its jobs are rescued as soon as it is reaped, its pid being
+provably gone),
 turns Ctrl-C / SIGTERM into "finish the current job, then exit" (a second signal: "stop now"),
 does the periodic housekeeping (``adapter.maintenance()``: the WAL checkpoint) and collects every
 worker's :class:`~litejobs.worker.WorkerStats` so ``workoff -n 4`` can print one summary.
@@ -34,8 +35,10 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from .adapters.base import Rescued
 from .config import WorkerConfig, worker_name
-from .errors import ConfigurationError, StorageError
+from .errors import ConfigurationError, StorageError, WorkerNameTaken
+from .liveness import Observer
 from .proctitle import set_title
 from .worker import EXIT_STUCK, WorkerStats, qualified_name
 
@@ -61,6 +64,8 @@ STOP_NOW_SIGNAL = signal.SIGUSR1
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, STOP_NOW_SIGNAL}
 #: How often a worker checks for a stop request and that its supervisor is still there.
 STOP_POLL = 0.1
+#: Exit status of a worker process whose name a live worker holds (another runner started it).
+EXIT_NAME_TAKEN = 71
 
 
 @dataclass
@@ -133,8 +138,6 @@ def run_single_worker(
         count = adapter.clear()
         logger.info("cleared %s job(s)", count)
         return WorkerStats()
-    name = qualified_name(worker_name(config, worker_id))
-    _refuse_live(adapter, [name], config.stale_after)
     set_title(worker_name(config, worker_id))
     worker = manager.worker(config, worker_id=worker_id, exit_on_stuck=True)
     watch = _StopWatch(worker)
@@ -198,6 +201,7 @@ class Supervisor:
             if all(adapter is not a for a in self.adapters):
                 self.adapters.append(adapter)
         self.stopping = 0  # 0 running, 1 graceful stop asked, 2 stop now
+        self.name_taken: WorkerNameTaken | None = None
         self._stop_now_at = 0.0
         self._ctx = multiprocessing.get_context(
             "fork" if "fork" in multiprocessing.get_all_start_methods() else None
@@ -205,14 +209,8 @@ class Supervisor:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, *, install_signal_handlers: bool = True) -> WorkerStats:
-        for adapter in self.adapters:
-            mine = [s for s in self.slots if self.manager.adapter(s.config.adapter) is adapter]
-            names = [s.name for s in mine]
-            stale = max(s.config.stale_after for s in self.slots)
-            try:
-                _refuse_live(adapter, names, stale)
-            finally:
-                _close(adapter)
+        if not self.workoff:
+            self._refuse_live()
         old: dict[int, Any] = {}
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -249,11 +247,34 @@ class Supervisor:
                 if slot.conn is not None:
                     slot.conn.close()
                     slot.conn = None
+        if self.name_taken is not None:
+            raise self.name_taken
         total = WorkerStats()
         for slot in self.slots:
             total.merge(slot.stats)
         self._event("stopped", {"stats": total})
         return total
+
+    def _refuse_live(self) -> None:
+        """Say early, in one line, when a live worker (another runner) holds one of our names.
+        Registration in the worker processes is what makes names exclusive; this only spares
+        the operator a half-started pool."""
+        for adapter in self.adapters:
+            names = {
+                s.name for s in self.slots if self.manager.adapter(s.config.adapter) is adapter
+            }
+            observer = Observer()
+            now, mono = adapter.clock.now(), adapter.clock.monotonic()
+            try:
+                live = [
+                    w
+                    for w in adapter.workers()
+                    if w.name in names and observer.gone(w, now, mono) is None
+                ]
+            finally:
+                _close(adapter)
+            if live:
+                raise WorkerNameTaken(live)
 
     def _finished(self) -> bool:
         if any(s.process is not None for s in self.slots):
@@ -339,6 +360,10 @@ class Supervisor:
 
     def _exited(self, slot: _Slot, code: int) -> None:
         self._event("worker_exited", {"name": slot.name, "exitcode": code})
+        if code == EXIT_NAME_TAKEN and not self.workoff:
+            self._name_taken(slot)
+            return
+        rescued = self._rescue(slot) if code != 0 else Rescued()
         if self.stopping or (code == 0 and self.workoff):
             slot.done = True
             logger.debug("%s exited (status %s)", slot.title, code)
@@ -355,11 +380,14 @@ class Supervisor:
         else:
             logger.error("%s died (%s)", slot.title, how)
         if self.workoff:
-            # Not replaced in workoff: release what it held now, so the next run needs no wait.
-            # It counts as an error (workoff exits 1): the job it held will run again.
-            self._release(slot)
-            slot.stats.errored += 1
-            slot.stats.errors.append(f"worker {slot.title} died ({how})")
+            # Not replaced in workoff; what it held was rescued above, so the next run needs
+            # no wait. The job it was running counts (workoff exits 1): crashed, and failed if
+            # that was its last attempt, else errored (it will run again).
+            slot.stats.crashed += rescued.released + rescued.failed
+            slot.stats.failed += rescued.failed
+            slot.stats.errored += rescued.released
+            jobs = ", ".join(str(i) for i in rescued.job_ids) or "none running"
+            slot.stats.errors.append(f"worker {slot.title} died ({how}); job(s): {jobs}")
             slot.done = True
             return
         lived = time.monotonic() - slot.started
@@ -375,22 +403,45 @@ class Supervisor:
             logger.warning("restarting %s in %.2f s", slot.title, delay)
         self._event("worker_restarting", {"name": slot.name, "delay": delay, "exitcode": code})
 
-    def _release(self, slot: _Slot) -> None:
-        """Do what the replacement's registration would: release (or fail) its jobs now."""
+    def _rescue(self, slot: _Slot) -> Rescued:
+        """Rescue the jobs of a worker process that died, now: its pid is provably gone, so
+        nothing waits for a heartbeat to go stale or for a replacement to start."""
         adapter = self.manager.adapter(slot.config.adapter)
+        config = slot.config
+        observer = Observer(
+            max_attempts=config.max_attempts, delete_failed=config.delete_failed_jobs
+        )
         try:
-            adapter.register_worker(
-                slot.name,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                queues=slot.config.queues_label,
-                max_attempts=slot.config.max_attempts,
-            )
-            adapter.deregister_worker(slot.name)
+            return adapter.rescue(observer)
         except StorageError as exc:
-            logger.warning("could not release the jobs of %s: %s", slot.title, exc)
+            logger.warning("could not rescue the jobs of %s: %s", slot.title, exc)
+            return Rescued()
         finally:
             _close(adapter)
+
+    def _name_taken(self, slot: _Slot) -> None:
+        """Another runner's live worker holds this slot's name (it started at the same
+        instant): stop the whole pool and say so, rather than run beside it under new names."""
+        adapter = self.manager.adapter(slot.config.adapter)
+        observer = Observer()
+        try:
+            now, mono = adapter.clock.now(), adapter.clock.monotonic()
+            live = [
+                w
+                for w in adapter.workers()
+                if w.name == slot.name and observer.gone(w, now, mono) is None
+            ]
+        except StorageError:
+            live = []
+        finally:
+            _close(adapter)
+        if self.name_taken is None:
+            self.name_taken = WorkerNameTaken(live)
+        slot.done = True
+        if not self.stopping:
+            logger.error("%s", self.name_taken)
+            self.stopping = 1
+            self._relay()
 
     def _housekeeping(self) -> None:
         for adapter in self.adapters:
@@ -457,9 +508,12 @@ def _child_main(
     """A worker process: title, signals, parent watch, run, send stats back."""
     set_title(worker_name(config, worker_id))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # workoff picks free names (next to a live `work`, it runs under other ids); work/start
+    # run exactly their slots' names (a name another runner holds ends the pool: exit 2).
     worker = manager.worker(
         config,
         worker_id=worker_id,
+        pick_free=workoff,
         exit_on_stuck=True,
         keep_running=lambda: os.getppid() == parent_pid,
     )
@@ -481,6 +535,9 @@ def _child_main(
     code = 0
     try:
         stats = worker.run(workoff=workoff)
+    except WorkerNameTaken as exc:
+        worker.logger.error("%s", exc)
+        raise SystemExit(EXIT_NAME_TAKEN) from None
     except KeyboardInterrupt:
         # A job it held stays locked by this name: the next worker of the same name (or any
         # worker, since this one deregistered) releases it.
@@ -562,25 +619,3 @@ def pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state not in ("Z", "X")
-
-
-def _refuse_live(adapter: Adapter, names: Sequence[str], stale_after: float) -> None:
-    """Raise if a worker of one of ``names`` is alive on this host (same database)."""
-    host = socket.gethostname()
-    wanted = set(names)
-    now = adapter.clock.now()
-    live = [
-        record
-        for record in adapter.workers()
-        if record.name in wanted
-        and record.host == host
-        and record.pid != os.getpid()
-        and now - record.heartbeat_at < stale_after
-        and pid_alive(record.pid)
-    ]
-    if live:
-        first = live[0]
-        raise ConfigurationError(
-            f"worker {first.name.split('/', 1)[-1]} is already running on this host for this "
-            f"database (pid {first.pid}); stop it first, or choose other worker ids"
-        )

@@ -247,6 +247,7 @@ def inline(manager: JobManager) -> Iterator[list[InlineRun]]:
             attempts=1,
             max_attempts=max_attempts,
             locked_by="inline",
+            lock_token="inline",
             locked_at=0.0,
         )
         runs.append(

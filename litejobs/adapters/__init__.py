@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Adapter, ClaimedJob, JobRecord, JobState, NewJob, Outcome, WorkerRecord
+from .base import Adapter, ClaimedJob, JobRecord, JobState, NewJob, Outcome
 from .sqlite import SQLiteAdapter
 
 __all__ = [
@@ -13,7 +13,6 @@ __all__ = [
     "NewJob",
     "Outcome",
     "SQLiteAdapter",
-    "WorkerRecord",
     "adapter_for_url",
 ]
 

@@ -134,7 +134,7 @@ def enqueue(
         wait_until=when,
         max_attempts=max_attempts,
     )
-    job_id = scheduler.adapter.schedule(new)
+    job_id = scheduler.adapter.enqueue(new)
     if as_json:
         render.print_json(render.job_json(scheduler.adapter.require(job_id)))
     else:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from litejobs.adapters.base import JobRecord, WorkerRecord
+    from litejobs.adapters.base import JobRecord
+    from litejobs.liveness import WorkerRecord
 
 
 def iso(value: float | None) -> str | None:
