@@ -146,7 +146,7 @@ def drain_rate(url: str, workers: int, jobs: int) -> float:
         time.sleep(0.3)  # let them go idle (LISTENing)
         batch = [NewJob(handler=NOOP)] * jobs
         started = time.perf_counter()
-        adapter.schedule_many(batch)
+        adapter.enqueue_many(batch)
         _wait(lambda: not _pending(adapter), 600, "the drain")
         return jobs / (time.perf_counter() - started)
     finally:
@@ -172,7 +172,7 @@ def latencies(url: str, samples: int) -> list[float]:
                 {"name": "stamp", "path": "bench.postgres_bench:stamp", "args": [log, token]}
             )
             sent[token] = time.monotonic()
-            adapter.schedule(NewJob(handler=handler))
+            adapter.enqueue(NewJob(handler=handler))
             _wait(lambda: not _pending(adapter), 30, "a job to run", poll=0.002)
         started = {}
         for line in Path(log).read_text().splitlines():

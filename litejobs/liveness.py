@@ -20,8 +20,9 @@ settings shares the database. How:
   Nothing else (a newcomer wanting the name, an observer's impatience) ever releases a lock.
 * **A missing row is not a death certificate.** A job whose token has no worker row (deleted by
   hand, or left by an older litejobs) is released only after the observer has seen it orphaned
-  for :attr:`Observer.orphan_grace` of monotonic time: a live worker re-creates its row with
-  its next heartbeat, well within that.
+  for :attr:`Observer.orphan_grace` of monotonic time, looking at least every
+  :attr:`Observer.orphan_gap` (a longer gap starts the count again: the row may have come back
+  meanwhile). A live worker re-creates its row with its next heartbeat, well within that.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from functools import cache
 
 #: Seconds a job whose lock names no worker row waits before any observer releases it.
 ORPHAN_GRACE = 600.0
+#: Looks at an orphaned lock further apart than this do not add up (the row may have been back).
+ORPHAN_GAP = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +184,8 @@ class Observer:
     max_attempts: int = 24  # for orphaned jobs: no row says whose rules apply
     delete_failed: bool = False
     orphan_grace: float = ORPHAN_GRACE
-    orphans_seen: dict[str, float] = field(default_factory=dict)
+    orphan_gap: float = ORPHAN_GAP
+    orphans_seen: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def gone(self, worker: WorkerRecord, now: float, mono: float) -> str | None:
         """Why ``worker`` is provably gone, or ``None`` while it may be alive."""
@@ -202,8 +206,12 @@ class Observer:
         return None
 
     def orphan_expired(self, token: str, mono: float) -> bool:
-        """Has the lock ``token`` (no worker row) been orphaned for the whole grace period?"""
-        first = self.orphans_seen.setdefault(token, mono)
+        """Has the lock ``token`` (no worker row) been seen orphaned, look after look, for the
+        whole grace period? (Called once per look per orphan.)"""
+        first, last = self.orphans_seen.get(token, (mono, mono))
+        if mono - last > self.orphan_gap:
+            first = mono  # not looked at for a while: its row may have been back meanwhile
+        self.orphans_seen[token] = (first, mono)
         return mono - first >= self.orphan_grace
 
     def forget_orphans(self, keep: set[str]) -> None:

@@ -32,7 +32,15 @@ from .clock import Clock
 from .config import WorkerConfig, worker_name
 from .errors import StorageError
 from .executor import Execution, Executor, Hook
-from .liveness import HostIdentity, Observer, Probe, WorkerInfo, process_start, this_host
+from .liveness import (
+    ORPHAN_GAP,
+    HostIdentity,
+    Observer,
+    Probe,
+    WorkerInfo,
+    process_start,
+    this_host,
+)
 from .recurring import Ticker
 from .retry import RetryPolicy
 
@@ -141,6 +149,7 @@ class Worker:
             probe=probe,
             max_attempts=self.config.max_attempts,
             delete_failed=self.config.delete_failed_jobs,
+            orphan_gap=max(ORPHAN_GAP, 2 * self._rescue_interval()),
         )
         self.info = self._identity()
         self.stats = WorkerStats()
@@ -414,11 +423,14 @@ class Worker:
                 self.logger.warning("%s: storage unavailable while idle: %s", self.name, exc)
                 self.stop.wait(min(remaining, 1.0))
 
+    def _rescue_interval(self) -> float:
+        return max(1.0, self.config.stale_after / 4)
+
     def _maybe_rescue(self) -> None:
         now = time.monotonic()
         if now < self._next_rescue:
             return
-        self._next_rescue = now + max(1.0, self.config.stale_after / 4)
+        self._next_rescue = now + self._rescue_interval()
         rescued = self._call_storage(lambda: self.adapter.rescue(self.observer))
         if rescued:
             self._log_rescue("of workers that are gone", rescued)

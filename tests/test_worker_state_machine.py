@@ -115,7 +115,7 @@ class WorkerGroupMachine(RuleBasedStateMachine):
         self.seq += 1
         handler = (BOOM if boom else OK) % self.seq
         run_at = self.now + wait if wait else None
-        job_id = self.adapter.schedule(NewJob(handler, run_at=run_at))
+        job_id = self.adapter.enqueue(NewJob(handler, run_at=run_at))
         self.kinds[job_id] = "boom" if boom else "ok"
         self.drained = False
 
@@ -173,11 +173,11 @@ class WorkerGroupMachine(RuleBasedStateMachine):
         expected = self.valid.get(token.id) == token
         ok = self.kinds[token.id] == "ok"
         if ok:
-            outcome = Outcome(token, "success", delete=True)
+            outcome = Outcome(token, "succeeded", delete=True)
         elif token.attempts >= MAX_ATTEMPTS:
-            outcome = Outcome(token, "failure", error="ValueError: boom")
+            outcome = Outcome(token, "failed", error="ValueError: boom")
         else:
-            outcome = Outcome(token, "error", error="ValueError: boom", retry_at=self.now + 1)
+            outcome = Outcome(token, "errored", error="ValueError: boom", retry_at=self.now + 1)
         assert self.adapter.record([outcome]) == [expected], "fencing of a late completion"
         if expected:
             del self.valid[token.id]
@@ -260,7 +260,7 @@ class WorkerGroupMachine(RuleBasedStateMachine):
         else:
             raise AssertionError(f"jobs still pending after draining: {active}")
         for token in self.held:  # late completions after the drain: all refused
-            assert self.adapter.record([Outcome(token, "success", delete=True)]) == [False]
+            assert self.adapter.record([Outcome(token, "succeeded", delete=True)]) == [False]
         self.held.clear()
         remaining = {r.id: r for r in self.adapter.list_jobs(limit=None)}
         for job_id, kind in self.kinds.items():
@@ -299,7 +299,7 @@ def test_the_lock_timeout_fallback_spares_a_young_lock(adapter: Adapter, clock: 
     """``lock_timeout`` releases only locks *older* than it (the last resort for a worker gone
     without a trace), never a young lock of a live worker. (Redwood computes the expiry as
     ``now + maxRuntime`` and re-claims running jobs.)"""
-    job_id = adapter.schedule(NewJob(OK % 1))
+    job_id = adapter.enqueue(NewJob(OK % 1))
     adapter.register_worker(NAMES[0], host="host", pid=1, queues="*")
     [token] = adapter.claim(NAMES[0], None)
     clock.advance(100)
@@ -308,4 +308,4 @@ def test_the_lock_timeout_fallback_spares_a_young_lock(adapter: Adapter, clock: 
     assert adapter.require(job_id).locked_by == NAMES[0]
     clock.advance(250)  # the lock is 350 s old; its worker went silent 250 s ago
     assert adapter.recover_stale(10_000, MAX_ATTEMPTS, lock_timeout=300) == (1, 0)
-    assert adapter.record([Outcome(token, "success", delete=True)]) == [False]
+    assert adapter.record([Outcome(token, "succeeded", delete=True)]) == [False]

@@ -192,6 +192,7 @@ WITH picked AS (
 UPDATE {s}.background_jobs AS j
 SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved' END,
     attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM head) THEN 1 ELSE 0 END,
+    suspect = j.suspect AND j.id <> (SELECT id FROM head),
     lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
 FROM picked WHERE j.id = picked.id
 RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
@@ -208,6 +209,7 @@ WITH picked AS (
 UPDATE {s}.background_jobs AS j
 SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved' END,
     attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM head) THEN 1 ELSE 0 END,
+    suspect = j.suspect AND j.id <> (SELECT id FROM head),
     lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
 FROM picked WHERE j.id = picked.id
 RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,

@@ -161,6 +161,7 @@ ORDER BY priority, run_at, id LIMIT :limit;
 UPDATE background_jobs
 SET state = CASE WHEN id = :first THEN 'running' ELSE 'reserved' END,
     attempts = attempts + (id = :first),
+    suspect = CASE WHEN id = :first THEN 0 ELSE suspect END,
     lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids))
 RETURNING id, handler, queue, priority, attempts, max_attempts, run_at, suspect, state;
