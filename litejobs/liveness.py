@@ -19,10 +19,11 @@ settings shares the database. How:
   worker whose process is gone (or whose PID now belongs to a newer process) is gone at once.
   Nothing else (a newcomer wanting the name, an observer's impatience) ever releases a lock.
 * **A missing row is not a death certificate.** A job whose token has no worker row (deleted by
-  hand, or left by an older litejobs) is released only after the observer has seen it orphaned
-  for :attr:`Observer.orphan_grace` of monotonic time, looking at least every
-  :attr:`Observer.orphan_gap` (a longer gap starts the count again: the row may have come back
-  meanwhile). A live worker re-creates its row with its next heartbeat, well within that.
+  hand, or left by an older litejobs) is *adopted*: the first observer to see it writes a stand-in
+  row for the token, declaring a deadline of :attr:`Observer.orphan_grace` on its own machine's
+  monotonic clock. A live worker's next heartbeat (well within that) overwrites the stand-in with
+  its own identity; otherwise the stand-in expires like any silent worker and the jobs are
+  rescued. The count survives the observer: a cron ``workoff`` finishes what another started.
 """
 
 from __future__ import annotations
@@ -36,8 +37,6 @@ from functools import cache
 
 #: Seconds a job whose lock names no worker row waits before any observer releases it.
 ORPHAN_GRACE = 600.0
-#: Looks at an orphaned lock further apart than this do not add up (the row may have been back).
-ORPHAN_GAP = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,19 +172,32 @@ class WorkerRecord:
 Probe = Callable[[int], "int | None"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Observer:
-    """A process judging other workers: where it runs, how it probes PIDs, and what it
-    remembers about orphaned locks between looks (so a deleted row costs a grace period,
-    measured on its own monotonic clock, before anything is released)."""
+    """A process judging other workers: where it runs, how it probes PIDs, and the rules it
+    declares for orphaned locks it adopts (no row says whose rules apply to those)."""
 
     host: HostIdentity = field(default_factory=this_host)
     probe: Probe = process_start
-    max_attempts: int = 24  # for orphaned jobs: no row says whose rules apply
+    max_attempts: int = 24
     delete_failed: bool = False
     orphan_grace: float = ORPHAN_GRACE
-    orphan_gap: float = ORPHAN_GAP
-    orphans_seen: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def adopt(self, token: str, name: str) -> WorkerInfo:
+        """The stand-in row for an orphaned lock: this machine's boot (so the grace runs on
+        its monotonic clock), no PID namespace (nothing to probe), the grace as deadline."""
+        host = HostIdentity(self.host.hostname, self.host.boot_id, "")
+        return WorkerInfo(
+            token=token,
+            host=host,
+            pid=0,
+            pid_start=None,
+            queues="?",
+            stale_after=self.orphan_grace,
+            max_attempts=self.max_attempts,
+            delete_failed=self.delete_failed,
+            name=name or "?",
+        )
 
     def gone(self, worker: WorkerRecord, now: float, mono: float) -> str | None:
         """Why ``worker`` is provably gone, or ``None`` while it may be alive."""
@@ -204,18 +216,3 @@ class Observer:
         if now > worker.expires_at:
             return f"silent past its deadline ({now - worker.expires_at:.0f} s ago)"
         return None
-
-    def orphan_expired(self, token: str, mono: float) -> bool:
-        """Has the lock ``token`` (no worker row) been seen orphaned, look after look, for the
-        whole grace period? (Called once per look per orphan.)"""
-        first, last = self.orphans_seen.get(token, (mono, mono))
-        if mono - last > self.orphan_gap:
-            first = mono  # not looked at for a while: its row may have been back meanwhile
-        self.orphans_seen[token] = (first, mono)
-        return mono - first >= self.orphan_grace
-
-    def forget_orphans(self, keep: set[str]) -> None:
-        """Drop memories of orphan tokens that are no longer orphaned (or gone)."""
-        for token in list(self.orphans_seen):
-            if token not in keep:
-                del self.orphans_seen[token]

@@ -33,7 +33,6 @@ from .config import WorkerConfig, worker_name
 from .errors import StorageError
 from .executor import Execution, Executor, Hook
 from .liveness import (
-    ORPHAN_GAP,
     HostIdentity,
     Observer,
     Probe,
@@ -149,7 +148,6 @@ class Worker:
             probe=probe,
             max_attempts=self.config.max_attempts,
             delete_failed=self.config.delete_failed_jobs,
-            orphan_gap=max(ORPHAN_GAP, 2 * self._rescue_interval()),
         )
         self.info = self._identity()
         self.stats = WorkerStats()

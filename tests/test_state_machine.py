@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import hypothesis.strategies as st
@@ -50,7 +50,6 @@ NAMES = ("host/w.0", "host/w.1", "host/w.2")
 #: The claiming workers' ``max_attempts`` for jobs that carry none (as WorkerConfig would).
 WORKER_MAX_ATTEMPTS = 3
 ORPHAN_GRACE = 20
-ORPHAN_GAP = 40
 #: Steps per program: longer programs in CI find deeper sequences (and the profile runs more).
 STEPS = 50 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 40
 HANDLER = '{"name":"record","path":"tests.sample_jobs:record","args":[%d]}'
@@ -94,18 +93,24 @@ class MJob:
 
 @dataclass
 class MWorker:
-    """The model's idea of one worker: its identity, its process and its row."""
+    """The model's idea of one worker process: its identity and its life."""
 
     info: WorkerInfo
     process: str = "alive"  # alive | paused | dead
-    row: bool = True
-    beat_wall: float = 0.0
-    beat_mono: float = 0.0
-    unrowed: list[float] = field(default_factory=list)  # monotonic times a person deleted it
+    beat_mono: float = 0.0  # its last heartbeat (monotonic): ground truth for "alive"
 
     @property
     def token(self) -> str:
         return self.info.token
+
+
+@dataclass
+class MRow:
+    """The model's idea of one worker row: what a worker (or an adopting observer) declared."""
+
+    info: WorkerInfo
+    beat_wall: float
+    beat_mono: float
 
 
 class AdapterMachine(RuleBasedStateMachine):
@@ -120,11 +125,9 @@ class AdapterMachine(RuleBasedStateMachine):
         self.adapter: Adapter = make_adapter(self.kind, self.tmp, self.clock)
         self.procs = Processes()
         self.observer = self.procs.observer(
-            HERE, max_attempts=WORKER_MAX_ATTEMPTS, orphan_grace=ORPHAN_GRACE, orphan_gap=ORPHAN_GAP
+            HERE, max_attempts=WORKER_MAX_ATTEMPTS, orphan_grace=ORPHAN_GRACE
         )
-        self.orphans_seen: dict[
-            str, tuple[float, float]
-        ] = {}  # the model's copy of the observer's memory
+        self.rows: dict[str, MRow] = {}  # token -> worker row
         self.jobs: dict[int, MJob] = {}
         self.workers: dict[str, MWorker] = {}  # token -> worker, every one ever started
         self.tokens: list[ClaimedJob] = []  # every claim ever made, current or not
@@ -160,28 +163,30 @@ class AdapterMachine(RuleBasedStateMachine):
         )
 
     # -- the model's liveness rule ----------------------------------------------------------
-    def gone(self, w: MWorker) -> bool:
+    def gone(self, row: MRow) -> bool:
         """The rule, stated independently of litejobs.liveness: dead on this machine and in
         this PID namespace; or silent past its own deadline, measured on the monotonic clock
         when it shares this machine, on the wall clock otherwise."""
-        host = w.info.host
-        if host.boot_id == HERE.boot_id and host.pid_ns == HERE.pid_ns and w.process == "dead":
+        host = row.info.host
+        same_pids = host.boot_id == HERE.boot_id and host.pid_ns == HERE.pid_ns
+        if same_pids and self.procs.probe(row.info.pid) is None:
             return True
         if host.boot_id == HERE.boot_id:
-            return self.mono - w.beat_mono > w.info.stale_after
-        return self.now > w.beat_wall + w.info.stale_after
+            return self.mono - row.beat_mono > row.info.stale_after
+        return self.now > row.beat_wall + row.info.stale_after
 
-    def truly_alive(self, w: MWorker) -> bool:
-        """Ground truth for the promise: its process lives and it heartbeated within its own
-        deadline of real (monotonic) time. (Not promised: a worker whose row a person keeps
-        deleting -- twice or more within the orphan grace, timed between its heartbeats and
-        the observers' looks.)"""
-        recent = [t for t in w.unrowed if self.mono - t <= ORPHAN_GRACE + ORPHAN_GAP]
+    def truly_alive(self, token: str) -> bool:
+        """Ground truth for the promise: the process holding ``token`` lives and heartbeated
+        within its own deadline of real (monotonic) time."""
+        w = self.workers.get(token)
         return (
-            w.process == "alive"
-            and self.mono - w.beat_mono <= w.info.stale_after
-            and len(recent) < 2
+            w is not None and w.process == "alive" and self.mono - w.beat_mono <= w.info.stale_after
         )
+
+    def _retire_model(self, token: str, reason: str) -> Rescued:
+        row = self.rows.pop(token)
+        counts = self._rescue_model(token, row.info.max_attempts, row.info.delete_failed, reason)
+        return Rescued(*counts, workers=(row.info.name,))
 
     def _rescue_model(
         self, token: str, max_attempts: int, delete_failed: bool, reason: str
@@ -342,7 +347,7 @@ class AdapterMachine(RuleBasedStateMachine):
         job.attempts += 1
         job.state, job.suspect = "running", False
         job.lock_token, job.locked_by, job.locked_at = ghost.token, ghost.name, self.now
-        self.workers[ghost.token] = MWorker(ghost, process="dead", row=False)
+        self.workers[ghost.token] = MWorker(ghost, process="dead")
         self.tokens.append(claimed[0])
         event("ghost lock taken")
 
@@ -468,8 +473,8 @@ class AdapterMachine(RuleBasedStateMachine):
             max_attempts=max_attempts,
             delete_failed=delete_failed,
         )
-        holders = [w for w in self.workers.values() if w.row and w.info.name == name]
-        live = [w for w in holders if not self.gone(w)]
+        holders = [t for t, r in self.rows.items() if r.info.name == name]
+        live = [t for t in holders if not self.gone(self.rows[t])]
         if live:
             with pytest.raises(WorkerNameTaken):
                 self.adapter.register_worker(replace(info, name=""), [name], self.observer)
@@ -478,14 +483,11 @@ class AdapterMachine(RuleBasedStateMachine):
             return
         got = self.adapter.register_worker(replace(info, name=""), [name], self.observer)
         expected = Rescued()
-        for old in holders:
-            counts = self._rescue_model(
-                old.token, old.info.max_attempts, old.info.delete_failed, "restarted"
-            )
-            expected += Rescued(*counts, workers=(old.info.name,))
-            old.row = False
+        for token in holders:
+            expected += self._retire_model(token, "restarted")
         assert _counts(got.rescued) == _counts(expected), "same-name reclaim"
-        self.workers[info.token] = MWorker(info, beat_wall=self.now, beat_mono=self.mono)
+        self.workers[info.token] = MWorker(info, beat_mono=self.mono)
+        self.rows[info.token] = MRow(info, self.now, self.mono)
 
     def _pick(self, data: st.DataObject, *processes: str) -> MWorker | None:
         found = [w for w in self.workers.values() if w.process in processes]
@@ -512,8 +514,9 @@ class AdapterMachine(RuleBasedStateMachine):
 
     def _heartbeat(self, w: MWorker) -> None:
         existed = self.adapter.heartbeat(w.info)
-        assert existed == w.row, "a heartbeat re-creates a missing row, and says so"
-        w.row, w.beat_wall, w.beat_mono = True, self.now, self.mono
+        assert existed == (w.token in self.rows), "a heartbeat re-creates a missing row"
+        self.rows[w.token] = MRow(w.info, self.now, self.mono)  # its whole identity
+        w.beat_mono = self.mono
 
     def _crash(self, w: MWorker) -> None:
         w.process = "dead"  # its row and locks stay; late outcomes from it are impossible now
@@ -530,15 +533,15 @@ class AdapterMachine(RuleBasedStateMachine):
         got = self.adapter.deregister_worker(w.info)
         counts = self._rescue_model(w.token, w.info.max_attempts, w.info.delete_failed, "stopped")
         assert _counts(got) == _counts(Rescued(*counts)), "deregistration rescues what it held"
-        w.row, w.process = False, "dead"
+        self.rows.pop(w.token, None)
+        w.process = "dead"
         self.procs.kill(w.info.pid)
 
     def _unrow(self, w: MWorker) -> None:
         from tests.workers import delete_row
 
         delete_row(self.adapter, w.info)
-        w.row = False
-        w.unrowed.append(self.mono)
+        self.rows.pop(w.token, None)
 
     @rule(seconds=st.sampled_from([1, 1, 2, 5, 16, 30, 61, 81, 256, 3600]))
     def advance(self, seconds: int) -> None:
@@ -553,30 +556,23 @@ class AdapterMachine(RuleBasedStateMachine):
 
     @rule()
     def rescue(self) -> None:
-        """Any worker looks for gone workers (and orphaned locks) and rescues their jobs."""
-        rows = [w for w in self.workers.values() if w.row]
-        doomed = [w for w in rows if self.gone(w)]
-        for w in doomed:
-            assert not self.truly_alive(w), "a live worker within its deadline was judged gone"
-        held = {j.lock_token for j in self.jobs.values() if j.state in ("reserved", "running")}
-        orphans = {t for t in held - {w.token for w in rows} if t is not None}
-        seen: dict[str, tuple[float, float]] = {}
-        for token in orphans:  # the observer's memory: looks further apart than the gap reset
-            first, last = self.orphans_seen.get(token, (self.mono, self.mono))
-            seen[token] = (self.mono if self.mono - last > ORPHAN_GAP else first, self.mono)
-        self.orphans_seen = seen
-        late = sorted(t for t in orphans if self.mono - seen[t][0] >= ORPHAN_GRACE)
+        """Any worker looks for gone workers and rescues their jobs; it adopts orphaned locks
+        (no row) with a stand-in row that expires after the grace unless their worker beats."""
+        doomed = sorted(t for t, row in self.rows.items() if self.gone(row))
+        for token in doomed:
+            assert not self.truly_alive(token), "a live worker within its deadline was judged gone"
+        held: dict[str, str] = {}
+        for job in sorted(self.jobs.values(), key=lambda j: j.locked_by or ""):
+            if job.state in ("reserved", "running") and job.lock_token is not None:
+                held.setdefault(job.lock_token, job.locked_by or "")
+        orphans = sorted(t for t in held if t not in self.rows)
         got = self.adapter.rescue(self.observer)
         expected = Rescued()
-        for w in doomed:
-            counts = self._rescue_model(w.token, w.info.max_attempts, w.info.delete_failed, "lost")
-            expected += Rescued(*counts, workers=(w.info.name,))
-            w.row = False
-        for token in late:
-            owner = self.workers.get(token)
-            assert owner is None or not self.truly_alive(owner), "an orphan of a live worker"
-            counts = self._rescue_model(token, WORKER_MAX_ATTEMPTS, False, "orphan")
-            expected += Rescued(*counts)
+        for token in doomed:
+            expected += self._retire_model(token, "lost")
+        for token in orphans:
+            self.rows[token] = MRow(self.observer.adopt(token, held[token]), self.now, self.mono)
+            event("orphaned lock adopted")
         assert _counts(got) == _counts(expected), "rescue took the wrong jobs"
 
     # -- administration ---------------------------------------------------------------------
@@ -678,8 +674,9 @@ class AdapterMachine(RuleBasedStateMachine):
             assert (r.state == "failed") == (r.failed_at is not None)
             assert (r.run_at is None) == (r.state in ("failed", "succeeded"))
             assert 0 <= r.attempts <= WORKER_MAX_ATTEMPTS, "attempts exceeded max_attempts"
-        rows = sorted(w.token for w in self.workers.values() if w.row)
-        assert sorted(w.token for w in self.adapter.workers()) == rows, "worker rows"
+        stored = sorted((w.token, w.pid, w.stale_after) for w in self.adapter.workers())
+        want = sorted((t, r.info.pid, r.info.stale_after) for t, r in self.rows.items())
+        assert stored == want, "worker rows"
 
     @invariant()
     def counts_agree(self) -> None:

@@ -431,33 +431,33 @@ class SQLAdapter(Adapter):
 
     def rescue(self, observer: Observer) -> Rescued:
         now, mono = self.clock.now(), self.clock.monotonic()
-        if not self._read(lambda c: self._doomed(c, observer, now, mono)):
+        doomed, orphans = self._read(lambda c: self._doomed(c, observer, now, mono))
+        if not doomed and not orphans:
             return Rescued()  # the common case: a read, no write lock taken
         with self._write() as conn:
             self._lock(conn, "workers")
+            doomed, orphans = self._doomed(conn, observer, now, mono)
             total = Rescued()
-            for token, record in self._doomed(conn, observer, now, mono):
-                if record is not None:
-                    total += self._retire(conn, record, REASON_LOST, now)
-                else:
-                    total += self._rescue_holder(
-                        conn, token, observer.max_attempts, observer.delete_failed, REASON_LOST, now
-                    )
+            for record in doomed:
+                total += self._retire(conn, record, REASON_LOST, now)
+            for token, name in orphans:
+                stand_in = observer.adopt(token, name)
+                self._count(conn, "worker_insert", self._worker_params(stand_in, now, mono))
             return total
 
     def _doomed(
         self, conn: Conn, observer: Observer, now: float, mono: float
-    ) -> list[tuple[str, WorkerRecord | None]]:
-        """Workers ``observer`` can prove gone, and orphaned lock tokens past their grace."""
+    ) -> tuple[list[WorkerRecord], list[tuple[str, str]]]:
+        """Workers ``observer`` can prove gone, and held locks whose worker has no row."""
         records = self._worker_records(conn)
-        doomed: list[tuple[str, WorkerRecord | None]] = [
-            (r.token, r) for r in records if observer.gone(r, now, mono) is not None
-        ]
+        doomed = [r for r in records if observer.gone(r, now, mono) is not None]
         known = {r.token for r in records}
-        orphans = {row[0] for row in self._rows(conn, "held_tokens", {})} - known
-        observer.forget_orphans(orphans)
-        doomed += [(t, None) for t in sorted(orphans) if observer.orphan_expired(t, mono)]
-        return doomed
+        orphans = {
+            token: name
+            for token, name in self._rows(conn, "held_tokens", {})
+            if token not in known
+        }
+        return doomed, sorted(orphans.items())
 
     # -- inspection -------------------------------------------------------------------------
     def _job_record(self, row: Sequence[Any], now: Any) -> JobRecord:

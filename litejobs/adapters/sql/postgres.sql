@@ -274,8 +274,13 @@ VALUES (:token, :name, :host, :boot_id, :pid_ns, :pid, :pid_start, :queues, :now
         :beat_mono, :expires_at, :stale_after, :max_attempts, :delete_failed);
 
 -- name: worker_beat
+-- The whole identity, not just the time: a stand-in row an observer wrote for this worker's
+-- orphaned locks (see litejobs/liveness.py) becomes the worker's own again.
 UPDATE {s}.litejobs_workers
-SET heartbeat_at = :now, beat_mono = :beat_mono, expires_at = :expires_at
+SET name = :name, host = :host, boot_id = :boot_id, pid_ns = :pid_ns, pid = :pid,
+    pid_start = :pid_start, queues = :queues, heartbeat_at = :now, beat_mono = :beat_mono,
+    expires_at = :expires_at, stale_after = :stale_after, max_attempts = :max_attempts,
+    delete_failed = :delete_failed
 WHERE token = :token;
 
 -- name: worker_delete
@@ -289,7 +294,8 @@ SET state = 'ready', attempts = CASE WHEN state = 'running' THEN attempts - 1 EL
 WHERE lock_token = :token AND state IN ('reserved', 'running');
 
 -- name: held_tokens
-SELECT DISTINCT lock_token FROM {s}.background_jobs WHERE state IN ('reserved', 'running');
+SELECT lock_token, min(locked_by) FROM {s}.background_jobs
+WHERE state IN ('reserved', 'running') GROUP BY lock_token;
 
 
 -- ============================================================================ rescue ========
