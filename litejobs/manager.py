@@ -127,6 +127,8 @@ class JobManager:
             for queue in self.queues:
                 check_queue(queue, None)
         self.logger = logger or logging.getLogger("litejobs")
+        #: Given explicitly: worker groups without a logger of their own use it.
+        self.worker_logger = logger
         self.workers: list[WorkerConfig] = list(workers) if workers else [WorkerConfig()]
         for config in self.workers:
             self.adapter(config.adapter)  # validate names early
@@ -313,7 +315,7 @@ class JobManager:
             hooks=self.hooks,
             job_hooks=self.job_hooks,
             ticker=kwargs.pop("ticker", None) or self.ticker(config.adapter),
-            log=kwargs.pop("log", None) or self.logger,
+            log=kwargs.pop("log", None) or self.worker_logger,
             **kwargs,
         )
 

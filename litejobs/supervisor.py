@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from .adapters.base import Rescued
 from .config import WorkerConfig, worker_name
-from .errors import ConfigurationError, StorageError, WorkerNameTaken
+from .errors import ConfigurationError, StorageError
 from .liveness import Observer
 from .proctitle import set_title
 from .worker import EXIT_STUCK, WorkerStats, qualified_name
@@ -64,8 +64,6 @@ STOP_NOW_SIGNAL = signal.SIGUSR1
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, STOP_NOW_SIGNAL}
 #: How often a worker checks for a stop request and that its supervisor is still there.
 STOP_POLL = 0.1
-#: Exit status of a worker process whose name a live worker holds (another runner started it).
-EXIT_NAME_TAKEN = 71
 
 
 @dataclass
@@ -104,7 +102,8 @@ def run_workers(
     ``workoff``: until every worker found nothing eligible (a worker that dies is not replaced;
     its jobs are released for the next run). Otherwise until SIGINT/SIGTERM: the first lets
     running jobs finish, the second stops now. Returns the merged stats of all workers.
-    Raises :class:`ConfigurationError` if a worker name is already live on this host+database.
+    Each worker takes its slot's name, or the next free one when a live worker (another
+    runner) holds it.
     """
     supervisor = Supervisor(
         manager,
@@ -201,7 +200,6 @@ class Supervisor:
             if all(adapter is not a for a in self.adapters):
                 self.adapters.append(adapter)
         self.stopping = 0  # 0 running, 1 graceful stop asked, 2 stop now
-        self.name_taken: WorkerNameTaken | None = None
         self._stop_now_at = 0.0
         self._ctx = multiprocessing.get_context(
             "fork" if "fork" in multiprocessing.get_all_start_methods() else None
@@ -209,8 +207,6 @@ class Supervisor:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, *, install_signal_handlers: bool = True) -> WorkerStats:
-        if not self.workoff:
-            self._refuse_live()
         old: dict[int, Any] = {}
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -247,34 +243,11 @@ class Supervisor:
                 if slot.conn is not None:
                     slot.conn.close()
                     slot.conn = None
-        if self.name_taken is not None:
-            raise self.name_taken
         total = WorkerStats()
         for slot in self.slots:
             total.merge(slot.stats)
         self._event("stopped", {"stats": total})
         return total
-
-    def _refuse_live(self) -> None:
-        """Say early, in one line, when a live worker (another runner) holds one of our names.
-        Registration in the worker processes is what makes names exclusive; this only spares
-        the operator a half-started pool."""
-        for adapter in self.adapters:
-            names = {
-                s.name for s in self.slots if self.manager.adapter(s.config.adapter) is adapter
-            }
-            observer = Observer()
-            now, mono = adapter.clock.now(), adapter.clock.monotonic()
-            try:
-                live = [
-                    w
-                    for w in adapter.workers()
-                    if w.name in names and observer.gone(w, now, mono) is None
-                ]
-            finally:
-                _close(adapter)
-            if live:
-                raise WorkerNameTaken(live)
 
     def _finished(self) -> bool:
         if any(s.process is not None for s in self.slots):
@@ -360,9 +333,6 @@ class Supervisor:
 
     def _exited(self, slot: _Slot, code: int) -> None:
         self._event("worker_exited", {"name": slot.name, "exitcode": code})
-        if code == EXIT_NAME_TAKEN and not self.workoff:
-            self._name_taken(slot)
-            return
         rescued = self._rescue(slot) if code != 0 else Rescued()
         if self.stopping or (code == 0 and self.workoff):
             slot.done = True
@@ -418,30 +388,6 @@ class Supervisor:
             return Rescued()
         finally:
             _close(adapter)
-
-    def _name_taken(self, slot: _Slot) -> None:
-        """Another runner's live worker holds this slot's name (it started at the same
-        instant): stop the whole pool and say so, rather than run beside it under new names."""
-        adapter = self.manager.adapter(slot.config.adapter)
-        observer = Observer()
-        try:
-            now, mono = adapter.clock.now(), adapter.clock.monotonic()
-            live = [
-                w
-                for w in adapter.workers()
-                if w.name == slot.name and observer.gone(w, now, mono) is None
-            ]
-        except StorageError:
-            live = []
-        finally:
-            _close(adapter)
-        if self.name_taken is None:
-            self.name_taken = WorkerNameTaken(live)
-        slot.done = True
-        if not self.stopping:
-            logger.error("%s", self.name_taken)
-            self.stopping = 1
-            self._relay()
 
     def _housekeeping(self) -> None:
         for adapter in self.adapters:
@@ -508,12 +454,13 @@ def _child_main(
     """A worker process: title, signals, parent watch, run, send stats back."""
     set_title(worker_name(config, worker_id))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # workoff picks free names (next to a live `work`, it runs under other ids); work/start
-    # run exactly their slots' names (a name another runner holds ends the pool: exit 2).
+    # The slot's id, or the next free one: next to another runner (a second `work`, a cron
+    # `workoff`, a web process's `jobs.workoff()`) names never collide, and a dead
+    # predecessor's name is taken back (its jobs rescued) since its pid is provably gone.
     worker = manager.worker(
         config,
         worker_id=worker_id,
-        pick_free=workoff,
+        pick_free=True,
         exit_on_stuck=True,
         keep_running=lambda: os.getppid() == parent_pid,
     )
@@ -535,9 +482,6 @@ def _child_main(
     code = 0
     try:
         stats = worker.run(workoff=workoff)
-    except WorkerNameTaken as exc:
-        worker.logger.error("%s", exc)
-        raise SystemExit(EXIT_NAME_TAKEN) from None
     except KeyboardInterrupt:
         # A job it held stays locked by this name: the next worker of the same name (or any
         # worker, since this one deregistered) releases it.

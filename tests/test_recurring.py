@@ -195,6 +195,9 @@ class FileClock:
         with open(self.path) as f:
             return float(f.read())
 
+    def monotonic(self) -> float:
+        return time.monotonic()  # the file's jumps are wall-clock steps; real time passes
+
 
 def _set_time(path: Path, when: float) -> None:
     tmp = path.with_suffix(".tmp")
@@ -348,6 +351,9 @@ class OffsetClock:
 
     def now(self) -> float:
         return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 def test_an_idle_worker_wakes_for_the_next_tick(db_path: Path) -> None:

@@ -149,8 +149,10 @@ def _storage_error(exc: BaseException, path: str) -> StorageError:
     elif isinstance(exc, apsw.CorruptError):
         msg = f"database {path} is corrupt; restore it from a backup"
     elif isinstance(exc, apsw.FullError):
+        permanent = False  # space can come back: workers wait for it
         msg = f"disk full while writing {path}; free space and retry (no job was lost)"
     elif isinstance(exc, apsw.IOError):
+        permanent = False
         # e.g. EFBIG past a file size limit, or failing storage: the transaction was rolled back.
         msg = (
             f"disk I/O error on {path} (disk or file size limit full, or failing storage); "

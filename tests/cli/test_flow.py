@@ -146,7 +146,7 @@ def test_delete_and_status(cli, db_path: Path) -> None:
     data = status.json()
     assert data["queues"]["email"]["ready"] == 2
     assert data["queues"]["default"] == {
-        "scheduled": 1, "ready": 0, "running": 0, "failed": 0, "succeeded": 0,
+        "scheduled": 1, "ready": 0, "reserved": 0, "running": 0, "failed": 0, "succeeded": 0,
     }  # fmt: skip
     assert data["totals"]["ready"] == 2 and data["oldest_ready_age_seconds"] >= 0
     assert data["workers"] == [] and isinstance(data["supervisors"], list)
