@@ -35,7 +35,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from .config import WorkerConfig, worker_name
-from .errors import ConfigurationError, StorageError
+from .errors import ConfigurationError, StopNow, StorageError
 from .proctitle import set_title
 from .worker import EXIT_STUCK, WorkerStats, qualified_name
 
@@ -141,7 +141,7 @@ def run_single_worker(
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if watch.asked:
-            raise KeyboardInterrupt
+            raise StopNow
         watch.asked = True
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -472,7 +472,7 @@ def _child_main(
     def now(signum: int, frame: FrameType | None) -> None:
         watch.asked = True
         signal.signal(STOP_NOW_SIGNAL, signal.SIG_IGN)  # once is enough; let cleanup run
-        raise KeyboardInterrupt
+        raise StopNow
 
     signal.signal(signal.SIGTERM, graceful)
     signal.signal(STOP_NOW_SIGNAL, now)
