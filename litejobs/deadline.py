@@ -31,6 +31,15 @@ except ImportError:  # pragma: no cover - not CPython
 #: ``signal.getsignal`` without its enum conversion (asked on every job).
 fast_getsignal: Callable[[int], Any] = _c_getsignal
 
+#: How long a command started by a job gets between SIGTERM and SIGKILL when the job is
+#: interrupted (:mod:`litejobs.builtins`).
+KILL_GRACE = 2.0
+#: The least time a job gets, after its hard timeout fires, before the worker's watchdog
+#: abandons it: room for the builtins' SIGTERM, :data:`KILL_GRACE`, SIGKILL (and as long again
+#: to spare), so the promised SIGKILL reaches a command that ignores SIGTERM even with a short
+#: ``max_runtime``.
+ABANDON_GRACE_MIN = 2 * KILL_GRACE
+
 _IDLE, _ARMING, _RUNNING = 0, 1, 2
 
 
