@@ -29,7 +29,9 @@ Design points, each for a reason:
 * **The environment is cleaned** when litejobs runs frozen: PyInstaller's bootloader points
   ``LD_LIBRARY_PATH`` at its unpack directory and sets ``_PYI_*`` variables; passed on, those
   make system programs load the bundle's libraries (and a frozen litejobs started from a job
-  mistake itself for a helper of this one).
+  mistake itself for a helper of this one). The binary already cleans its own environment at
+  start-up (:mod:`litejobs.bundle`); this also drops ``PYINSTALLER_RESET_ENVIRONMENT``, which
+  litejobs keeps for its own children.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from .bundle import without_bundle_variables
 from .deadline import KILL_GRACE
 
 __all__ = ["KILL_GRACE", "CommandFailed", "clean_env", "run", "shell"]
@@ -55,8 +58,6 @@ TAIL_CHARS = 2000
 MARKER = "LITEJOBS_COMMAND"
 #: The shell that :func:`shell` runs commands with.
 SHELL = "/bin/sh"
-
-_FROZEN_PREFIXES = ("_PYI_", "_MEIPASS")
 
 
 class CommandFailed(Exception):
@@ -107,14 +108,8 @@ def clean_env(
     if frozen is None:
         frozen = bool(getattr(sys, "frozen", False))
     if frozen:
-        for key in list(env):
-            if key.startswith(_FROZEN_PREFIXES) or key == "PYINSTALLER_RESET_ENVIRONMENT":
-                del env[key]  # the last one: set by packaging/entry.py for litejobs' own children
-        original = env.pop("LD_LIBRARY_PATH_ORIG", None)
-        if original is not None:
-            env["LD_LIBRARY_PATH"] = original
-        else:
-            env.pop("LD_LIBRARY_PATH", None)
+        env = without_bundle_variables(env)
+        env.pop("PYINSTALLER_RESET_ENVIRONMENT", None)  # packaging/entry.py's, for litejobs' own
     env.update(extra or {})
     return env
 

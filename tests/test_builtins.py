@@ -140,6 +140,41 @@ def test_frozen_environment_without_an_original_ld_library_path_drops_it() -> No
     assert builtins.clean_env(base, frozen=True) == {"PATH": "/usr/bin:/bin"}
 
 
+def test_cleaning_twice_keeps_the_operators_own_ld_library_path() -> None:
+    once = builtins.clean_env(FROZEN_ENV, frozen=True)
+    assert (
+        builtins.clean_env(once, frozen=True)
+        == once
+        == {
+            "PATH": "/usr/bin:/bin",
+            "LD_LIBRARY_PATH": "/opt/lib",
+        }
+    )
+
+
+def test_the_binarys_start_up_cleans_what_a_jobs_own_subprocesses_inherit(tmp_path: Path) -> None:
+    """What packaging/entry.py does first: afterwards ``subprocess`` and ``os.system`` in a
+    user's job see the operator's environment, not the bundle's (the binary smoke test checks
+    the real bundle)."""
+    code = (
+        "import os, subprocess, sys\n"
+        "from litejobs.bundle import scrub_process_environment\n"
+        "scrub_process_environment()\n"
+        "subprocess.run(['env'], stdout=open(sys.argv[1], 'w'), check=True)\n"
+        "os.system('env > ' + sys.argv[2])\n"
+    )
+    seen = [tmp_path / "subprocess.env", tmp_path / "system.env"]
+    environ = {**FROZEN_ENV, "PATH": os.environ["PATH"]}
+    subprocess.run([sys.executable, "-c", code, *map(str, seen)], env=environ, check=True)
+    for path in seen:
+        lines = set(path.read_text().splitlines())
+        assert "LD_LIBRARY_PATH=/opt/lib" in lines
+        assert "PYINSTALLER_RESET_ENVIRONMENT=1" in lines  # litejobs' own, for its children
+        assert not [
+            line for line in lines if line.startswith(("_PYI_", "_MEIPASS", "LD_LIBRARY_PATH_ORIG"))
+        ]
+
+
 def test_installed_litejobs_passes_the_environment_through() -> None:
     assert builtins.clean_env(FROZEN_ENV, frozen=False) == FROZEN_ENV
     assert not getattr(sys, "frozen", False)
