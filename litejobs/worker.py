@@ -19,6 +19,7 @@ from typing import TypeVar
 from .adapters.base import Adapter, ClaimedJob, Outcome
 from .clock import Clock
 from .config import WorkerConfig
+from .deadline import ABANDON_GRACE_MIN
 from .errors import StorageError
 from .executor import Execution, Executor, Hook
 from .recurring import Ticker
@@ -338,7 +339,7 @@ class Worker:
             return
         job, started = current
         limit = self.config.max_runtime
-        grace = min(30.0, max(1.0, limit * 0.1))
+        grace = max(ABANDON_GRACE_MIN, min(30.0, limit * 0.1))
         if time.monotonic() - started < limit + grace:
             return
         self.logger.error(
