@@ -18,35 +18,46 @@ Design points, each for a reason:
 * **A non-zero exit raises** :class:`CommandFailed` whose message holds the exit status and the
   tails of stderr and stdout, so ``last_error`` tells the operator what went wrong without a
   log hunt.
-* **The child runs in its own process group**, and when the job is interrupted -- the worker's
-  ``max_runtime`` timer, a stop-now signal, Ctrl-C -- the whole group is terminated (SIGTERM,
-  then SIGKILL after a grace period), so ``sh -c 'a | b'`` leaves nothing behind. On Linux the
-  direct child also gets SIGKILL if the worker process dies outright (``kill -9``).
+* **The child runs in its own session and process group**, and when the job is interrupted --
+  the worker's ``max_runtime`` timer, a stop-now signal, Ctrl-C -- the whole group is terminated
+  (SIGTERM, then SIGKILL after :data:`KILL_GRACE`), so ``sh -c 'a | b'`` leaves nothing behind.
+  A descendant that left the group (``setsid``, a daemon's double fork) is found by a marker in
+  its environment (``LITEJOBS_COMMAND``, inherited unless the program clears its environment)
+  and gets the same signals. The worker's watchdog waits for this sequence before abandoning
+  a job. On Linux the direct child also gets SIGKILL if the worker process dies outright
+  (``kill -9``); its descendants then do not.
 * **The environment is cleaned** when litejobs runs frozen: PyInstaller's bootloader points
   ``LD_LIBRARY_PATH`` at its unpack directory and sets ``_PYI_*`` variables; passed on, those
   make system programs load the bundle's libraries (and a frozen litejobs started from a job
-  mistake itself for a helper of this one).
+  mistake itself for a helper of this one). The binary already cleans its own environment at
+  start-up (:mod:`litejobs.bundle`); this also drops ``PYINSTALLER_RESET_ENVIRONMENT``, which
+  litejobs keeps for its own children.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import IO, Any
+
+from .bundle import without_bundle_variables
+from .deadline import KILL_GRACE
+
+__all__ = ["KILL_GRACE", "CommandFailed", "clean_env", "run", "shell"]
 
 #: How much of each stream's end goes into the error (characters).
 TAIL_CHARS = 2000
-#: How long an interrupted child's process group gets between SIGTERM and SIGKILL.
-KILL_GRACE = 2.0
+#: The environment variable that marks a command's processes, wherever they go.
+MARKER = "LITEJOBS_COMMAND"
 #: The shell that :func:`shell` runs commands with.
 SHELL = "/bin/sh"
-
-_FROZEN_PREFIXES = ("_PYI_", "_MEIPASS")
 
 
 class CommandFailed(Exception):
@@ -97,14 +108,8 @@ def clean_env(
     if frozen is None:
         frozen = bool(getattr(sys, "frozen", False))
     if frozen:
-        for key in list(env):
-            if key.startswith(_FROZEN_PREFIXES) or key == "PYINSTALLER_RESET_ENVIRONMENT":
-                del env[key]  # the last one: set by packaging/entry.py for litejobs' own children
-        original = env.pop("LD_LIBRARY_PATH_ORIG", None)
-        if original is not None:
-            env["LD_LIBRARY_PATH"] = original
-        else:
-            env.pop("LD_LIBRARY_PATH", None)
+        env = without_bundle_variables(env)
+        env.pop("PYINSTALLER_RESET_ENVIRONMENT", None)  # packaging/entry.py's, for litejobs' own
     env.update(extra or {})
     return env
 
@@ -163,14 +168,15 @@ def _check_argv(argv: tuple[str | Sequence[str], ...]) -> list[str]:
 def _wait(
     args: list[str], *, cwd: str | None, env: dict[str, str], stdout: IO[bytes], stderr: IO[bytes]
 ) -> int:
-    """Start the child in a new session and wait; on any interruption kill its whole group."""
+    """Start the child in a new session and wait; on any interruption kill all it started."""
+    marker = f"{os.getpid()}.{secrets.token_hex(8)}"
     process = subprocess.Popen(
         args,
         stdin=subprocess.DEVNULL,
         stdout=stdout,
         stderr=stderr,
         cwd=cwd,
-        env=env,
+        env={**env, MARKER: marker},
         start_new_session=True,
         close_fds=True,
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
@@ -178,20 +184,34 @@ def _wait(
     try:
         return process.wait()
     except BaseException:
-        _kill_group(process)
+        _kill_all(process, marker)
         raise
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the child's process group, SIGKILL it if the child outlives the grace period."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(KILL_GRACE)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)  # stragglers too, even if the leader exited
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(KILL_GRACE)
+def _kill_all(process: subprocess.Popen[bytes], marker: str) -> None:
+    """SIGTERM the child's process group and every process carrying ``marker``; SIGKILL them
+    (stragglers too, even if the leader exited) once the child outlives :data:`KILL_GRACE`."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signum)
+        for pid in _marked(marker):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(KILL_GRACE)
+
+
+def _marked(marker: str) -> Iterator[int]:
+    """Processes whose environment holds ``MARKER=marker``: the command's descendants, also
+    those that left its session. Linux ``/proc``; elsewhere (or unreadable) none."""
+    wanted = f"{MARKER}={marker}".encode()
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or another user's
+            continue
+        if wanted in environ.split(b"\0"):
+            yield int(entry.name)
 
 
 def _die_with_parent() -> None:

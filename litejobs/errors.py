@@ -89,3 +89,12 @@ class JobTimeoutError(BaseException):
     a job's own ``except Exception:`` around slow work must not swallow its timeout and be
     recorded as a success. The executor records it as the job's error (``timed out after N s``).
     """
+
+
+class StopNow(KeyboardInterrupt):
+    """The worker's own "stop now": a second Ctrl-C or SIGTERM, the supervisor's stop-now signal.
+
+    A ``KeyboardInterrupt``, so code that catches one behaves as before; a class of its own so
+    that a ``KeyboardInterrupt`` a job's hook raises by itself is not mistaken for it (a hook's
+    is logged and changes nothing; this one stops the worker).
+    """

@@ -2,24 +2,34 @@
 
 The executor never lets a job's exception escape: an unimportable handler, bad arguments, a
 timeout or any error the job raises becomes a recorded error with type, message and traceback.
+Nor does it let a hook's: whatever a lifecycle hook raises (``SystemExit`` and
+``KeyboardInterrupt`` included) is logged and changes nothing. Only the worker's own stop-now
+(:class:`~litejobs.errors.StopNow`) goes through, and a ``KeyboardInterrupt`` from the job itself
+(as before: the job was interrupted, its worker stops).
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import signal
-import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import FrameType
 from typing import Any
 
 from .adapters.base import ClaimedJob
 from .context import JobContext, _current
-from .errors import JobTimeoutError
+from .deadline import (
+    AsyncRunner,
+    alarm_available,
+    call_with_alarm,
+    fast_getsignal,
+    install_alarm_handler,
+)
+from .errors import JobTimeoutError, StopNow
 from .handler import decode_handler, resolve
 
 HOOK_NAMES = ("before_perform", "after_perform", "after_success", "after_failure")
@@ -38,28 +48,26 @@ class Execution:
 
 
 def format_error(exc: BaseException) -> str:
-    """``Type: message`` then the traceback: what ``last_error`` keeps."""
-    head = f"{type(exc).__name__}: {exc}"
+    """``Type: message`` (``Type`` alone without a message) then the traceback: what
+    ``last_error`` keeps."""
+    message = str(exc)
+    head = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     tb = "".join(traceback.format_exception(exc))
     return f"{head}\n\n{tb}"
 
 
-try:  # the C function: signal.getsignal's enum conversion costs more than a no-op job
-    from _signal import getsignal as _getsignal  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - not CPython
-    _getsignal = signal.getsignal
-
-
-def _raise_timeout(signum: int, frame: Any) -> None:
-    raise JobTimeoutError("timed out")
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C while litejobs runs jobs in this process: the worker's own stop-now."""
+    raise StopNow
 
 
 class Executor:
     """Runs jobs in the calling thread, with an in-band timeout where the platform allows.
 
     In the main thread a ``SIGALRM`` timer interrupts a job that overruns ``max_runtime``;
-    async jobs are bounded with :func:`asyncio.wait_for` on a loop kept for the worker's life.
-    Jobs that ignore the interruption are the worker's watchdog's business.
+    async jobs (and async hooks) run under a deadline on a loop kept for the worker's life
+    (:mod:`litejobs.deadline`). Jobs that ignore the interruption are the worker's watchdog's
+    business.
     """
 
     def __init__(
@@ -72,17 +80,15 @@ class Executor:
         self.logger = logger or logging.getLogger("litejobs.worker")
         self.hooks = {name: list((hooks or {}).get(name, ())) for name in HOOK_NAMES}
         self._job_hooks = job_hooks
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._async = AsyncRunner()
         self._is_async: dict[Callable[..., Any], bool] = {}
-        self._previous_alarm: Any = None  # SIGALRM handler to restore in close()
+        self._previous: dict[int, Any] = {}  # signal -> the handler to restore in close()
 
     def close(self) -> None:
-        if self._loop is not None:
-            self._loop.close()
-            self._loop = None
-        if self._previous_alarm is not None:
-            signal.signal(signal.SIGALRM, self._previous_alarm)
-            self._previous_alarm = None
+        self._async.close()
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
 
     def execute(
         self, job: ClaimedJob, *, max_runtime: float, max_attempts: int, worker: str = ""
@@ -110,26 +116,38 @@ class Executor:
             logger=self.logger,
         )
         hooks = self._hooks_for(path)
+        timer = alarm_available()
+        if timer:
+            self._own_signals()
         token = _current.set(ctx)
         try:
-            self._run_hooks(hooks, "before_perform", ctx)
+            self._run_hooks(hooks, "before_perform", ctx, max_runtime)
             try:
-                self._call(func, args, kwargs, max_runtime)
+                self._call(func, args, kwargs, max_runtime, timer)
             except SystemExit as exc:
                 # The job's own sys.exit() (a CLI's main() reused as a job, say): the worker's
-                # stop-now is a KeyboardInterrupt, so this never stops the worker. Exit status
-                # 0/None is a success, as for a process; anything else is a job error.
+                # stop-now is a StopNow, so this never stops the worker. Exit status 0/None is
+                # a success, as for a process; anything else is a job error.
                 if exc.code not in (0, None):
                     return self._failed(hooks, ctx, exc, start, max_runtime)
             except BaseException as exc:
-                if not isinstance(exc, Exception | JobTimeoutError):
-                    raise  # KeyboardInterrupt: the worker is being stopped now
+                if isinstance(exc, KeyboardInterrupt):
+                    raise  # the worker is being stopped now
                 return self._failed(hooks, ctx, exc, start, max_runtime)
-            self._run_hooks(hooks, "after_perform", ctx)
-            self._run_hooks(hooks, "after_success", ctx)
+            self._run_hooks(hooks, "after_perform", ctx, max_runtime)
+            self._run_hooks(hooks, "after_success", ctx, max_runtime)
             return Execution(True, None, time.perf_counter() - start)
         finally:
             _current.reset(token)
+
+    def _own_signals(self) -> None:
+        """In the main thread: our ``SIGALRM`` handler, and Ctrl-C marked as the worker's own
+        stop-now where Python's default handler would raise a plain ``KeyboardInterrupt``."""
+        previous = install_alarm_handler()
+        if previous is not None:
+            self._previous.setdefault(signal.SIGALRM, previous)
+        if fast_getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous.setdefault(signal.SIGINT, signal.signal(signal.SIGINT, _interrupt))
 
     def _failed(
         self,
@@ -139,49 +157,38 @@ class Executor:
         start: float,
         max_runtime: float,
     ) -> Execution:
-        """A job error (or timeout): run the failure hooks, describe it for ``last_error``."""
-        timed_out = isinstance(exc, JobTimeoutError | asyncio.TimeoutError)
+        """A job error (or timeout): run the failure hooks, describe it for ``last_error``.
+
+        Only litejobs' own deadline is a timeout; a ``TimeoutError`` the job raised is its
+        own error, recorded (and given to the hooks) as it is.
+        """
+        timed_out = isinstance(exc, JobTimeoutError)
         if timed_out:
             exc = JobTimeoutError(f"timed out after {max_runtime:g} s")
-        failed = ctx if not hooks else _with_error(ctx, exc)
-        self._run_hooks(hooks, "after_perform", failed)
-        self._run_hooks(hooks, "after_failure", failed)
+        failed = ctx if not hooks else replace(ctx, error=exc)
+        self._run_hooks(hooks, "after_perform", failed, max_runtime)
+        self._run_hooks(hooks, "after_failure", failed, max_runtime)
         error = format_error(exc) if not timed_out else f"JobTimeoutError: {exc}"
         return Execution(False, error, time.perf_counter() - start, exc, timed_out)
 
     def _call(
-        self, func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], limit: float
+        self,
+        func: Callable[..., Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        limit: float,
+        timer: bool,
     ) -> None:
         is_async = self._is_async.get(func)
         if is_async is None:
             is_async = self._is_async[func] = inspect.iscoroutinefunction(func)
         if is_async:
-            loop = self._loop
-            if loop is None or loop.is_closed():
-                loop = self._loop = asyncio.new_event_loop()
-            loop.run_until_complete(asyncio.wait_for(func(*args, **kwargs), limit))
+            self._async.run(func(*args, **kwargs), limit)
             return
-        timer = threading.current_thread() is threading.main_thread() and hasattr(
-            signal, "setitimer"
-        )
-        if timer:
-            # The handler stays installed between jobs (put back by close(), or re-installed
-            # if a job replaced it): installing it per job cost more than a no-op job.
-            if _getsignal(signal.SIGALRM) is not _raise_timeout:
-                previous = signal.signal(signal.SIGALRM, _raise_timeout)
-                if self._previous_alarm is None:
-                    self._previous_alarm = previous if previous is not None else signal.SIG_DFL
-            signal.setitimer(signal.ITIMER_REAL, limit)
-        try:
-            result = func(*args, **kwargs)
-            if result is not None and inspect.isawaitable(result):  # sync fn returned a coroutine
-                loop = self._loop
-                if loop is None or loop.is_closed():
-                    loop = self._loop = asyncio.new_event_loop()
-                loop.run_until_complete(asyncio.wait_for(_await(result), limit))
-        finally:
-            if timer:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+        started = time.monotonic()
+        result = call_with_alarm(func, args, kwargs, limit) if timer else func(*args, **kwargs)
+        if result is not None and inspect.isawaitable(result):  # sync fn returned a coroutine
+            self._async.run(result, max(limit - (time.monotonic() - started), 1e-3))
 
     def _hooks_for(self, path: str) -> dict[str, list[Hook]]:
         own = self._job_hooks(path) if self._job_hooks else {}
@@ -189,19 +196,20 @@ class Executor:
             return {}
         return {name: [*self.hooks[name], *own.get(name, ())] for name in HOOK_NAMES}
 
-    def _run_hooks(self, hooks: Mapping[str, Sequence[Hook]], name: str, ctx: JobContext) -> None:
+    def _run_hooks(
+        self, hooks: Mapping[str, Sequence[Hook]], name: str, ctx: JobContext, limit: float
+    ) -> None:
+        """Run one stage's hooks; an ``async def`` hook is awaited, bounded by ``limit``.
+
+        Whatever a hook raises is logged and changes nothing -- ``SystemExit``, a
+        ``KeyboardInterrupt`` of its own, its timeout -- except the worker's stop-now.
+        """
         for hook in hooks.get(name, ()):
             try:
-                hook(ctx)
-            except Exception:
+                result = hook(ctx)
+                if result is not None and inspect.isawaitable(result):
+                    self._async.run(result, limit)
+            except StopNow:
+                raise
+            except BaseException:
                 self.logger.exception("%s hook %r failed for job %s", name, hook, ctx.id)
-
-
-def _with_error(ctx: JobContext, exc: BaseException) -> JobContext:
-    from dataclasses import replace
-
-    return replace(ctx, error=exc)
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable

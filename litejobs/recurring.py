@@ -34,6 +34,12 @@ logger = logging.getLogger("litejobs.recurring")
 
 #: How long a ticker waits before retrying after a storage error.
 RETRY_AFTER = 5.0
+#: Longer than any DST shift in the tz database (2 h at most): a forward walk that starts this
+#: long before a tick found backwards sees every tick of a repeated hour after it.
+_DST_MARGIN = 3 * 3600.0
+#: Backward hints tried before :meth:`Recurring.last_tick` gives up (one is always enough in
+#: practice; the bound keeps a pathological expression from looping).
+_HINT_TRIES = 4
 
 
 def parse_timezone(name: str | tzinfo | None) -> tzinfo:
@@ -81,13 +87,54 @@ class Recurring:
     adapter: str | None = None
 
     def last_tick(self, now: float) -> float | None:
-        """The latest tick at or before ``now`` (epoch seconds), or ``None`` if there is none."""
+        """The latest tick at or before ``now`` (epoch seconds), or ``None`` if there is none.
+
+        Ticks are the ones :meth:`next_tick` walks through, forwards: cronsim's backward walk
+        disagrees with its forward one around a DST change (it skips the repeated hour), so the
+        backward walk only gives a hint, and a forward walk from a little before it decides.
+        """
+        probe = now
+        for _ in range(_HINT_TRIES):
+            hint = self._tick_backwards(probe)
+            if hint is None:
+                return None
+            # The forward walk yields ticks strictly after its start: begin just before the hint.
+            back = _DST_MARGIN if self._offset_changes(hint - _DST_MARGIN, now) else 1.0
+            start = hint - back
+            found = self._last_forward(start, now)
+            if found is not None:
+                return found
+            probe = start  # the hint was no forward tick: look further back
+        return None  # pragma: no cover - in practice the first hint is a forward tick
+
+    def _offset_changes(self, start: float, end: float) -> bool:
+        """Whether the zone's UTC offset differs at ``start`` and ``end`` (a DST change between:
+        only then can the backward walk be wrong, so only then is the longer walk paid for)."""
+        zone = self.timezone
+        return bool(
+            datetime.fromtimestamp(start, zone).utcoffset()
+            != datetime.fromtimestamp(end, zone).utcoffset()
+        )
+
+    def _tick_backwards(self, now: float) -> float | None:
         here = datetime.fromtimestamp(now, UTC).astimezone(self.timezone)
         probe = here + timedelta(microseconds=1)
         for tick in CronSim(self.cron, probe, reverse=True):
             if tick.timestamp() <= now:
                 return tick.timestamp()
         return None  # pragma: no cover - cronsim iterates until it finds one
+
+    def _last_forward(self, start: float, now: float) -> float | None:
+        """The last tick of the forward walk from ``start`` that is at or before ``now``."""
+        last = None
+        for tick in CronSim(
+            self.cron, datetime.fromtimestamp(start, UTC).astimezone(self.timezone)
+        ):
+            at = tick.timestamp()
+            if at > now:
+                break
+            last = at
+        return last
 
     def next_tick(self, now: float) -> float | None:
         """The first tick strictly after ``now``, or ``None`` if the expression never fires."""

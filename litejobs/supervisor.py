@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from .adapters.base import Rescued
 from .config import WorkerConfig, worker_name
-from .errors import ConfigurationError, StorageError
+from .errors import ConfigurationError, StopNow, StorageError
 from .liveness import Observer
 from .proctitle import set_title
 from .worker import EXIT_STUCK, WorkerStats, qualified_name
@@ -123,14 +123,16 @@ def run_single_worker(
     *,
     workoff: bool = False,
     clear: bool = False,
+    on_event: EventHook | None = None,
 ) -> WorkerStats:
     """One worker in this process, for systemd and other process managers.
 
     ``clear``: delete every job in the group's storage and return (Redwood's ``--clear``).
     Signals: the first SIGINT/SIGTERM finishes the current job, the second raises
-    :class:`KeyboardInterrupt` (stop now; the job is released when this name starts again). A job
+    :class:`~litejobs.errors.StopNow` (stop now: the running job is released at once). A job
     that ignores its timeout makes this process exit with :data:`~litejobs.worker.EXIT_STUCK`
-    for the process manager to restart it.
+    for the process manager to restart it. ``on_event("stopping", {"now", "signal"})`` is
+    called on each stop signal (from the signal handler: keep it short).
     """
     adapter = manager.adapter(config.adapter)
     if clear:
@@ -142,8 +144,10 @@ def run_single_worker(
     watch = _StopWatch(worker)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
+        if on_event is not None:
+            on_event("stopping", {"now": watch.asked, "signal": signum})
         if watch.asked:
-            raise KeyboardInterrupt
+            raise StopNow
         watch.asked = True
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -410,7 +414,7 @@ class Supervisor:
         else:
             logger.warning("stopping now")
             self._stop_now_at = time.monotonic() + KILL_AFTER
-        self._event("stopping", {"now": self.stopping == 2})
+        self._event("stopping", {"now": self.stopping == 2, "signal": signum})
         self._relay()
 
     def _relay(self) -> None:
@@ -473,7 +477,7 @@ def _child_main(
     def now(signum: int, frame: FrameType | None) -> None:
         watch.asked = True
         signal.signal(STOP_NOW_SIGNAL, signal.SIG_IGN)  # once is enough; let cleanup run
-        raise KeyboardInterrupt
+        raise StopNow
 
     signal.signal(signal.SIGTERM, graceful)
     signal.signal(STOP_NOW_SIGNAL, now)

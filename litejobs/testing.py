@@ -15,7 +15,8 @@
 :func:`temp_jobs` points the application's own :class:`~litejobs.JobManager` (and every ``later``
 made from it, even at import time) at a fresh SQLite file driven by a
 :class:`~litejobs.FakeClock`, and puts everything back afterwards. Jobs run through the real
-worker code -- JSON arguments, hooks, retries -- so a test sees what production would.
+worker code -- JSON arguments, hooks, retries -- with the settings of the worker group that would
+run them in production (:func:`serving_group`), so a test sees what production would.
 :func:`inline` is the other style: ``later()`` runs the job at once, in the caller.
 """
 
@@ -34,17 +35,42 @@ from .adapters.base import ACTIVE_STATES, Adapter, ClaimedJob, JobRecord, NewJob
 from .adapters.sqlite import SQLiteAdapter
 from .clock import FakeClock
 from .config import WorkerConfig
+from .errors import ConfigurationError
 from .executor import Executor
 from .handler import decode_handler
 from .manager import JobManager, Scheduler
 from .scheduling import JobRef, resolve_job_ref
 from .worker import WorkerStats
 
-__all__ = ["DrainError", "InlineRun", "JobsHarness", "inline", "jobs_fixture", "temp_jobs"]
+__all__ = [
+    "DrainError",
+    "InlineRun",
+    "JobsHarness",
+    "inline",
+    "jobs_fixture",
+    "serving_group",
+    "temp_jobs",
+]
 
 
 class DrainError(AssertionError):
-    """``drain()`` kept finding work: a job that schedules itself again and again, say."""
+    """``drain()`` kept finding work (a job that schedules itself again and again, say), or found
+    a due job that no worker group serves (production would never run it)."""
+
+
+def serving_group(
+    workers: Sequence[WorkerConfig], queue: str, adapter: str | None = None
+) -> WorkerConfig | None:
+    """The worker group whose settings a job of ``queue`` runs with: the first group that names
+    the queue, else the first that takes every queue (``"*"``); ``None`` if no group serves it.
+
+    A group dedicated to a queue is the one meant to run it; where a ``"*"`` group runs too,
+    production may hand it some of those jobs, and a test cannot follow both. ``adapter``
+    (a name) leaves out groups bound to another adapter.
+    """
+    mine = [w for w in workers if adapter is None or w.adapter in (None, adapter)]
+    named = next((w for w in mine if w.queues is not None and queue in w.queues), None)
+    return named or next((w for w in mine if w.queues is None), None)
 
 
 @dataclass
@@ -84,14 +110,12 @@ class JobsHarness:
         limit = None if within is None else self.clock.now() + _seconds(within)
         total = WorkerStats()
         for _ in range(max_rounds):
-            for name in self.adapters:
-                total.merge(self.manager.workoff(self._config(name)))
+            total.merge(self._work_round())
             target = self._next_due(recurring=limit is not None)
             if target is None or (limit is not None and target > limit):
                 if limit is not None and self.clock.now() < limit:
                     self.clock.set(limit)
-                    for name in self.adapters:
-                        total.merge(self.manager.workoff(self._config(name)))
+                    total.merge(self._work_round())
                 return total
             self.clock.set(max(target, self.clock.now()))
         raise DrainError(
@@ -100,14 +124,45 @@ class JobsHarness:
             "scheduling itself? pass within=... to bound it"
         )
 
-    def _config(self, adapter: str) -> WorkerConfig:
-        base = next((w for w in self.manager.workers if w.adapter in (None, adapter)), None)
-        return replace(base or WorkerConfig(), adapter=adapter, queue="*", sleep_delay=0)
+    def _work_round(self) -> WorkerStats:
+        """Each adapter's due ticks, then each worker group's due jobs, with that group's
+        settings (attempts, timeout, what is kept), as production would run them."""
+        total = WorkerStats()
+        for name, adapter in self.adapters.items():
+            ticker = self.manager.ticker(name)
+            if ticker is not None:
+                ticker.run()
+            for config in self._groups(name, adapter):
+                total.merge(self.manager.workoff(config))
+        return total
+
+    def _groups(self, name: str, adapter: Adapter) -> list[WorkerConfig]:
+        """The worker groups to run now, each limited to the queues it serves (a ``"*"`` group
+        to those no named group takes); a due job in a queue no group serves is an error."""
+        owned: dict[int, tuple[WorkerConfig, list[str]]] = {}
+        for queue, states in sorted(adapter.counts().items()):
+            group = serving_group(self.manager.workers, queue, name)
+            if group is None:
+                if states.get("ready"):
+                    raise DrainError(_unserved(adapter, queue))
+                continue
+            owned.setdefault(id(group), (group, []))[1].append(queue)
+        return [
+            replace(group, adapter=name, queue=queues, sleep_delay=0)
+            for group, queues in owned.values()
+        ]
+
+    def _served(self, name: str) -> list[str] | None:
+        """The queues this adapter's worker groups serve (``None``: every queue)."""
+        groups = [w for w in self.manager.workers if w.adapter in (None, name)]
+        if any(w.queues is None for w in groups):
+            return None
+        return sorted({queue for w in groups for queue in w.queues or ()})
 
     def _next_due(self, *, recurring: bool) -> float | None:
         times: list[float] = []
         for name, adapter in self.adapters.items():
-            at = adapter.next_run_at(None)
+            at = adapter.next_run_at(self._served(name))
             if at is not None:
                 times.append(at)
             ticker = self.manager.ticker(name) if recurring else None
@@ -224,21 +279,74 @@ class InlineRun:
 def inline(manager: JobManager) -> Iterator[list[InlineRun]]:
     """Make ``later()`` run each job immediately, in the caller, instead of storing it.
 
-    Arguments still go through JSON and hooks still run, as in a worker; ``wait`` and
-    ``wait_until`` are ignored. A job that raises makes ``later()`` raise the same exception.
-    Yields the list of jobs run so far. ``later()`` returns ids from a counter (nothing is
-    stored).
+    Arguments still go through JSON and hooks still run, as in a worker, with the settings of
+    the worker group that serves the job's queue (:func:`serving_group`: its ``max_runtime``,
+    its ``max_attempts`` unless the job has its own); a queue no group serves is a
+    :class:`~litejobs.errors.ConfigurationError`, as production would never run the job.
+    ``wait`` and ``wait_until`` are ignored. A job that raises makes ``later()`` raise the same
+    exception (inline runs one attempt: no retries). While a job with a ``unique_key`` (or
+    ``unique=True``) runs, ``later()`` with the same key returns its id and runs nothing, as
+    production would; once it returned, the key is free again. An async job scheduled from
+    async code runs on a fresh event loop in a helper thread (``later()`` cannot await on
+    yours). Yields the list of jobs run so far. ``later()`` returns ids from a counter (nothing
+    is stored).
     """
-    executor = Executor(logger=manager.logger, hooks=manager.hooks, job_hooks=manager.job_hooks)
-    runs: list[InlineRun] = []
-    ids = itertools.count(1)
-    config = manager.workers[0]
+    runner = _InlineRunner(manager)
     previous = manager.inline
+    manager.inline = runner
+    try:
+        yield runner.runs
+    finally:
+        manager.inline = previous
+        runner.executor.close()
 
-    def run(new: NewJob) -> int:
-        job_id = next(ids)
+
+class _InlineRunner:
+    """What ``later()`` hands each job to under :func:`inline`: one attempt, now, here."""
+
+    def __init__(self, manager: JobManager) -> None:
+        self.manager = manager
+        self.executor = Executor(
+            logger=manager.logger, hooks=manager.hooks, job_hooks=manager.job_hooks
+        )
+        self.runs: list[InlineRun] = []
+        self._ids = itertools.count(1)
+        self._running: dict[str, int] = {}  # unique key -> id of the job running with it
+
+    def __call__(self, new: NewJob) -> int:
+        key = new.unique_key
+        if key is not None and key in self._running:
+            return self._running[key]
         handler = decode_handler(new.handler)
-        max_attempts = new.max_attempts or config.max_attempts
+        config = serving_group(self.manager.workers, new.queue)
+        if config is None:
+            raise ConfigurationError(
+                f"inline(): no worker group serves queue {new.queue!r}, so production would "
+                f"never run {handler.get('path')}; add WorkerConfig(queue={new.queue!r}) "
+                "(or queue='*') to the manager's workers"
+            )
+        job_id = next(self._ids)
+        self.runs.append(
+            InlineRun(
+                job_id,
+                str(handler.get("name", "")),
+                str(handler["path"]),
+                list(handler.get("args") or []),
+                dict(handler.get("kwargs") or {}),
+            )
+        )
+        if key is not None:
+            self._running[key] = job_id
+        try:
+            self._execute(new, job_id, config)
+        finally:
+            if key is not None:
+                del self._running[key]
+        return job_id
+
+    def _execute(self, new: NewJob, job_id: int, config: WorkerConfig) -> None:
+        """Run the job as ``config``'s worker would; raise what it raised."""
+        max_attempts = new.max_attempts if new.max_attempts is not None else config.max_attempts
         claimed = ClaimedJob(
             id=job_id,
             handler=new.handler,
@@ -250,28 +358,11 @@ def inline(manager: JobManager) -> Iterator[list[InlineRun]]:
             lock_token="inline",
             locked_at=0.0,
         )
-        runs.append(
-            InlineRun(
-                job_id,
-                str(handler.get("name", "")),
-                str(handler["path"]),
-                list(handler.get("args") or []),
-                dict(handler.get("kwargs") or {}),
-            )
-        )
-        result = executor.execute(
+        result = self.executor.execute(
             claimed, max_runtime=config.max_runtime, max_attempts=max_attempts, worker="inline"
         )
         if not result.ok and result.exception is not None:
             raise result.exception
-        return job_id
-
-    manager.inline = run
-    try:
-        yield runs
-    finally:
-        manager.inline = previous
-        executor.close()
 
 
 def jobs_fixture(manager: JobManager, *, name: str = "litejobs") -> Callable[..., Any]:
@@ -290,6 +381,15 @@ def jobs_fixture(manager: JobManager, *, name: str = "litejobs") -> Callable[...
             yield harness
 
     return fixture
+
+
+def _unserved(adapter: Adapter, queue: str) -> str:
+    [job] = adapter.list_jobs(queue=queue, state="ready", limit=1)
+    return (
+        f"job {job.id} ({job.path}) is due in queue {queue!r}, which no worker group of this "
+        f"manager serves, so production would never run it; add WorkerConfig(queue={queue!r}) "
+        "(or queue='*') to the manager's workers"
+    )
 
 
 def _seconds(value: float | timedelta) -> float:

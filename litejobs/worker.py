@@ -30,6 +30,7 @@ from typing import TypeVar
 from .adapters.base import Adapter, ClaimedJob, Outcome, Rescued
 from .clock import Clock
 from .config import WorkerConfig, worker_name
+from .deadline import ABANDON_GRACE_MIN
 from .errors import StorageError
 from .executor import Execution, Executor, Hook
 from .liveness import (
@@ -590,7 +591,7 @@ class Keeper(threading.Thread):
         out (it retries), and in a worker process exit so the supervisor starts a fresh one."""
         worker = self.worker
         limit = worker.config.max_runtime
-        grace = min(30.0, max(1.0, limit * 0.1))
+        grace = max(ABANDON_GRACE_MIN, min(30.0, limit * 0.1))
         if running_for < limit + grace or job.id in self.abandoned:
             return
         self.abandoned.add(job.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -139,6 +140,41 @@ def test_frozen_environment_without_an_original_ld_library_path_drops_it() -> No
     assert builtins.clean_env(base, frozen=True) == {"PATH": "/usr/bin:/bin"}
 
 
+def test_cleaning_twice_keeps_the_operators_own_ld_library_path() -> None:
+    once = builtins.clean_env(FROZEN_ENV, frozen=True)
+    assert (
+        builtins.clean_env(once, frozen=True)
+        == once
+        == {
+            "PATH": "/usr/bin:/bin",
+            "LD_LIBRARY_PATH": "/opt/lib",
+        }
+    )
+
+
+def test_the_binarys_start_up_cleans_what_a_jobs_own_subprocesses_inherit(tmp_path: Path) -> None:
+    """What packaging/entry.py does first: afterwards ``subprocess`` and ``os.system`` in a
+    user's job see the operator's environment, not the bundle's (the binary smoke test checks
+    the real bundle)."""
+    code = (
+        "import os, subprocess, sys\n"
+        "from litejobs.bundle import scrub_process_environment\n"
+        "scrub_process_environment()\n"
+        "subprocess.run(['env'], stdout=open(sys.argv[1], 'w'), check=True)\n"
+        "os.system('env > ' + sys.argv[2])\n"
+    )
+    seen = [tmp_path / "subprocess.env", tmp_path / "system.env"]
+    environ = {**FROZEN_ENV, "PATH": os.environ["PATH"]}
+    subprocess.run([sys.executable, "-c", code, *map(str, seen)], env=environ, check=True)
+    for path in seen:
+        lines = set(path.read_text().splitlines())
+        assert "LD_LIBRARY_PATH=/opt/lib" in lines
+        assert "PYINSTALLER_RESET_ENVIRONMENT=1" in lines  # litejobs' own, for its children
+        assert not [
+            line for line in lines if line.startswith(("_PYI_", "_MEIPASS", "LD_LIBRARY_PATH_ORIG"))
+        ]
+
+
 def test_installed_litejobs_passes_the_environment_through() -> None:
     assert builtins.clean_env(FROZEN_ENV, frozen=False) == FROZEN_ENV
     assert not getattr(sys, "frozen", False)
@@ -180,6 +216,72 @@ def test_hard_timeout_kills_the_whole_process_group(jobs: JobManager, tmp_path: 
     assert record.last_error.startswith("JobTimeoutError: timed out after 0.5 s")
     shell_pid, sleeper_pid = map(int, pids.read_text().split())
     wait_for(lambda: gone(shell_pid) and gone(sleeper_pid), "the shell and its background child")
+
+
+#: Two descendants that leave the command's session and ignore SIGTERM: one started with
+#: ``setsid`` (its parent waits for it), one a daemon's double fork (its parent is gone at once).
+ESCAPERS = (
+    "setsid sh -c 'trap \"\" TERM; echo $$ >> {pids}; exec sleep 300' & "
+    "(setsid sh -c 'trap \"\" TERM; echo $$ >> {pids}; exec sleep 300' &); "
+    "wait"
+)
+
+
+def _pids(path: Path, count: int) -> list[int]:
+    wait_for(lambda: path.exists() and len(path.read_text().split()) == count, "the children")
+    return [int(pid) for pid in path.read_text().split()]
+
+
+def _kill_leftovers(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_hard_timeout_kills_descendants_that_left_the_session(
+    jobs: JobManager, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    jobs.create_scheduler()(builtins.shell, [ESCAPERS.format(pids=pids)])
+    started: list[int] = []
+    try:
+        stats = jobs.workoff(WorkerConfig(max_runtime=1))
+        assert stats.errored == 1
+        started = _pids(pids, 2)
+        assert all(os.getsid(pid) == pid for pid in started if not gone(pid))  # own sessions
+        wait_for(lambda: all(gone(pid) for pid in started), "the escaped descendants to die")
+    finally:
+        _kill_leftovers(started or [int(p) for p in pids.read_text().split()])
+
+
+def test_a_command_ignoring_sigterm_is_killed_before_the_watchdog_gives_up(
+    tmp_path: Path,
+) -> None:
+    """max_runtime 1 s: the in-band timeout fires at 1 s, the command ignores SIGTERM, SIGKILL
+    follows 2 s later; the worker's watchdog must not abandon the job (and exit, leaving the
+    command behind) before that."""
+    from tests.runtime.conftest import FAST, Pool
+
+    pids = tmp_path / "pids"
+    db = SQLiteAdapter(tmp_path / "jobs.db")
+    command = f"trap '' TERM; sleep 300 & echo $! > {pids}; wait"
+    job_id = JobManager({"default": db}).create_scheduler()(builtins.shell, [command])
+    pool = Pool(tmp_path / "jobs.db", tmp_path / "pool.log", {**FAST, "max_runtime": 1})
+    sleeper = 0
+    try:
+        wait_for(lambda: pids.exists() and pids.read_text().strip(), "the command")
+        sleeper = int(pids.read_text())
+        wait_for(lambda: db.require(job_id).last_error is not None, "the timeout to be recorded")
+        # In-band, not "(the job did not stop; worker restarted)":
+        assert db.require(job_id).last_error == "JobTimeoutError: timed out after 1 s"
+        wait_for(lambda: gone(sleeper), "the command to be killed")
+        assert "replacing it" not in pool.log_text()  # the worker was not abandoned
+    finally:
+        os.killpg(pool.pid, signal.SIGKILL)
+        pool.process.wait(WAIT)
+        if sleeper:
+            _kill_leftovers([sleeper])
+        db.close()
 
 
 def test_command_dies_with_a_worker_killed_by_sigkill(tmp_path: Path) -> None:

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from litejobs import FakeClock, JobContext, JobManager, SQLiteAdapter, WorkerConfig, current_job
-from litejobs.errors import ConfigurationError, JobTimeoutError
+from litejobs.errors import ConfigurationError, JobTimeoutError, StopNow
+from tests.conftest import ROOT
 
 SEEN: list[tuple[str, JobContext | None]] = []
 
@@ -162,3 +169,161 @@ def test_unknown_hook_names_are_configuration_errors(jobs: JobManager) -> None:
         jobs.hook("after_everything")
     with pytest.raises(ConfigurationError, match="unknown job option"):
         jobs.create_job(perform=greet, before_perfrom=recorder("typo"))
+
+
+# -- async hooks ----------------------------------------------------------------------------------
+LOOPS: list[tuple[str, asyncio.AbstractEventLoop]] = []
+
+
+async def async_greet(name: str) -> None:
+    LOOPS.append(("perform", asyncio.get_running_loop()))
+
+
+def async_recorder(tag: str):  # type: ignore[no-untyped-def]
+    async def hook(ctx: JobContext) -> None:
+        await asyncio.sleep(0)  # really awaited: a coroutine that never ran would not get here
+        LOOPS.append((tag, asyncio.get_running_loop()))
+        SEEN.append((tag, ctx))
+
+    return hook
+
+
+@pytest.mark.parametrize("func", [greet, async_greet], ids=["sync-job", "async-job"])
+def test_async_hooks_are_awaited_on_the_workers_loop(jobs: JobManager, func: object) -> None:
+    LOOPS.clear()
+    jobs.hook("after_success")(async_recorder("global.async_after_success"))
+    job = jobs.create_job(
+        perform=func,  # type: ignore[arg-type]
+        before_perform=async_recorder("job.async_before_perform"),
+        after_perform=[async_recorder("job.async_after_perform")],
+    )
+    later = jobs.create_scheduler()
+    later(job, ["ada"])
+    later(job, ["bob"])
+    assert jobs.workoff().succeeded == 2
+    async_tags = [tag for tag in tags() if "async" in tag]
+    assert async_tags == 2 * [
+        "job.async_before_perform",
+        "job.async_after_perform",
+        "global.async_after_success",
+    ]
+    assert len({id(loop) for _, loop in LOOPS}) == 1  # one loop, kept for the worker's life
+
+
+def test_an_async_hook_that_hangs_is_cut_at_max_runtime_and_changes_nothing(
+    jobs: JobManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def hangs(ctx: JobContext) -> None:
+        await asyncio.sleep(60)
+
+    job = jobs.create_job(perform=greet, after_success=hangs)
+    job_id = jobs.create_scheduler()(job, ["x"])
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR):
+        stats = jobs.workoff()  # max_runtime=0.3
+    assert time.monotonic() - started < 30  # bounded, not the hook's 60 s
+    assert stats.succeeded == 1 and jobs.adapter().get(job_id) is None
+    [logged] = [r for r in caplog.records if "after_success hook" in r.getMessage()]
+    assert logged.exc_info is not None and logged.exc_info[0] is JobTimeoutError
+
+
+# -- a hook's BaseException never undoes a decided outcome ----------------------------------------
+class HookAbort(BaseException):
+    """Some library's own BaseException."""
+
+
+def raising(exc: BaseException):  # type: ignore[no-untyped-def]
+    def hook(ctx: JobContext) -> None:
+        SEEN.append(("raising", ctx))
+        raise exc
+
+    return hook
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [SystemExit(0), SystemExit(3), KeyboardInterrupt(), HookAbort()],
+    ids=["exit-0", "exit-3", "keyboard-interrupt", "own-base-exception"],
+)
+@pytest.mark.parametrize("stage", ["before_perform", "after_perform", "after_success"])
+def test_a_hooks_base_exception_is_logged_and_the_worker_goes_on(
+    jobs: JobManager, caplog: pytest.LogCaptureFixture, exc: BaseException, stage: str
+) -> None:
+    job = jobs.create_job(perform=greet, **{stage: raising(exc)})
+    later = jobs.create_scheduler()
+    ids = [later(job, ["first"]), later(job, ["second"])]
+    with caplog.at_level(logging.ERROR):
+        stats = jobs.workoff(replace(jobs.workers[0], delete_successful_jobs=False))
+    assert (stats.succeeded, stats.errored) == (2, 0)
+    assert [jobs.adapter().require(i).state for i in ids] == ["succeeded", "succeeded"]
+    assert tags().count("perform") == 2 and tags().count("raising") == 2
+    assert sum(f"{stage} hook" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_a_failure_hooks_base_exception_keeps_the_jobs_error(jobs: JobManager) -> None:
+    job = jobs.create_job(perform=explode, after_failure=raising(KeyboardInterrupt()))
+    job_id = jobs.create_scheduler()(job, ["kaput"])
+    assert jobs.workoff().errored == 1
+    assert (jobs.adapter().require(job_id).last_error or "").startswith("RuntimeError: kaput")
+
+
+def test_the_workers_own_stop_now_still_stops_it(jobs: JobManager) -> None:
+    job = jobs.create_job(perform=greet, after_success=raising(StopNow()))
+    later = jobs.create_scheduler()
+    later(job, ["first"])
+    later(job, ["second"])
+    with pytest.raises(StopNow):
+        jobs.workoff()
+    assert tags().count("perform") == 1  # stopped at the first job's hook
+
+
+EMBEDDED = """
+import sys, time
+from litejobs import JobManager, SQLiteAdapter, WorkerConfig
+
+def hook(ctx):
+    with open(sys.argv[2], "a") as marks:
+        marks.write("hook\\n")
+    if sys.argv[3] == "raise":
+        raise KeyboardInterrupt  # the hook's own: logged, the run goes on
+    time.sleep(60)  # Ctrl-C arrives here
+
+jobs = JobManager({"db": SQLiteAdapter(sys.argv[1])}, workers=[WorkerConfig(sleep_delay=0)])
+jobs.hook("after_success")(hook)
+later = jobs.create_scheduler()
+later("tests.sample_jobs:record", [1])
+later("tests.sample_jobs:record", [2])
+print(jobs.workoff().succeeded, flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["raise", "sleep"])
+def test_in_a_script_a_hooks_keyboard_interrupt_is_contained_but_ctrl_c_still_stops(
+    tmp_path: Path, mode: str
+) -> None:
+    """A script that runs ``jobs.workoff()`` itself, with Python's own Ctrl-C handler."""
+    marks = tmp_path / "marks"
+    process = subprocess.Popen(
+        [sys.executable, "-c", EMBEDDED, str(tmp_path / "jobs.db"), str(marks), mode],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        if mode == "sleep":
+            deadline = time.monotonic() + 15
+            while not (marks.exists() and marks.read_text()):
+                assert time.monotonic() < deadline, "the hook never started"
+                time.sleep(0.02)
+            process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        out, err = process.communicate(timeout=15)
+    finally:
+        process.kill()
+    if mode == "raise":
+        assert (process.returncode, out.strip()) == (0, "2"), err
+        assert marks.read_text() == "hook\nhook\n"
+    else:
+        assert process.returncode != 0 and "StopNow" in err
+        assert marks.read_text() == "hook\n"

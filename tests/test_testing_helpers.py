@@ -7,13 +7,23 @@ made once. The tests never touch that path: the helpers swap in a temporary data
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from litejobs import JobManager, SQLiteAdapter, WorkerConfig, current_job
-from litejobs.testing import DrainError, JobsHarness, inline, jobs_fixture, temp_jobs
+from litejobs.errors import ConfigurationError, JobTimeoutError
+from litejobs.testing import (
+    DrainError,
+    JobsHarness,
+    inline,
+    jobs_fixture,
+    serving_group,
+    temp_jobs,
+)
 
 # --- the application -------------------------------------------------------------------------
 PRODUCTION_DB = Path("/nonexistent/myapp/var/jobs.db")  # opening it would fail loudly
@@ -57,12 +67,61 @@ def signup(user_id: int) -> None:
     later(send_welcome_email, [user_id], kwargs={"lang": "fr"})
 
 
+# A second application whose worker groups differ per queue: card charges get one attempt and
+# 0.2 s (retrying a charge could bill twice), the default queue five attempts and a minute.
+billing = JobManager(
+    adapters={"sqlite": SQLiteAdapter(PRODUCTION_DB)},
+    queues=["default", "charges", "audit"],
+    workers=[
+        WorkerConfig(queue="default", max_attempts=5, max_runtime=60),
+        WorkerConfig(queue="charges", max_attempts=1, max_runtime=0.2, delete_failed_jobs=True),
+    ],
+)
+bill = billing.create_scheduler()
+CHARGES: list[tuple[int, int]] = []
+
+
+@billing.job(queue="charges")
+def charge_card(order: int) -> None:
+    ctx = current_job()
+    CHARGES.append((order, ctx.max_attempts if ctx else -1))
+    raise RuntimeError(f"card declined for order {order}")
+
+
+@billing.job(queue="charges")
+def slow_charge(order: int) -> None:
+    time.sleep(5)  # past the charges group's 0.2 s
+    CHARGES.append((order, 0))
+
+
+@billing.job(queue="audit")
+def audit(order: int) -> None:  # no worker group serves "audit"
+    CHARGES.append((order, -2))
+
+
+@billing.job
+async def refund(order: int) -> None:
+    await asyncio.sleep(0)
+    ctx = current_job()
+    CHARGES.append((order, ctx.max_attempts if ctx else -1))
+
+
+@billing.job
+def sync_account(account: int, depth: int) -> None:
+    """Asks for another sync of the same account while it runs: one is already running."""
+    CHARGES.append((account, depth))
+    if depth < 3:
+        again = bill(sync_account, [account, depth + 1], unique_key=f"sync:{account}")
+        CHARGES.append((account, again))
+
+
 # --- the application's tests ------------------------------------------------------------------
 litejobs = jobs_fixture(jobs)  # a pytest fixture named `litejobs`
 
 
 @pytest.fixture(autouse=True)
 def _reset() -> None:
+    CHARGES.clear()
     SENT.clear()
     REPORTS.clear()
     FLAKY_CALLS.clear()
@@ -145,3 +204,77 @@ def test_temp_jobs_as_a_context_manager_restores_the_manager(tmp_path: Path) -> 
         assert tj.drain().succeeded == 1
     assert jobs.adapter() is original
     assert not PRODUCTION_DB.exists()
+
+
+# -- the worker groups production would use ----------------------------------------------------
+billing_jobs = jobs_fixture(billing, name="billing_jobs")
+
+
+def test_drain_runs_each_job_with_its_queues_worker_group(billing_jobs: JobsHarness) -> None:
+    declined = bill(charge_card, [7])
+    slow = bill(slow_charge, [8])
+    stats = billing_jobs.drain()
+    assert (stats.succeeded, stats.errored, stats.failed) == (0, 0, 2)  # no retry of a charge
+    assert CHARGES == [(7, 1)]  # one attempt, with max_attempts 1; the slow one was cut
+    assert billing_jobs.adapter.get(declined) is None  # the group deletes failed jobs
+    assert billing_jobs.adapter.get(slow) is None
+    assert any("JobTimeoutError: timed out after 0.2 s" in e for e in stats.errors)
+
+
+def test_drain_refuses_a_due_job_no_worker_group_would_run(billing_jobs: JobsHarness) -> None:
+    due = bill(audit, [9])
+    with pytest.raises(DrainError, match="queue 'audit', which no worker group"):
+        billing_jobs.drain()
+    assert CHARGES == []
+    billing_jobs.adapter.delete(due)
+    waiting = bill(audit, [10], wait=60)
+    start = billing_jobs.clock.now()
+    billing_jobs.drain()  # not due yet, and no worker would ever run it: no jump to its time
+    assert billing_jobs.clock.now() == start
+    assert billing_jobs.adapter.require(waiting).state == "scheduled"
+    billing_jobs.advance(60)
+    with pytest.raises(DrainError, match="queue 'audit'"):
+        billing_jobs.drain()
+
+
+def test_inline_runs_each_job_with_its_queues_worker_group() -> None:
+    with inline(billing) as runs:
+        with pytest.raises(RuntimeError, match="card declined for order 7"):
+            bill(charge_card, [7])
+        with pytest.raises(JobTimeoutError, match=r"timed out after 0\.2 s"):
+            bill(slow_charge, [8])
+        with pytest.raises(ConfigurationError, match="no worker group serves queue 'audit'"):
+            bill(audit, [9])
+        assert bill(refund, [10]) == 3
+    assert CHARGES == [(7, 1), (10, 5)]
+    assert [run.name for run in runs] == ["charge_card", "slow_charge", "refund"]
+
+
+def test_inline_runs_async_jobs_scheduled_from_async_code() -> None:
+    async def handler() -> int:  # application code: an async web handler, say
+        return bill(refund, [11])
+
+    with inline(billing):
+        assert asyncio.run(handler()) == 1
+    assert CHARGES == [(11, 5)]  # it ran, with its context, before later() returned
+
+
+def test_inline_honours_unique_keys_while_a_job_runs() -> None:
+    with inline(billing) as runs:
+        first = bill(sync_account, [1, 1], unique_key="sync:1")
+        second = bill(sync_account, [1, 1], unique_key="sync:1")  # the first has returned
+    assert (first, second) == (1, 2) and len(runs) == 2
+    # Each run's own request for a second sync got its own id back, and ran nothing.
+    assert CHARGES == [(1, 1), (1, 1), (1, 1), (1, 2)]
+
+
+def test_the_group_that_names_a_queue_runs_it_before_a_catch_all() -> None:
+    catch_all = WorkerConfig(queue="*", max_attempts=5)
+    charges = WorkerConfig(queue=["charges", "refunds"], max_attempts=1)
+    other_db = WorkerConfig(queue="charges", adapter="archive")
+    groups = [catch_all, other_db, charges]
+    assert serving_group(groups, "charges") is other_db  # no adapter given: any group
+    assert serving_group(groups, "charges", "main") is charges
+    assert serving_group(groups, "refunds", "main") is charges
+    assert serving_group(groups, "default", "main") is catch_all
+    assert serving_group([charges], "default") is None

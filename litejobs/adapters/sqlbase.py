@@ -453,9 +453,7 @@ class SQLAdapter(Adapter):
         doomed = [r for r in records if observer.gone(r, now, mono) is not None]
         known = {r.token for r in records}
         orphans = {
-            token: name
-            for token, name in self._rows(conn, "held_tokens", {})
-            if token not in known
+            token: name for token, name in self._rows(conn, "held_tokens", {}) if token not in known
         }
         return doomed, sorted(orphans.items())
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -65,6 +66,40 @@ def summary(stats: WorkerStats) -> str:
     return line
 
 
+class StopSignal:
+    """Remembers the first signal that stopped a run (the runtime's ``stopping`` events)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.now = False  # a second signal: stop now
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if kind != "stopping":
+            return
+        if self.signum is None:
+            self.signum = data.get("signal")
+        self.now = self.now or bool(data.get("now"))
+
+    def describe(self) -> str:
+        name = signal.Signals(self.signum).name if self.signum else "a signal"
+        how = " (Ctrl-C)" if self.signum == signal.SIGINT else ""
+        cut = ", then stopped now: running jobs were cut short and will run again" * self.now
+        return f"interrupted by {name}{how}{cut}; jobs not yet started were left for the next run"
+
+
+def finish_workoff(stats: WorkerStats | None, stopped: StopSignal) -> None:
+    """Print the summary; exit 128 + signal if a signal cut the run short (130 for Ctrl-C, 143
+    for SIGTERM, as shells report it), else 1 if any job raised."""
+    parts = [summary(stats)] if stats is not None else []
+    if stopped.signum is not None:
+        parts.append(stopped.describe())
+    sys.stdout.write("; ".join(parts) + "\n")
+    if stopped.signum is not None:
+        raise typer.Exit(128 + stopped.signum)
+    if stats is not None and stats.any_error:
+        raise typer.Exit(1)
+
+
 def work(ctx: typer.Context, spec: SpecOption = None) -> None:
     """Run workers attached to this terminal until Ctrl-C (graceful) or a second Ctrl-C / SIGTERM.
 
@@ -88,7 +123,8 @@ def work(ctx: typer.Context, spec: SpecOption = None) -> None:
 def workoff(ctx: typer.Context, spec: SpecOption = None) -> None:
     """Run every job that is due now, then exit: for cron, CI and deploy scripts.
 
-    Prints a summary; exits 1 if any job raised (retried later or failed for good).
+    Prints a summary; exits 1 if any job raised (retried later or failed for good), 130 when
+    stopped by Ctrl-C and 143 by SIGTERM (running jobs finish first; a second signal stops now).
 
     Examples:
 
@@ -113,11 +149,10 @@ def workoff(ctx: typer.Context, spec: SpecOption = None) -> None:
         queues.update(group.queues)  # type: ignore[union-attr]
     from litejobs.supervisor import run_workers
 
+    stopped = StopSignal()
     with WorkoffProgress(manager.adapter(groups[0].adapter), queues, enabled=show_bar):
-        stats = run_workers(manager, groups, workoff=True)
-    sys.stdout.write(summary(stats) + "\n")
-    if stats.any_error:
-        raise typer.Exit(1)
+        stats = run_workers(manager, groups, workoff=True, on_event=stopped)
+    finish_workoff(stats, stopped)
 
 
 def worker(
@@ -148,11 +183,17 @@ def worker(
     config = manager.workers[index]
     from litejobs.supervisor import run_single_worker
 
-    stats = run_single_worker(manager, config, worker_id, workoff=workoff_, clear=clear_)
+    stopped = StopSignal()
+    stats: WorkerStats | None = None
+    try:
+        stats = run_single_worker(
+            manager, config, worker_id, workoff=workoff_, clear=clear_, on_event=stopped
+        )
+    except KeyboardInterrupt:  # a second signal: stopped now, mid-job (its counts are lost)
+        if not workoff_ or stopped.signum is None:
+            raise
     if workoff_:
-        sys.stdout.write(summary(stats) + "\n")
-        if stats.any_error:
-            raise typer.Exit(1)
+        finish_workoff(stats, stopped)
 
 
 # -- detached workers -------------------------------------------------------------------------

@@ -62,3 +62,51 @@ def block_signals(path: str, seconds: float) -> None:
     _mark(path, "started")
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
     time.sleep(seconds)
+
+
+def socket_timeout() -> None:
+    """A real library TimeoutError: a socket read that times out after 50 ms."""
+    import socket
+
+    left, right = socket.socketpair()
+    with left, right:
+        left.settimeout(0.05)
+        left.recv(1)  # nothing ever arrives
+
+
+async def own_wait_for() -> None:
+    """The job's own asyncio.wait_for gives up: its TimeoutError, not litejobs' timeout."""
+    import asyncio
+
+    await asyncio.wait_for(asyncio.sleep(30), 0.05)
+
+
+class _LateAlarm:
+    """A job result whose ``__class__`` raises SIGALRM: litejobs looks at the result (is it a
+    coroutine to await?) after the job returned, so the alarm fires in that very window."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        os.kill(os.getpid(), signal.SIGALRM)
+        return _LateAlarm
+
+
+def returns_as_its_alarm_fires() -> object:
+    return _LateAlarm()
+
+
+def alarm_in_its_own_frame_and_its_callers() -> str:
+    """The SIGALRM handler run as CPython would: in this job's frame (the job is running: a
+    timeout), then in the frame that called it (litejobs' own: the job has returned, nothing)."""
+    import sys
+
+    handler = signal.getsignal(signal.SIGALRM)
+    assert callable(handler)
+    try:
+        handler(signal.SIGALRM, sys._getframe())
+    except JobTimeoutError:
+        pass
+    else:
+        raise AssertionError("an alarm while the job runs must interrupt it")
+    handler(signal.SIGALRM, sys._getframe(1))
+    return "returned"

@@ -4,12 +4,15 @@ process (EXIT_STUCK) for the supervisor to replace."""
 
 from __future__ import annotations
 
+import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from litejobs import JobManager, SQLiteAdapter, WorkerConfig
+from litejobs.errors import JobTimeoutError
 from litejobs.manager import Scheduler
 from litejobs.supervisor import run_workers
 
@@ -56,3 +59,61 @@ def test_a_job_that_ignores_its_timeout_is_abandoned_and_the_worker_replaced(
     assert "replacing it" in pool.log_text()
     pool.signal(signal.SIGTERM)
     assert pool.wait() == 0
+
+
+# -- only litejobs' own deadline is a timeout ------------------------------------------------------
+def _record_failures(jobs: JobManager) -> list[BaseException | None]:
+    seen: list[BaseException | None] = []
+    jobs.hook("after_failure")(lambda ctx: seen.append(ctx.error))
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("job", "message", "where"),
+    [
+        ("socket_timeout", "TimeoutError: timed out", "left.recv(1)"),
+        ("own_wait_for", "TimeoutError", "await asyncio.wait_for(asyncio.sleep(30), 0.05)"),
+    ],
+)
+def test_a_jobs_own_timeout_error_is_its_error_not_a_litejobs_timeout(
+    db: SQLiteAdapter, job: str, message: str, where: str
+) -> None:
+    jobs = JobManager({"default": db}, workers=[WorkerConfig(max_runtime=30, sleep_delay=0)])
+    seen = _record_failures(jobs)
+    job_id = jobs.create_scheduler()(f"{JOBS}:{job}")
+    stats = jobs.workoff()
+    assert (stats.ran, stats.errored) == (1, 1)
+    error = db.require(job_id).last_error or ""
+    assert error.partition("\n")[0] == message  # not "JobTimeoutError: timed out after 30 s"
+    assert where in error  # the job's own traceback is kept
+    [hooked] = seen
+    assert type(hooked) is TimeoutError and not isinstance(hooked, JobTimeoutError)
+
+
+@pytest.mark.parametrize("job", ["sleep", "own_wait_for"])
+def test_litejobs_own_deadline_is_still_a_timeout(db: SQLiteAdapter, job: str) -> None:
+    """With max_runtime shorter than the job's own wait, ours fires first: a timeout."""
+    jobs = JobManager({"default": db}, workers=[WorkerConfig(max_runtime=0.01, sleep_delay=0)])
+    seen = _record_failures(jobs)
+    job_id = jobs.create_scheduler()(f"{JOBS}:{job}", [5] if job == "sleep" else [])
+    assert jobs.workoff().errored == 1
+    assert (db.require(job_id).last_error or "") == "JobTimeoutError: timed out after 0.01 s"
+    [hooked] = seen
+    assert isinstance(hooked, JobTimeoutError)
+
+
+# -- a job that returned is a success, whenever its alarm fires ------------------------------------
+def test_an_alarm_firing_just_after_the_job_returned_changes_nothing(db: SQLiteAdapter) -> None:
+    jobs = JobManager({"default": db}, workers=[WorkerConfig(max_runtime=30, sleep_delay=0)])
+    later = jobs.create_scheduler()
+    ids = [later(f"{JOBS}:returns_as_its_alarm_fires"), later(f"{JOBS}:touch", [os.devnull])]
+    stats = jobs.workoff(replace(jobs.workers[0], delete_successful_jobs=False))
+    assert (stats.succeeded, stats.errored) == (2, 0), stats.errors
+    assert [db.require(i).state for i in ids] == ["succeeded", "succeeded"]
+
+
+def test_the_alarm_handler_tells_a_running_job_from_a_returned_one(db: SQLiteAdapter) -> None:
+    jobs = JobManager({"default": db}, workers=[WorkerConfig(max_runtime=30, sleep_delay=0)])
+    jobs.create_scheduler()(f"{JOBS}:alarm_in_its_own_frame_and_its_callers")
+    stats = jobs.workoff()
+    assert (stats.succeeded, stats.errored) == (1, 0), stats.errors
