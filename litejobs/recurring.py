@@ -15,10 +15,10 @@ deployed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -28,7 +28,6 @@ from .errors import ConfigurationError, LiteJobsError, StorageError
 
 if TYPE_CHECKING:
     from .clock import Clock
-    from .manager import JobManager
 
 logger = logging.getLogger("litejobs.recurring")
 
@@ -225,7 +224,20 @@ class Ticker:
 _CONFIG_KEYS = {"job", "cron", "args", "kwargs", "timezone", "name", "queue", "priority", "unique"}
 
 
-def add_from_config(manager: JobManager, entries: Any, origin: str) -> list[Recurring]:
+class Schedules(Protocol):
+    """What the config loader and ``litejobs recurring`` need of a
+    :class:`~litejobs.manager.JobManager` (which sits a layer above this module)."""
+
+    schedules: dict[str, Recurring]
+    adapters: dict[str, Adapter]
+
+    @property
+    def recurring(self) -> Callable[..., Recurring]: ...
+
+    def adapter(self, name: str | None = None) -> Adapter: ...
+
+
+def add_from_config(manager: Schedules, entries: Any, origin: str) -> list[Recurring]:
     """Register ``[[tool.litejobs.recurring]]`` entries (for people who only use the CLI)::
 
         [[tool.litejobs.recurring]]
@@ -266,7 +278,7 @@ def add_from_config(manager: JobManager, entries: Any, origin: str) -> list[Recu
     return added
 
 
-def schedule_status(manager: JobManager) -> list[dict[str, Any]]:
+def schedule_status(manager: Schedules) -> list[dict[str, Any]]:
     """Every schedule with its last recorded tick and next tick (for ``litejobs recurring``)."""
     import json
 

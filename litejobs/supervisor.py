@@ -64,6 +64,8 @@ STOP_NOW_SIGNAL = signal.SIGUSR1
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, STOP_NOW_SIGNAL}
 #: How often a worker checks for a stop request and that its supervisor is still there.
 STOP_POLL = 0.1
+#: Exit status of a workoff worker process that met a permanent storage error.
+EXIT_STORAGE = 73
 
 
 @dataclass
@@ -204,6 +206,8 @@ class Supervisor:
             if all(adapter is not a for a in self.adapters):
                 self.adapters.append(adapter)
         self.stopping = 0  # 0 running, 1 graceful stop asked, 2 stop now
+        #: A workoff worker met a permanent storage error: the pool stops and raises it.
+        self.storage_error: StorageError | None = None
         self._stop_now_at = 0.0
         self._ctx = multiprocessing.get_context(
             "fork" if "fork" in multiprocessing.get_all_start_methods() else None
@@ -247,6 +251,8 @@ class Supervisor:
                 if slot.conn is not None:
                     slot.conn.close()
                     slot.conn = None
+        if self.storage_error is not None:
+            raise self.storage_error
         total = WorkerStats()
         for slot in self.slots:
             total.merge(slot.stats)
@@ -316,6 +322,8 @@ class Supervisor:
                     message = conn.recv()
                     if isinstance(message, WorkerStats):
                         slot.stats.merge(message)
+                    elif isinstance(message, StorageError) and self.storage_error is None:
+                        self.storage_error = StorageError(str(message), permanent=True)
             except (EOFError, OSError):
                 conn.close()
                 slot.conn = None
@@ -337,6 +345,13 @@ class Supervisor:
 
     def _exited(self, slot: _Slot, code: int) -> None:
         self._event("worker_exited", {"name": slot.name, "exitcode": code})
+        if code == EXIT_STORAGE and self.storage_error is not None:
+            slot.done = True
+            if not self.stopping:
+                logger.error("%s; stopping", self.storage_error)
+                self.stopping = 1
+                self._relay()
+            return
         rescued = self._rescue(slot) if code != 0 else Rescued()
         if self.stopping or (code == 0 and self.workoff):
             slot.done = True
@@ -484,15 +499,20 @@ def _child_main(
     watch.start()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked across the fork
     code = 0
+    messages: list[object] = []
     try:
         stats = worker.run(workoff=workoff)
     except KeyboardInterrupt:
-        # A job it held stays locked by this name: the next worker of the same name (or any
-        # worker, since this one deregistered) releases it.
+        # Deregistration released the job it was running (its attempt counts).
         worker.logger.warning("%s stopped now", worker.name)
         stats, code = worker.stats, 130
+    except StorageError as exc:
+        # Only a workoff gives up, and only on a permanent error: tell the supervisor why.
+        stats, code = worker.stats, EXIT_STORAGE
+        messages.append(exc)
     with contextlib.suppress(OSError, ValueError):
-        conn.send(stats)
+        for message in [*messages, stats]:
+            conn.send(message)
         conn.close()
     if code:
         raise SystemExit(code)

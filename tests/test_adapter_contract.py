@@ -1,4 +1,4 @@
-"""The storage contract, rule by rule, with exact values (SPEC §3-4, issue 2).
+"""The storage contract, rule by rule, with exact values.
 
 Why: the worker, the CLI and the PostgreSQL adapter all rely on these rules; the state-machine
 tests find odd sequences, these pin each rule down one at a time so a failure names the rule it

@@ -351,30 +351,6 @@ class PostgresAdapter(SQLAdapter):
         self._inspect_only = True
         self._schema_ready = False
 
-    def reset(self) -> None:
-        """Empty the schema as if dropped and created again: no jobs, workers or ticks, ids from
-        1 (tests, demos). Opening the connection has created or migrated the schema already, so
-        emptying its tables is enough, and is several times cheaper than DDL."""
-        conn = self.connection
-        s = self._s
-        sql = (
-            f"DELETE FROM {s}.background_jobs; DELETE FROM {s}.litejobs_workers; "
-            f"DELETE FROM {s}.litejobs_recurring_ticks; "
-            f"SELECT setval(pg_get_serial_sequence('{s}.background_jobs', 'id'), 1, false);"
-        )
-
-        def run() -> None:
-            with conn.transaction():
-                conn.execute(sql)  # no parameters: one round trip for all four statements
-
-        self._guard(run)
-
-    def drop(self) -> None:
-        """Drop the schema and everything in it (tests clean up their throwaway schemas)."""
-        conn = self.connection
-        self._guard(lambda: conn.execute(f"DROP SCHEMA IF EXISTS {self._s} CASCADE"))
-        self._schema_ready = False
-
     # -- transactions -----------------------------------------------------------------------
     @contextmanager
     def _write(self, *, pipeline: bool = False) -> Iterator[psycopg.Connection[Any]]:

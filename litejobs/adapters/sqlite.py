@@ -174,7 +174,24 @@ def _cannot_open(path: str) -> str:
         return f"cannot open database {path}: directory {parent} does not exist; create it"
     if Path(path).is_dir():
         return f"cannot open database {path}: it is a directory; give a file path"
+    if _read_only_fs(parent):
+        return (
+            f"database {path} is on a read-only file system: it cannot be worked here "
+            "(list, show and status can still read it)"
+        )
+    if not os.access(parent, os.W_OK):
+        return (
+            f"cannot open database {path}: its directory {parent} is not writable by this "
+            "user (SQLite needs to create its -wal and -shm files there)"
+        )
     return f"cannot open database {path}: check the path and its permissions"
+
+
+def _read_only_fs(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 class SQLiteAdapter(SQLAdapter):

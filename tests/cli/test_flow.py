@@ -1,4 +1,4 @@
-"""The operator's flows, end to end through the real executable (SPEC §5, issue 3 "Must show")."""
+"""The operator's flows, end to end through the real executable."""
 
 from __future__ import annotations
 

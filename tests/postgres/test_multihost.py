@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from litejobs.adapters.postgres import PostgresAdapter
+from tests.pg import reset_schema
 from tests.postgres.procs import (
     active,
     logged_jobs,
@@ -34,7 +35,7 @@ def test_workers_on_three_hosts_run_every_job_exactly_once(
     pg: PostgresAdapter, pg_url: str, pg_schema: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "runs.log"
-    pg.reset()
+    reset_schema(pg)
     procs = [spawn_worker(pg_url, pg_schema, host, 0) for host in HOSTS]
     try:
         # Same worker id on every host: the names differ by host only, and must not collide.
@@ -63,7 +64,7 @@ def test_sigkill_chaos_across_hosts_loses_nothing(
 ) -> None:
     rng = random.Random(8)
     log = tmp_path / "runs.log"
-    pg.reset()
+    reset_schema(pg)
     slots = [(host, index) for host in HOSTS[:2] for index in (0, 1)]
     procs: dict[tuple[str, int], subprocess.Popen[bytes]] = {
         slot: spawn_worker(pg_url, pg_schema, *slot) for slot in slots

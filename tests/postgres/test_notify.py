@@ -17,6 +17,7 @@ from litejobs.adapters.base import NewJob
 from litejobs.adapters.postgres import SCHEMA_VERSION, PostgresAdapter, redact
 from litejobs.errors import StorageError
 from litejobs.worker import Worker
+from tests.pg import drop_schema
 
 HANDLER = json.dumps({"name": "record", "path": "tests.sample_jobs:record", "args": [1]})
 
@@ -37,7 +38,7 @@ def test_wait_for_change_wakes_on_schedule_and_times_out_without(
         stranger = PostgresAdapter(pg_url, schema=f"{pg_schema}_x")
         stranger.enqueue(NewJob(handler=HANDLER))
         assert pg.wait_for_change(0.2) is False
-        stranger.drop()
+        drop_schema(stranger)
         stranger.close()
     finally:
         other.close()
