@@ -215,8 +215,9 @@ class WorkerGroupMachine(RuleBasedStateMachine):
         outcome = self._outcome(job, p.config)
         nxt = p.reserved.pop(0) if start_next and p.reserved else None
         written, started = self.adapter.record([outcome], nxt)
-        if not written[0]:
+        if not written[0]:  # it was presumed gone meanwhile: its run did not count
             event("late outcome fenced off")
+            self.abandoned[job.id] += 1
         if nxt is not None:
             if started is None:
                 event("reserved job taken back before its start")
