@@ -329,15 +329,16 @@ def _daemons(state_dir: Path | None) -> list[Any]:
 def _status_tables(data: dict[str, Any], states: tuple[str, ...]) -> None:
     from rich.table import Table
 
+    text = render.text
     out = render.console()
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("QUEUE")
     for s in states:
         table.add_column(s.upper(), justify="right")
     for queue, counts in data["queues"].items():
-        table.add_row(queue, *(str(counts[s]) for s in states))
+        table.add_row(text(queue), *(str(counts[s]) for s in states))
     if data["queues"]:
-        table.add_row("[bold]total[/bold]", *(f"[bold]{data['totals'][s]}[/bold]" for s in states))
+        table.add_row(text("total", "bold"), *(text(data["totals"][s], "bold") for s in states))
         out.print(table)
     else:
         out.print("no jobs")
@@ -348,13 +349,13 @@ def _status_tables(data: dict[str, Any], states: tuple[str, ...]) -> None:
     for w in data["workers"]:
         seen = render.duration(w["seen_seconds_ago"])
         mark = "" if w["alive"] else " (silent: presumed dead)"
-        out.print(f"  {w['name']} pid {w['pid']} queues {w['queues']} seen {seen} ago{mark}")
+        out.print(text(f"  {w['name']} pid {w['pid']} queues {w['queues']} seen {seen} ago{mark}"))
     if data["supervisors"]:
         out.print(f"detached supervisors: {len(data['supervisors'])}")
         for d in data["supervisors"]:
             argv = " ".join(str(a) for a in d.get("argv", []))
-            out.print(f"  pid {d.get('pid')}: litejobs {argv}", markup=False)
-            out.print(f"    started {d.get('started_at')}, log {d.get('log_file')}", markup=False)
+            out.print(text(f"  pid {d.get('pid')}: litejobs {argv}"))
+            out.print(text(f"    started {d.get('started_at')}, log {d.get('log_file')}"))
 
 
 def register(app: typer.Typer) -> None:

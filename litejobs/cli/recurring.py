@@ -42,10 +42,11 @@ def recurring(
         return
     for row in rows:
         out.print(
-            f"{row['name']}  [{row['cron']}  {row['timezone']}]  {row['job']}  "
-            f"last: {render.iso(row['last_tick']) or 'never'}  "
-            f"next: {render.iso(row['next_tick']) or 'never'}",
-            markup=False,
+            render.text(
+                f"{row['name']}  [{row['cron']}  {row['timezone']}]  {row['job']}  "
+                f"last: {render.iso(row['last_tick']) or 'never'}  "
+                f"next: {render.iso(row['next_tick']) or 'never'}"
+            )
         )
 
 
