@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from . import render
-from .app import settings
+from .app import require_database, settings
 
 
 def recurring(
@@ -23,7 +23,11 @@ def recurring(
     """
     from litejobs.recurring import schedule_status
 
-    rows = schedule_status(settings(ctx).manager())
+    manager = settings(ctx).manager()
+    if manager.schedules:  # their last ticks are read from storage, which must exist
+        for adapter in manager.adapters.values():
+            require_database(adapter)
+    rows = schedule_status(manager)
     if as_json:
         render.print_json(
             [

@@ -103,8 +103,12 @@ def text(value: object, style: str = "") -> Text:
     undecodable bytes are shown escaped."""
     from rich.text import Text
 
-    plain = str(value).translate(_CONTROLS).encode("utf-8", "backslashreplace").decode("utf-8")
-    return Text(plain, style=style)
+    return Text(safe(value), style=style)
+
+
+def safe(value: object) -> str:
+    """``value`` as printable text: control characters and undecodable bytes escaped."""
+    return str(value).translate(_CONTROLS).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def console() -> Console:
@@ -164,18 +168,17 @@ def jobs_table(records: Iterable[JobRecord], now: float) -> None:
     rows: list[tuple[str, ...]] = []
     for r in records:
         when = {"failed": r.failed_at, "running": r.locked_at}.get(r.state, r.run_at)
-        rows.append(
-            (
-                str(r.id),
-                r.state,
-                r.queue,
-                str(r.priority),
-                str(r.attempts),
-                short(call_text(r), 60),
-                ago(when, now),
-                short(r.last_error, 60),
-            )
+        cells = (
+            str(r.id),
+            r.state,
+            r.queue,
+            str(r.priority),
+            str(r.attempts),
+            short(call_text(r), 60),
+            ago(when, now),
+            short(r.last_error, 60),
         )
+        rows.append(tuple(safe(cell) for cell in cells))  # widths are those of what prints
     if not rows:
         sys.stdout.write("no jobs\n")
         return
