@@ -5,6 +5,7 @@ disagreement is an error naming both, in every process, never a silent split."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -141,3 +142,19 @@ def test_db_fills_in_an_adapter_without_a_path_and_keeps_its_options(tmp_path: P
     assert log.read_text().split() == ["2", "120000"]  # FULL, the app's 120 s
     assert json.loads(run(root, "--db", str(db), "list", "--json").stdout) == []
     assert not (root / "var" / "jobs.db").exists()
+
+
+def test_db_is_litejobs_db_only_while_the_command_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``litejobs.cli.main`` run in a caller's process (tests, scripts) leaves its environment
+    as it was: a later ``JobManager`` must not meet a stale ``LITEJOBS_DB``."""
+    from litejobs.cli import main
+
+    monkeypatch.delenv("LITEJOBS_DB", raising=False)
+    assert main(["--db", str(tmp_path / "a.db"), "enqueue", "tests.cli.app_jobs:record"]) == 0
+    assert "LITEJOBS_DB" not in os.environ
+    monkeypatch.setenv("LITEJOBS_DB", str(tmp_path / "mine.db"))
+    assert main(["--db", str(tmp_path / "nope.db"), "list"]) == 3
+    assert os.environ["LITEJOBS_DB"] == str(tmp_path / "mine.db")
+    capsys.readouterr()
