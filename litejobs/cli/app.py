@@ -171,7 +171,7 @@ def _options(
 
     if log_format not in ("text", "json"):
         raise ConfigurationError(f"--log-format must be 'text' or 'json', got {log_format!r}")
-    db = _pin_db(db or None)
+    db = _pin_db(ctx, db or None)
     ctx.obj = Settings(
         db=db,
         app=app or None,
@@ -183,11 +183,13 @@ def _options(
     setup_logging(verbose=verbose, quiet=quiet, fmt=log_format)  # type: ignore[arg-type]
 
 
-def _pin_db(db: str | None) -> str | None:
-    """Check ``--db`` and make it ``$LITEJOBS_DB`` for this process and those it starts (workers,
-    detached supervisors, jobs that enqueue), with a relative path made absolute: the app's
-    ``SQLiteAdapter()`` then uses it with all its options, and an app storing jobs elsewhere
-    fails at load time, naming both places (:mod:`litejobs.location`)."""
+def _pin_db(ctx: typer.Context, db: str | None) -> str | None:
+    """Check ``--db`` and make it ``$LITEJOBS_DB`` while the command runs, for this process and
+    those it starts (workers, detached supervisors, jobs that enqueue), a relative path made
+    absolute: the app's ``SQLiteAdapter()`` then uses it with all its options, and any manager
+    storing jobs elsewhere fails as it is built, naming both places (:mod:`litejobs.location`).
+    The environment is restored when the command ends (``main()`` may run in a caller's
+    process)."""
     import os
 
     from litejobs.location import DB_ENV, POSTGRES_SCHEMES, check_db_url, sqlite_path
@@ -197,7 +199,16 @@ def _pin_db(db: str | None) -> str | None:
     check_db_url(db)
     if not db.startswith(POSTGRES_SCHEMES):
         db = os.path.abspath(sqlite_path(db))
+    before = os.environ.get(DB_ENV)
     os.environ[DB_ENV] = db
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop(DB_ENV, None)
+        else:
+            os.environ[DB_ENV] = before
+
+    ctx.call_on_close(restore)
     return db
 
 
