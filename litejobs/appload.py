@@ -146,9 +146,9 @@ def _import_attr(source: AppSource) -> Any:
     except LiteJobsError:
         raise
     except ImportError as exc:
-        if (exc.name or "").partition(".")[0] == "psycopg":
-            from .adapters import missing_postgres
+        from .adapters import lacks_postgres, missing_postgres
 
+        if lacks_postgres(exc):
             raise ConfigurationError(
                 f"cannot import app module {module_name!r} ({source.origin}): {missing_postgres()}"
             ) from exc

@@ -42,10 +42,17 @@ def _postgres(url: str) -> Adapter:
     try:
         from .postgres import PostgresAdapter  # optional dependency
     except ImportError as exc:
-        if (exc.name or "").partition(".")[0] != "psycopg":
+        if not lacks_postgres(exc):
             raise
         raise ConfigurationError(missing_postgres()) from None
     return PostgresAdapter(url)
+
+
+def lacks_postgres(exc: ImportError) -> bool:
+    """Whether ``exc`` says PostgreSQL support is not installed: no psycopg, or a binary built
+    without PostgreSQL (no adapter module)."""
+    missing = exc.name or ""
+    return missing.partition(".")[0] == "psycopg" or missing == f"{__name__}.postgres"
 
 
 def missing_postgres() -> str:

@@ -274,11 +274,12 @@ def test_missing_psycopg_names_the_install_command(tmp_path: Path) -> None:
         "raise ModuleNotFoundError(\"No module named 'psycopg'\", name='psycopg')\n"
     )
     env = clean_env(PYTHONPATH=str(shadow.parent))
-    for argv in (["list"], ["enqueue", J], ["workoff"]):
+    url = "postgresql://jobs@db.internal/app"
+    for argv in (["--db", url, "list"], ["--db", url, "enqueue", J], ["--db", url, "workoff"],
+                 ["--app", "tests.cli.pg_app:jobs", "list"]):  # fmt: skip
         proc = subprocess.run(
-            [str(EXE), "--db", "postgresql://jobs@db.internal/app", *argv],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            [str(EXE), *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
         assert_clean_failure(proc, 2, "pip install 'litejobs[postgres]'")
 
 
