@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,6 +24,7 @@ from .scheduling import (
     build_new_job,
     check_priority,
     check_queue,
+    resolve_job_ref,
 )
 from .worker import Worker, WorkerStats, qualified_name
 
@@ -118,6 +120,9 @@ class JobManager:
             adapters = {"default": adapter_for_url(None)}
         if not adapters:
             raise ConfigurationError("JobManager needs at least one adapter")
+        from .location import check_agrees
+
+        check_agrees(adapters)  # no silent split between LITEJOBS_DB and the app's storage
         self.adapters: dict[str, Adapter] = dict(adapters)
         if clock is not None:
             for adapter in self.adapters.values():
@@ -127,6 +132,8 @@ class JobManager:
             for queue in self.queues:
                 check_queue(queue, None)
         self.logger = logger or logging.getLogger("litejobs")
+        #: Given explicitly: then it is also the logger of worker groups without their own.
+        self.own_logger = logger is not None
         self.workers: list[WorkerConfig] = list(workers) if workers else [WorkerConfig()]
         for config in self.workers:
             self.adapter(config.adapter)  # validate names early
@@ -304,6 +311,8 @@ class JobManager:
         from .config import worker_name
 
         config = config or self.workers[0]
+        if config.logger is None and self.own_logger:  # WorkerConfig.logger or the manager's
+            config = dataclasses.replace(config, logger=self.logger)
         return Worker(
             self.adapter(config.adapter),
             config,
@@ -317,3 +326,19 @@ class JobManager:
     def workoff(self, config: WorkerConfig | None = None, **kwargs: Any) -> WorkerStats:
         """Run every job eligible now in this process, then return what happened."""
         return self.worker(config, **kwargs).run(workoff=True)
+
+
+def declared_scheduler(job: JobRef, *, check_import: bool = True) -> Scheduler | None:
+    """The ``later`` of the manager that declares ``job`` (``@jobs.job``), if one does.
+
+    A job declared on a manager is stored where that manager stores it, whichever door it
+    comes through (``litejobs.enqueue("myapp.jobs:f")``, ``litejobs enqueue``): its queue and
+    adapter are the manager's. ``None`` for plain functions, for paths not imported
+    (``check_import=False``), and when the manager has several adapters and the job names none.
+    """
+    _, _, definition = resolve_job_ref(job, check_import=check_import)
+    if definition is None or definition.manager is None:
+        return None
+    if definition.adapter is None and len(definition.manager.adapters) != 1:
+        return None
+    return definition.manager.create_scheduler(definition.adapter)

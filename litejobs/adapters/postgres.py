@@ -1044,3 +1044,17 @@ class PostgresAdapter(Adapter):
             )
         )
         return cur.rowcount
+
+    def exists(self) -> bool:
+        """Whether litejobs' tables are in the schema, asked on a plain connection that neither
+        creates nor migrates anything (commands that only read must not create a schema)."""
+        conn = self._connect()
+        try:
+            row = self._guard(
+                lambda: conn.execute(
+                    "SELECT to_regclass(%s) IS NOT NULL", (f"{self._s}.background_jobs",)
+                ).fetchone()
+            )
+        finally:
+            conn.close()
+        return bool(row and row[0])

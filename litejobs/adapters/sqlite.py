@@ -1057,3 +1057,8 @@ class SQLiteAdapter(Adapter):
                 conn.set_busy_timeout(int(self.busy_timeout * 1000))
 
         self._read(checkpoint)
+
+    def exists(self) -> bool:
+        """Whether the database file is there, asked without opening (so without creating) it:
+        commands that only read must not leave an empty database behind a mistyped path."""
+        return os.path.exists(self.path)
