@@ -102,25 +102,32 @@ def enqueue(
 ) -> int:
     """Schedule any importable function without defining a manager; returns the job id.
 
-    ``job`` is a ``"module:func"`` path or a module-level function. ``db`` is a SQLite path, a
+    ``job`` is a ``"module:func"`` path or a module-level function. A job declared on a
+    :class:`JobManager` (``@jobs.job``) is stored where that manager stores it, as ``later()``
+    would; ``db=`` may only name that same place. Otherwise ``db`` is a SQLite path, a
     ``postgresql://`` URL or an adapter (default: ``$LITEJOBS_DB`` or the default file).
-    ``check=False`` skips importing the function (for a producer without the job's code).
+    ``check=False`` skips importing the function (for a producer without the job's code), so
+    the job's manager is not known either: ``db`` decides.
     """
+    from .manager import declared_scheduler
     from .scheduling import build_new_job
 
+    options: dict[str, Any] = {
+        "wait": wait,
+        "wait_until": wait_until,
+        "queue": queue,
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "unique_key": unique_key,
+        "unique": unique,
+    }
+    declared = declared_scheduler(job, check_import=check)
+    if declared is not None:
+        if db is not None:
+            from .location import check_same
+
+            check_same(_adapter(db), declared.adapter, f"job {job!r}")
+        return declared(job, args, kwargs=kwargs, **options)
     adapter = _adapter(db)
-    new = build_new_job(
-        job,
-        args,
-        kwargs,
-        now=adapter.clock.now(),
-        wait=wait,
-        wait_until=wait_until,
-        queue=queue,
-        priority=priority,
-        max_attempts=max_attempts,
-        unique_key=unique_key,
-        unique=unique,
-        check_import=check,
-    )
+    new = build_new_job(job, args, kwargs, now=adapter.clock.now(), check_import=check, **options)
     return adapter.enqueue(new)

@@ -6,8 +6,9 @@ the manager the way the application defines it: ``--app module:attr``, else ``$L
 SQLite file at the default path, every queue, one worker) is enough to enqueue any importable
 function and to inspect or work the queue.
 
-``--db`` always wins over the app's own storage: an operator pointing the CLI at a file means
-that file (with the app's queues, jobs and worker groups kept).
+Where jobs are stored follows one rule (:mod:`litejobs.location`): the app's adapters, with
+``--db`` / ``LITEJOBS_DB`` filling in only what the app leaves open; a ``--db`` that names
+another place than the app's adapters is an error, never a silent override.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import dataclasses
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,36 +82,41 @@ def find_app(explicit: str | None, *, cwd: Path | None = None) -> AppSource:
     return AppSource(None, "default")
 
 
-def load_manager(source: AppSource, db: str | None = None) -> Any:
+def load_manager(
+    source: AppSource,
+    db: str | None = None,
+    *,
+    on_config_error: Callable[[ConfigurationError], None] | None = None,
+) -> Any:
     """The :class:`~litejobs.JobManager` named by ``source`` (or the default one).
 
-    ``db``: a ``--db`` value (path or URL) that replaces the app's storage.
+    ``db``: a ``--db`` value (path or URL). It is where the default manager stores jobs; an
+    app's own adapters are kept as they are (every option), and ``db`` must name the place
+    one of them stores jobs (:mod:`litejobs.location`). ``on_config_error``: receives a bad
+    ``[[tool.litejobs.recurring]]`` entry instead of raising (which skips it).
     """
     from .adapters import adapter_for_url
     from .manager import JobManager
 
     if source.spec is None:
-        return _with_config_schedules(JobManager(adapters={"default": adapter_for_url(db)}))
-    manager = _import_attr(source)
-    if not isinstance(manager, JobManager):
-        raise ConfigurationError(
-            f"{source.spec} ({source.origin}) is a {type(manager).__name__}, not a JobManager; "
-            "point it at the JobManager your jobs are defined with"
-        )
-    if db is not None:
-        if len(manager.adapters) != 1:
+        manager = JobManager(adapters={"default": adapter_for_url(db)})
+    else:
+        manager = _import_attr(source)
+        if not isinstance(manager, JobManager):
             raise ConfigurationError(
-                f"--db is ambiguous: {source.spec} has several adapters "
-                f"({', '.join(manager.adapters)}); configure their storage in the app instead"
+                f"{source.spec} ({source.origin}) is a {type(manager).__name__}, not a "
+                "JobManager; point it at the JobManager your jobs are defined with"
             )
-        name, old = next(iter(manager.adapters.items()))
-        new = adapter_for_url(db)
-        new.clock = old.clock
-        manager.adapters[name] = new
-    return _with_config_schedules(manager)
+        if db is not None:
+            from .location import check_agrees
+
+            check_agrees(manager.adapters, db)
+    return _with_config_schedules(manager, on_config_error)
 
 
-def _with_config_schedules(manager: Any) -> Any:
+def _with_config_schedules(
+    manager: Any, on_error: Callable[[ConfigurationError], None] | None
+) -> Any:
     """Add ``[[tool.litejobs.recurring]]`` schedules from ``./pyproject.toml`` (CLI-only users)."""
     pyproject = Path.cwd() / "pyproject.toml"
     if pyproject.is_file():
@@ -124,7 +130,7 @@ def _with_config_schedules(manager: Any) -> Any:
             raise ConfigurationError(f"cannot read {pyproject}: {exc}") from None
         entries = data.get("tool", {}).get("litejobs", {}).get("recurring")
         if entries is not None:
-            add_from_config(manager, entries, str(pyproject))
+            add_from_config(manager, entries, str(pyproject), on_error)
     return manager
 
 
@@ -140,6 +146,12 @@ def _import_attr(source: AppSource) -> Any:
     except LiteJobsError:
         raise
     except ImportError as exc:
+        from .adapters import lacks_postgres, missing_postgres
+
+        if lacks_postgres(exc):
+            raise ConfigurationError(
+                f"cannot import app module {module_name!r} ({source.origin}): {missing_postgres()}"
+            ) from exc
         raise ConfigurationError(
             f"cannot import app module {module_name!r} ({source.origin}): {exc}; "
             "check the name and --path"

@@ -6,6 +6,12 @@ file names -- never processes found by name, which could belong to someone else 
 running jobs to finish, and escalates (a second SIGTERM: "stop now"; then SIGKILL for the whole
 process group) if they do not within the timeout. A pid file also records the process's start
 time, so a recycled pid is never mistaken for our supervisor.
+
+A pid file records whose workers they are (:class:`Identity`: the databases and the app), so
+that one state directory can serve several projects: ``stop``, ``restart`` and ``status`` act on
+the supervisors of one database and app, and a second ``start`` for the same ones is refused
+(under a lock, so two at once cannot both start). The supervisor runs in the directory ``start``
+ran in, so the app's relative paths (``SQLiteAdapter("var/jobs.db")``) mean the same file.
 """
 
 from __future__ import annotations
@@ -17,17 +23,31 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ConfigurationError, LiteJobsError
 from .supervisor import READY_FILE_ENV
+
+if TYPE_CHECKING:
+    from .adapters.base import Adapter
+    from .liveness import WorkerRecord
 
 #: How long ``start`` waits for the new supervisor to say its workers are started.
 STARTUP_TIMEOUT = 60.0
 #: After escalating to "stop now", how long ``stop`` waits before SIGKILL.
 STOP_NOW_GRACE = 5.0
 PID_SUFFIX = ".pid"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Whose workers a supervisor runs: where its jobs are stored and which app it loads."""
+
+    databases: tuple[str, ...]  # where each of the app's adapters stores jobs (no passwords)
+    app: str | None  # the app's "module:attr", None for the default manager
 
 
 @dataclass(frozen=True)
@@ -39,6 +59,12 @@ class DaemonInfo:
     started_at: float  # epoch seconds
     log_file: str
     pid_file: str
+    databases: list[str] = field(default_factory=list)
+    app: str | None = None
+    cwd: str | None = None
+
+    def runs(self, identity: Identity) -> bool:
+        return tuple(self.databases) == identity.databases and self.app == identity.app
 
 
 def default_state_dir() -> Path:
@@ -61,9 +87,17 @@ def command(work_argv: list[str]) -> list[str]:
 
 
 def start(
-    work_argv: list[str], *, state_dir: Path | None = None, log_file: Path | None = None
+    work_argv: list[str],
+    *,
+    state_dir: Path | None = None,
+    log_file: Path | None = None,
+    identity: Identity | None = None,
 ) -> int:
-    """Start a detached supervisor running ``work_argv``; return its pid."""
+    """Start a detached supervisor running ``work_argv`` in this directory; return its pid.
+
+    With ``identity``, refuses (:class:`~litejobs.errors.ConfigurationError`) while a supervisor
+    for the same databases and app runs from ``state_dir``.
+    """
     state = Path(state_dir) if state_dir is not None else default_state_dir()
     log = Path(log_file) if log_file is not None else default_log_file()
     try:
@@ -76,7 +110,9 @@ def start(
     ready.unlink(missing_ok=True)
     env = {**os.environ, READY_FILE_ENV: str(ready)}
     env.pop("NOTIFY_SOCKET", None)  # systemd's readiness is for the supervisor it started
-    with out:
+    with out, _start_lock(state):
+        if identity is not None:
+            _refuse_twice(identity, state)
         process = subprocess.Popen(
             command(work_argv),
             env=env,
@@ -85,19 +121,8 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
-            cwd="/",
         )
-    info = {
-        "pid": process.pid,
-        "argv": work_argv,
-        "started_at": time.time(),
-        "start_ticks": _start_ticks(process.pid),
-        "log_file": str(log),
-    }
-    pid_file = state / f"supervisor-{process.pid}{PID_SUFFIX}"
-    tmp = pid_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info))
-    tmp.replace(pid_file)
+        pid_file = _write_pid_file(state, process.pid, work_argv, log, identity)
     # Wait until the workers are started, or the supervisor died trying (bad --app, ...).
     deadline = time.monotonic() + STARTUP_TIMEOUT
     code = process.poll()
@@ -113,36 +138,85 @@ def start(
     )
 
 
-def running(*, state_dir: Path | None = None) -> list[DaemonInfo]:
-    """Detached supervisors that are alive; pid files of dead ones are removed."""
+@contextlib.contextmanager
+def _start_lock(state: Path) -> Iterator[None]:
+    """Held from "is one running already?" until the new pid file is written."""
+    import fcntl
+
+    with open(state / "start.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _refuse_twice(identity: Identity, state: Path) -> None:
+    for info in running(state_dir=state, identity=identity):
+        raise ConfigurationError(
+            f"detached workers for this database and app are already running (supervisor pid "
+            f"{info.pid}); use `litejobs restart` to restart them"
+        )
+
+
+def _write_pid_file(
+    state: Path, pid: int, work_argv: list[str], log: Path, identity: Identity | None
+) -> Path:
+    info = {
+        "pid": pid,
+        "argv": work_argv,
+        "started_at": time.time(),
+        "start_ticks": _start_ticks(pid),
+        "log_file": str(log),
+        "cwd": os.getcwd(),
+    }
+    if identity is not None:
+        info.update(databases=list(identity.databases), app=identity.app)
+    pid_file = state / f"supervisor-{pid}{PID_SUFFIX}"
+    tmp = pid_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info))
+    tmp.replace(pid_file)
+    return pid_file
+
+
+def running(*, state_dir: Path | None = None, identity: Identity | None = None) -> list[DaemonInfo]:
+    """Detached supervisors that are alive (only ``identity``'s, if given); pid files of dead
+    ones are removed."""
     state = Path(state_dir) if state_dir is not None else default_state_dir()
     found: list[DaemonInfo] = []
     if not state.is_dir():
         return found
     for pid_file in sorted(state.glob(f"supervisor-*{PID_SUFFIX}")):
-        try:
-            data = json.loads(pid_file.read_text())
-            pid = int(data["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if not _ours_and_alive(pid, data.get("start_ticks")):
-            pid_file.unlink(missing_ok=True)
-            continue
-        found.append(
-            DaemonInfo(
-                pid=pid,
-                argv=list(data.get("argv", [])),
-                started_at=float(data.get("started_at", 0.0)),
-                log_file=str(data.get("log_file", "")),
-                pid_file=str(pid_file),
-            )
-        )
+        info = _read_pid_file(pid_file)
+        if info is not None and (identity is None or info.runs(identity)):
+            found.append(info)
     return found
 
 
-def stop(*, state_dir: Path | None = None, timeout: float = 30.0) -> list[int]:
-    """Stop every detached supervisor: graceful, then "now", then SIGKILL. Returns their pids."""
-    daemons = running(state_dir=state_dir)
+def _read_pid_file(pid_file: Path) -> DaemonInfo | None:
+    try:
+        data = json.loads(pid_file.read_text())
+        pid = int(data["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _ours_and_alive(pid, data.get("start_ticks")):
+        pid_file.unlink(missing_ok=True)
+        return None
+    return DaemonInfo(
+        pid=pid,
+        argv=list(data.get("argv", [])),
+        started_at=float(data.get("started_at", 0.0)),
+        log_file=str(data.get("log_file", "")),
+        pid_file=str(pid_file),
+        databases=[str(d) for d in data.get("databases", [])],
+        app=data.get("app"),
+        cwd=data.get("cwd"),
+    )
+
+
+def stop(
+    *, state_dir: Path | None = None, timeout: float = 30.0, identity: Identity | None = None
+) -> list[int]:
+    """Stop the detached supervisors (``identity``'s, or every one): graceful, then "now",
+    then SIGKILL. Returns their pids."""
+    daemons = running(state_dir=state_dir, identity=identity)
     for info in daemons:
         _signal(info.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -159,6 +233,48 @@ def stop(*, state_dir: Path | None = None, timeout: float = 30.0) -> list[int]:
     for info in daemons:
         Path(info.pid_file).unlink(missing_ok=True)
     return [d.pid for d in daemons]
+
+
+def supervisor_of(host: str, pid: int, daemons: list[DaemonInfo]) -> int | None:
+    """Which of ``daemons`` runs the worker process ``pid`` on ``host``, if one does: a
+    detached supervisor leads the process group of its workers."""
+    import socket
+
+    if host != socket.gethostname():
+        return None
+    try:
+        group = os.getpgid(pid)
+    except OSError:
+        return None
+    return next((d.pid for d in daemons if d.pid == group), None)
+
+
+def live_workers(adapters: Iterable[Adapter]) -> list[WorkerRecord]:
+    """The workers of these databases that may be alive (none provably gone: see
+    :mod:`litejobs.liveness`). A database that does not exist is skipped, never created."""
+    from .liveness import Observer
+
+    observer = Observer()
+    found: list[WorkerRecord] = []
+    for adapter in {id(a): a for a in adapters}.values():
+        if not adapter.exists():
+            continue
+        now, mono = adapter.clock.now(), adapter.clock.monotonic()
+        found += [w for w in adapter.workers() if observer.gone(w, now, mono) is None]
+    return found
+
+
+def rescue_gone(adapters: Iterable[Adapter]) -> int:
+    """Rescue the jobs of workers that are provably gone -- those a stop had to kill -- so
+    they run again at once instead of after a restart. Returns how many jobs were rescued."""
+    from .liveness import Observer
+
+    count = 0
+    for adapter in {id(a): a for a in adapters}.values():
+        if adapter.exists():
+            rescued = adapter.rescue(Observer())
+            count += rescued.released + rescued.failed + rescued.returned
+    return count
 
 
 # -- helpers ----------------------------------------------------------------------------------

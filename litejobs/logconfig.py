@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any, Literal
 
 LogFormat = Literal["text", "json"]
@@ -77,14 +78,28 @@ def setup_logging(
     return handler
 
 
-def adopt(logger: logging.Logger) -> None:
-    """Give an app's own worker logger (``WorkerConfig(logger=...)``) the CLI's handler and level,
-    unless the app configured logging itself: otherwise ``litejobs work`` would show per-job
-    lines for the default logger but stay silent (below WARNING) for an app's logger."""
+def route_app_logs(loggers: Iterable[logging.Logger]) -> None:
+    """Show the application's own log lines like litejobs' (same handler, format and level)
+    under ``work``/``workoff``/``worker``/``start``: loggers used inside jobs and hooks
+    (``logging.getLogger("myapp")``), ``JobManager(logger=...)`` and ``WorkerConfig(logger=...)``.
+
+    Unless the app configured logging itself (the root logger has handlers once the app is
+    imported), the root logger gets the CLI's handler and level, as ``logging.basicConfig``
+    would; otherwise an app's INFO lines vanished (Python's last resort prints only warnings,
+    unformatted). ``loggers`` the app configured apart (``propagate=False``, no handler) get
+    the handler too.
+    """
     cli = logging.getLogger("litejobs")
     handler = next((h for h in cli.handlers if h.get_name() == "litejobs-cli"), None)
-    if handler is None or logger.name.startswith("litejobs") or logger.hasHandlers():
+    if handler is None:
         return
-    logger.addHandler(handler)
-    if logger.level == logging.NOTSET:
-        logger.setLevel(cli.level)
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(handler)
+        root.setLevel(cli.level)
+    for logger in loggers:
+        if logger.name.startswith("litejobs") or logger.hasHandlers():
+            continue
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(cli.level)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime, tzinfo
@@ -23,6 +25,7 @@ from .scheduling import (
     build_new_job,
     check_priority,
     check_queue,
+    resolve_job_ref,
 )
 from .worker import Worker, WorkerStats
 
@@ -118,6 +121,9 @@ class JobManager:
             adapters = {"default": adapter_for_url(None)}
         if not adapters:
             raise ConfigurationError("JobManager needs at least one adapter")
+        from .location import check_agrees
+
+        check_agrees(adapters)  # no silent split between LITEJOBS_DB and the app's storage
         self.adapters: dict[str, Adapter] = dict(adapters)
         if clock is not None:
             for adapter in self.adapters.values():
@@ -127,8 +133,8 @@ class JobManager:
             for queue in self.queues:
                 check_queue(queue, None)
         self.logger = logger or logging.getLogger("litejobs")
-        #: Given explicitly: worker groups without a logger of their own use it.
-        self.worker_logger = logger
+        #: Given explicitly: then it is also the logger of worker groups without their own.
+        self.own_logger = logger is not None
         self.workers: list[WorkerConfig] = list(workers) if workers else [WorkerConfig()]
         for config in self.workers:
             self.adapter(config.adapter)  # validate names early
@@ -207,6 +213,7 @@ class JobManager:
         # scheduling it will say why no worker could run it.
         with suppress(UnimportableJobError):
             self.jobs[job.path] = job
+            _DECLARED[job.path] = self
         if cron is not None:
             self.recurring(job, cron=cron, timezone=timezone)
         elif timezone is not None:
@@ -308,6 +315,8 @@ class JobManager:
         so a worker from Python never takes the name of one a ``litejobs work`` runs.
         """
         config = config or self.workers[0]
+        if config.logger is None and self.own_logger:  # WorkerConfig.logger or the manager's
+            config = dataclasses.replace(config, logger=self.logger)
         return Worker(
             self.adapter(config.adapter),
             config,
@@ -315,7 +324,6 @@ class JobManager:
             hooks=self.hooks,
             job_hooks=self.job_hooks,
             ticker=kwargs.pop("ticker", None) or self.ticker(config.adapter),
-            log=kwargs.pop("log", None) or self.worker_logger,
             **kwargs,
         )
 
@@ -323,3 +331,25 @@ class JobManager:
         """Run every job eligible now in this process (under a free worker name), then return
         what happened."""
         return self.worker(config, **kwargs).run(workoff=True)
+
+
+def declared_scheduler(job: JobRef, *, check_import: bool = True) -> Scheduler | None:
+    """The ``later`` of the manager that declares ``job`` (``@jobs.job``), if one does.
+
+    A job declared on a manager is stored where that manager stores it, whichever door it
+    comes through (``litejobs.enqueue("myapp.jobs:f")``, ``litejobs enqueue``): its queue and
+    adapter are the manager's. ``None`` for plain functions, for paths not imported
+    (``check_import=False``), and when the manager has several adapters and the job names none.
+    """
+    _, path, definition = resolve_job_ref(job, check_import=check_import)
+    manager = _DECLARED.get(path) if definition is not None else None
+    if manager is None or definition is None:
+        return None
+    if definition.adapter is None and len(manager.adapters) != 1:
+        return None
+    return manager.create_scheduler(definition.adapter)
+
+
+#: Which manager declared each job path (``@jobs.job``); weak, so a manager is never kept
+#: alive by it. Kept here, not on the :class:`Job`, which sits a layer below the manager.
+_DECLARED: weakref.WeakValueDictionary[str, JobManager] = weakref.WeakValueDictionary()

@@ -237,7 +237,12 @@ class Schedules(Protocol):
     def adapter(self, name: str | None = None) -> Adapter: ...
 
 
-def add_from_config(manager: Schedules, entries: Any, origin: str) -> list[Recurring]:
+def add_from_config(
+    manager: Schedules,
+    entries: Any,
+    origin: str,
+    on_error: Callable[[ConfigurationError], None] | None = None,
+) -> list[Recurring]:
     """Register ``[[tool.litejobs.recurring]]`` entries (for people who only use the CLI)::
 
         [[tool.litejobs.recurring]]
@@ -247,6 +252,8 @@ def add_from_config(manager: Schedules, entries: Any, origin: str) -> list[Recur
                                            # priority, unique
 
     Loading the same entries twice (the CLI may load the app more than once) is harmless.
+    A bad entry raises :class:`ConfigurationError` naming it; with ``on_error``, it is handed
+    to ``on_error`` instead and skipped, and the other entries are still added.
     """
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ConfigurationError(
@@ -254,28 +261,39 @@ def add_from_config(manager: Schedules, entries: Any, origin: str) -> list[Recur
         )
     added: list[Recurring] = []
     for number, entry in enumerate(entries, 1):
-        where = f"{origin}: recurring entry {number}"
-        unknown = set(entry) - _CONFIG_KEYS
-        if unknown:
-            raise ConfigurationError(
-                f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-                f"use {', '.join(sorted(_CONFIG_KEYS))}"
-            )
-        job, cron = entry.get("job"), entry.get("cron")
-        if not isinstance(job, str) or ":" not in job:
-            raise ConfigurationError(f'{where}: job must be a "module:function" string')
-        if not isinstance(cron, str):
-            raise ConfigurationError(f'{where}: cron must be a string like "*/15 * * * *"')
-        options = {k: v for k, v in entry.items() if k not in ("job", "cron")}
-        name = options.get("name") or job
-        existing = manager.schedules.get(name)
-        if existing is not None and existing.cron == cron:
-            continue
         try:
-            added.append(manager.recurring(job, cron=cron, **options))
-        except LiteJobsError as exc:
-            raise ConfigurationError(f"{where}: {exc}") from None
+            schedule = _add_entry(manager, entry, f"{origin}: recurring entry {number}")
+        except ConfigurationError as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+            continue
+        if schedule is not None:
+            added.append(schedule)
     return added
+
+
+def _add_entry(manager: Schedules, entry: dict[str, Any], where: str) -> Recurring | None:
+    unknown = set(entry) - _CONFIG_KEYS
+    if unknown:
+        raise ConfigurationError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+            f"use {', '.join(sorted(_CONFIG_KEYS))}"
+        )
+    job, cron = entry.get("job"), entry.get("cron")
+    if not isinstance(job, str) or ":" not in job:
+        raise ConfigurationError(f'{where}: job must be a "module:function" string')
+    if not isinstance(cron, str):
+        raise ConfigurationError(f'{where}: cron must be a string like "*/15 * * * *"')
+    options = {k: v for k, v in entry.items() if k not in ("job", "cron")}
+    name = options.get("name") or job
+    existing = manager.schedules.get(name)
+    if existing is not None and existing.cron == cron:
+        return None
+    try:
+        return manager.recurring(job, cron=cron, **options)
+    except LiteJobsError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
 
 
 def schedule_status(manager: Schedules) -> list[dict[str, Any]]:

@@ -39,9 +39,53 @@ def check_priority(priority: Any) -> int:
     return priority
 
 
+#: The largest id or limit storage can hold (SQLite ``INTEGER``, PostgreSQL ``BIGINT``).
+MAX_INT64 = 2**63 - 1
+#: Far more attempts than any retry policy means (the default is 24): a larger number is a typo.
+MAX_ATTEMPTS_LIMIT = 1_000_000
+
+
+def check_text(value: str, what: str) -> str:
+    """``value`` if it is valid Unicode text; an undecodable byte from the command line (which
+    Python hands over as a lone surrogate) cannot be stored and would fail deep in the driver."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"{what} {value!r} is not valid UTF-8 text (an undecodable byte at character "
+            f"{exc.start}); use UTF-8"
+        ) from None
+    return value
+
+
+def check_whole(value: Any, what: str, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high``, checked before it reaches storage (where a
+    bigger one is an ``OverflowError``, not an answer)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(
+            f"{what} must be a whole number >= {low} and <= {high:,}, got {value!r}"
+        )
+    return value
+
+
+def check_job_id(job_id: Any) -> int:
+    """A job id storage can hold: ``1 .. 2**63-1``."""
+    return check_whole(job_id, "job id", 1, MAX_INT64)
+
+
+def check_limit(limit: Any) -> int:
+    """A row limit storage can hold: ``0`` (no limit) ``.. 2**63-1``."""
+    return check_whole(limit, "limit", 0, MAX_INT64)
+
+
+def check_max_attempts(max_attempts: Any) -> int:
+    return check_whole(max_attempts, "max_attempts", 1, MAX_ATTEMPTS_LIMIT)
+
+
 def check_queue(queue: Any, allowed: Collection[str] | None) -> str:
     if not isinstance(queue, str) or not queue.strip() or queue == "*":
         raise UnknownQueueError(f"queue must be a non-empty name (not '*'), got {queue!r}")
+    check_text(queue, "queue")
     if allowed is not None and queue not in allowed:
         raise UnknownQueueError(
             f"unknown queue {queue!r}; declare it in JobManager(queues=[...]) "
@@ -155,16 +199,16 @@ def build_new_job(
         priority = definition.priority if definition else 50
     if max_attempts is None and definition is not None:
         max_attempts = definition.max_attempts
-    if max_attempts is not None and (
-        isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
-    ):
-        raise ValidationError(f"max_attempts must be a whole number >= 1, got {max_attempts!r}")
+    if max_attempts is not None:
+        check_max_attempts(max_attempts)
     handler = _handler_json(name, path, list(args or ()), dict(kwargs) if kwargs else None)
     if unique and unique_key is None:
         body = json.dumps([path, list(args or ()), dict(kwargs or {})], sort_keys=True)
         unique_key = "auto:" + hashlib.sha256(body.encode()).hexdigest()
     if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
         raise ValidationError(f"unique_key must be a non-empty string, got {unique_key!r}")
+    if unique_key is not None:
+        check_text(unique_key, "unique_key")
     return NewJob(
         handler=handler,
         queue=check_queue(queue, allowed_queues),

@@ -415,8 +415,9 @@ class Adapter(abc.ABC):
         """Whether the database and litejobs' tables exist (creates nothing)."""
 
     def inspect_only(self) -> None:  # noqa: B027 - optional hook
-        """From now on, never create or migrate anything: a missing database is a
-        :class:`~litejobs.errors.StorageError` (read-only commands, read-only mounts)."""
+        """From now on, never create anything: a missing database is a
+        :class:`~litejobs.errors.StorageError`; one that cannot be written is opened read-only
+        (commands that only look: ``list``, ``show``, ``status``, a read-only mount)."""
 
     def maintenance(self) -> None:  # noqa: B027 - optional hook
         """Periodic housekeeping (SQLite: WAL checkpoint). Called by the supervisor."""

@@ -300,11 +300,10 @@ class PostgresAdapter(SQLAdapter):
                 f"{version}; this litejobs knows up to {SCHEMA_VERSION}); upgrade litejobs",
                 permanent=True,
             )
-        if self._inspect_only and (version or 0) < SCHEMA_VERSION:
-            what = "no litejobs schema" if not version else f"an older litejobs ({version})"
+        if self._inspect_only and not version:
             raise StorageError(
-                f"PostgreSQL {self._where} holds {what}; a worker or `litejobs enqueue` "
-                "creates or upgrades it (a read-only command never does)",
+                f"no litejobs schema in PostgreSQL {self._where}; check --db / LITEJOBS_DB (a "
+                "command that only reads never creates one)",
                 permanent=True,
             )
 
@@ -336,14 +335,11 @@ class PostgresAdapter(SQLAdapter):
         return f"litejobs:{self.schema}"
 
     def exists(self) -> bool:
+        """Whether litejobs' tables are in the schema, asked on a plain connection that neither
+        creates nor migrates anything (a server that cannot be reached is a StorageError)."""
+        conn = self._connect()
         try:
-            conn = self._connect()
-        except StorageError:
-            return False
-        try:
-            return bool(self._installed_version(conn))
-        except psycopg.Error:
-            return False
+            return bool(self._guard(lambda: self._installed_version(conn)))
         finally:
             conn.close()
 

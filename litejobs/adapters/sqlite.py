@@ -297,14 +297,20 @@ class SQLiteAdapter(SQLAdapter):
         conn.set_wal_hook(_WalHook(page_size, self.wal_wait_size, self.wal_wait_seconds, busy_ms))
 
     def _open_inspecting(self) -> apsw.Connection:
-        """A read-only connection that creates and migrates nothing (read-only commands, a
-        database on a read-only mount)."""
+        """A connection that creates nothing: the database as it is (upgraded if it can be
+        written), or read-only when it cannot be written (a read-only mount, another user's
+        file)."""
         if not self.exists():
             raise StorageError(
-                f"no database at {self.path}; check --db / LITEJOBS_DB (a read-only command "
-                "never creates one)",
+                f"no database at {self.path}; check --db / LITEJOBS_DB (a command that only "
+                "reads never creates one)",
                 permanent=True,
             )
+        try:
+            return self._open()
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, apsw.ReadOnlyError | apsw.CantOpenError):
+                raise
         flags = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
         uri = Path(self.path).resolve().as_uri()
         try:
@@ -336,7 +342,7 @@ class SQLiteAdapter(SQLAdapter):
             what = "an older litejobs" if has_jobs else "no litejobs (no jobs table)"
             raise StorageError(
                 f"database {self.path} was written by {what} (schema version {version}, "
-                f"this litejobs: {SCHEMA_VERSION}); a worker or `litejobs enqueue` upgrades it",
+                f"this litejobs: {SCHEMA_VERSION}) and cannot be upgraded here (read-only)",
                 permanent=True,
             )
         return version

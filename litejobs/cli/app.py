@@ -33,7 +33,12 @@ Examples:
 
 @dataclasses.dataclass
 class Settings:
-    """Global options of one invocation, and the manager built from them on first use."""
+    """Global options of one invocation, and the manager built from them on first use.
+
+    Where jobs are stored follows :mod:`litejobs.location`: ``--db`` is ``LITEJOBS_DB`` for this
+    command (and every process it starts), so it fills in what the app leaves open, and an app
+    whose adapters store jobs elsewhere is refused (exit 2) rather than overridden.
+    """
 
     db: str | None = None
     app: str | None = None
@@ -43,6 +48,7 @@ class Settings:
     log_format: str = "text"
     _manager: JobManager | None = None
     _source: AppSource | None = None
+    _config_errors: list[Exception] = dataclasses.field(default_factory=list)
 
     def source(self) -> AppSource:
         from litejobs.appload import extend_import_path, find_app
@@ -52,20 +58,60 @@ class Settings:
             self._source = find_app(self.app)
         return self._source
 
-    def manager(self) -> JobManager:
+    def manager(self, *, running: bool = False) -> JobManager:
+        """The app's manager. A bad ``[[tool.litejobs.recurring]]`` entry is skipped with a
+        warning, so the operator can still inspect; commands that run workers (``running``)
+        refuse it instead, naming the entry: they would silently never fire it."""
         from litejobs.appload import load_manager
 
         if self._manager is None:
-            from litejobs.logconfig import adopt
-
-            self._manager = load_manager(self.source(), self.db)
-            for config in self._manager.workers:
-                if config.logger is not None:
-                    adopt(config.logger)
+            self._manager = load_manager(
+                self.source(), self.db, on_config_error=self._config_errors.append
+            )
+            if not running:
+                for error in self._config_errors:
+                    warn(f"{error}; skipped (work, workoff and start refuse it)")
+        if running and self._config_errors:
+            raise self._config_errors[0]
         return self._manager
 
-    def adapter(self) -> Adapter:
-        return self.manager().adapter()
+    def adapter(self, *, existing: bool = False, looking: bool = False) -> Adapter:
+        """The manager's adapter; ``existing``: for commands that change what is there, which
+        must never create a database behind a mistyped ``--db`` (exit 3); ``looking``: for
+        commands that only read, which also work on a database they cannot write."""
+        adapter = self.manager().adapter()
+        if existing or looking:
+            require_database(adapter)
+        if looking:
+            adapter.inspect_only()
+        return adapter
+
+
+def require_database(adapter: Adapter) -> None:
+    """Raise :class:`~litejobs.errors.StorageError` ("no database at ...") unless it exists."""
+    import os
+
+    from litejobs.errors import StorageError
+    from litejobs.location import place_of
+
+    exists = getattr(adapter, "exists", None)
+    if exists is None or exists():
+        return
+    where = place_of(adapter).label
+    why = ""
+    if adapter.name == "sqlite" and not os.path.isdir(os.path.dirname(where)):
+        why = f" (directory {os.path.dirname(where)} does not exist)"
+    raise StorageError(
+        f"no database at {where}{why}; check --db / LITEJOBS_DB and the app's adapter "
+        "(only enqueue and the worker commands create one)"
+    )
+
+
+def warn(message: str, kind: str = "warning") -> None:
+    """One ``litejobs: warning: ...`` (or ``note``) line on stderr; the command goes on."""
+    import sys
+
+    sys.stderr.write(f"litejobs: {kind}: {' '.join(message.split())}\n")
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -128,8 +174,9 @@ def _options(
 
     if log_format not in ("text", "json"):
         raise ConfigurationError(f"--log-format must be 'text' or 'json', got {log_format!r}")
+    db = _pin_db(ctx, db or None)
     ctx.obj = Settings(
-        db=db or None,
+        db=db,
         app=app or None,
         paths=list(path or []),
         verbose=verbose,
@@ -137,6 +184,35 @@ def _options(
         log_format=log_format,
     )
     setup_logging(verbose=verbose, quiet=quiet, fmt=log_format)  # type: ignore[arg-type]
+
+
+def _pin_db(ctx: typer.Context, db: str | None) -> str | None:
+    """Check ``--db`` and make it ``$LITEJOBS_DB`` while the command runs, for this process and
+    those it starts (workers, detached supervisors, jobs that enqueue), a relative path made
+    absolute: the app's ``SQLiteAdapter()`` then uses it with all its options, and any manager
+    storing jobs elsewhere fails as it is built, naming both places (:mod:`litejobs.location`).
+    The environment is restored when the command ends (``main()`` may run in a caller's
+    process)."""
+    import os
+
+    from litejobs.location import DB_ENV, POSTGRES_SCHEMES, check_db_url, sqlite_path
+
+    if db is None:
+        return None
+    check_db_url(db)
+    if not db.startswith(POSTGRES_SCHEMES):
+        db = os.path.abspath(sqlite_path(db))
+    before = os.environ.get(DB_ENV)
+    os.environ[DB_ENV] = db
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop(DB_ENV, None)
+        else:
+            os.environ[DB_ENV] = before
+
+    ctx.call_on_close(restore)
+    return db
 
 
 def build_command() -> Any:

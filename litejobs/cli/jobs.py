@@ -11,12 +11,17 @@ import math
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from . import render
-from .app import settings
+from .app import Settings, settings
+
+if TYPE_CHECKING:
+    from litejobs.daemon import DaemonInfo
+    from litejobs.liveness import WorkerRecord
+    from litejobs.manager import Scheduler
 
 
 def _json_arg(text: str | None, option: str, kind: type) -> Any:
@@ -40,6 +45,20 @@ def _json_arg(text: str | None, option: str, kind: type) -> Any:
             f"{option} must be {want}, e.g. {option} {example}; got {type(value).__name__}"
         )
     return value
+
+
+def _check_queue_filter(queue: str | None) -> None:
+    """A ``--queue`` filter must be a name storage can compare (valid UTF-8, not empty)."""
+    from litejobs.scheduling import check_queue
+
+    if queue is not None:
+        check_queue(queue, None)
+
+
+def _check_job_id(job_id: int) -> None:
+    from litejobs.scheduling import check_job_id
+
+    check_job_id(job_id)
 
 
 def _wait_until(text: str | None) -> datetime | None:
@@ -123,7 +142,7 @@ def enqueue(
     if wait is not None and not math.isfinite(wait):
         raise InvalidWaitError(f"--wait must be a finite number of seconds, got {wait}")
     when = _wait_until(wait_until)
-    scheduler = settings(ctx).manager().create_scheduler()
+    scheduler = _scheduler_for(job, settings(ctx))
     new = scheduler.build(
         job,
         parsed_args,
@@ -139,6 +158,23 @@ def enqueue(
         render.print_json(render.job_json(scheduler.adapter.require(job_id)))
     else:
         sys.stdout.write(f"{job_id}\n")
+
+
+def _scheduler_for(job: str, cfg: Settings) -> Scheduler:
+    """The app's ``later``; for a job declared on another manager, that manager's, as for
+    ``litejobs.enqueue`` (without ``--app``), or the app's if both store jobs in one place."""
+    from litejobs.location import check_same
+    from litejobs.manager import declared_scheduler
+
+    scheduler = cfg.manager().create_scheduler()
+    declared = declared_scheduler(job)
+    if declared is None or declared.manager is scheduler.manager:
+        return scheduler
+    source = cfg.source()
+    if source.spec is None:
+        return declared
+    check_same(scheduler.adapter, declared.adapter, f"job {job!r}", f"the app {source.spec}")
+    return scheduler
 
 
 def list_jobs(
@@ -166,7 +202,11 @@ def list_jobs(
         raise ValidationError(f"unknown state {state!r}; use one of {', '.join(JOB_STATES)}")
     if limit < 0:
         raise ValidationError(f"--limit must be 0 (all) or more, got {limit}")
-    adapter = settings(ctx).adapter()
+    from litejobs.scheduling import check_limit
+
+    check_limit(limit)
+    _check_queue_filter(queue)
+    adapter = settings(ctx).adapter(looking=True)
     records = adapter.list_jobs(queue=queue, state=state, limit=limit or None)
     if as_json:
         render.print_json([render.job_json(r) for r in records])
@@ -185,7 +225,8 @@ def show(
 
     Example: litejobs show 42
     """
-    adapter = settings(ctx).adapter()
+    _check_job_id(job_id)
+    adapter = settings(ctx).adapter(looking=True)
     record = adapter.require(job_id)
     if as_json:
         render.print_json(render.job_json(record))
@@ -215,7 +256,10 @@ def retry(
         raise ValidationError("give a job ID or --failed (one of them)")
     if queue is not None and not failed:
         raise ValidationError("--queue only goes with --failed")
-    adapter = settings(ctx).adapter()
+    if job_id is not None:
+        _check_job_id(job_id)
+    _check_queue_filter(queue)
+    adapter = settings(ctx).adapter(existing=True)
     if failed:
         count = adapter.retry_failed(queue)
         sys.stdout.write(f"retried {count} failed job{'s' if count != 1 else ''}\n")
@@ -240,7 +284,8 @@ def delete(
     """
     from litejobs.errors import JobNotFoundError
 
-    if not settings(ctx).adapter().delete(job_id):
+    _check_job_id(job_id)
+    if not settings(ctx).adapter(existing=True).delete(job_id):
         raise JobNotFoundError(f"no job with id {job_id}; `litejobs list` shows the ids")
     sys.stdout.write(f"deleted job {job_id}\n")
 
@@ -249,9 +294,12 @@ def clear(
     ctx: typer.Context,
     queue: Annotated[str | None, typer.Option("--queue", help="Only this queue.")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only failed jobs.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (on a terminal).")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask (needed off a terminal).")
+    ] = False,
 ) -> None:
-    """Delete all jobs, or one queue's, or only failed ones. Asks first on a terminal.
+    """Delete all jobs, or one queue's, or only failed ones. Asks first on a terminal;
+    elsewhere (cron, scripts) refuses without --yes.
 
     Examples:
 
@@ -259,9 +307,16 @@ def clear(
 
       litejobs clear --queue email
     """
-    adapter = settings(ctx).adapter()
+    _check_queue_filter(queue)
     what = ("failed jobs" if failed else "jobs") + (f" in queue {queue!r}" if queue else "")
-    if not yes and sys.stdin.isatty() and not typer.confirm(f"Delete all {what}?", default=False):
+    if not yes and not sys.stdin.isatty():
+        from litejobs.errors import ValidationError
+
+        raise ValidationError(
+            f"clear deletes all {what}: add --yes to confirm (no terminal to ask on)"
+        )
+    adapter = settings(ctx).adapter(existing=True)
+    if not yes and not typer.confirm(f"Delete all {what}?", default=False):
         sys.stdout.write("nothing deleted\n")
         raise typer.Exit(1)
     count = adapter.clear(queue=queue, failed_only=failed)
@@ -276,8 +331,12 @@ def status(
         Path | None,
         typer.Option("--state-dir", metavar="DIR", help="Where `start` keeps its pid files."),
     ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Detached supervisors of every database and app.")
+    ] = False,
 ) -> None:
-    """Jobs per queue and state, the oldest ready job's age, workers and detached supervisors.
+    """Jobs per queue and state, the oldest ready job's age, workers and the detached
+    supervisors of this database and app.
 
     Example: litejobs status --json
     """
@@ -285,13 +344,16 @@ def status(
 
     cfg = settings(ctx)
     manager = cfg.manager()
-    adapter = manager.adapter()
+    adapter = cfg.adapter(looking=True)
     now = adapter.clock.now()
     counts = adapter.counts()
     oldest = adapter.oldest_ready_at()
     alive_within = max(c.stale_after for c in manager.workers)
-    workers = [render.worker_json(w, now, alive_within) for w in adapter.workers()]
-    daemons = _daemons(state_dir)
+    daemons = _daemons(cfg, state_dir, all_)
+    workers = [
+        {**render.worker_json(w, now, alive_within), "supervisor": _supervisor_of(w, daemons)}
+        for w in adapter.workers()
+    ]
     totals = {s: sum(q.get(s, 0) for q in counts.values()) for s in JOB_STATES}
     data = {
         "queues": {q: {s: c.get(s, 0) for s in JOB_STATES} for q, c in sorted(counts.items())},
@@ -299,7 +361,7 @@ def status(
         "oldest_ready_at": render.iso(oldest),
         "oldest_ready_age_seconds": None if oldest is None else round(max(0.0, now - oldest), 3),
         "workers": workers,
-        "supervisors": daemons,
+        "supervisors": [_daemon_json(d) for d in daemons],
     }
     if as_json:
         render.print_json(data)
@@ -307,37 +369,39 @@ def status(
     _status_tables(data, JOB_STATES)
 
 
-def _daemons(state_dir: Path | None) -> list[Any]:
-    import importlib.util
-
-    if importlib.util.find_spec("litejobs.daemon") is None:
-        return []
+def _daemons(cfg: Settings, state_dir: Path | None, all_: bool) -> list[DaemonInfo]:
     from litejobs import daemon
 
-    running = getattr(daemon, "running", None)
-    if running is None:
-        return []
-    found = []
-    for info in running(state_dir=state_dir):
-        data = render.plain(info)
-        if isinstance(data.get("started_at"), int | float):
-            data["started_at"] = render.iso(data["started_at"])
-        found.append(data)
-    return found
+    from .run import identity
+
+    return daemon.running(state_dir=state_dir, identity=None if all_ else identity(cfg))
+
+
+def _supervisor_of(worker: WorkerRecord, daemons: list[DaemonInfo]) -> int | None:
+    from litejobs.daemon import supervisor_of
+
+    return supervisor_of(worker.host, worker.pid, daemons)
+
+
+def _daemon_json(info: DaemonInfo) -> dict[str, Any]:
+    data: dict[str, Any] = render.plain(info)
+    data["started_at"] = render.iso(info.started_at)
+    return data
 
 
 def _status_tables(data: dict[str, Any], states: tuple[str, ...]) -> None:
     from rich.table import Table
 
+    text = render.text
     out = render.console()
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("QUEUE")
     for s in states:
         table.add_column(s.upper(), justify="right")
     for queue, counts in data["queues"].items():
-        table.add_row(queue, *(str(counts[s]) for s in states))
+        table.add_row(text(queue), *(str(counts[s]) for s in states))
     if data["queues"]:
-        table.add_row("[bold]total[/bold]", *(f"[bold]{data['totals'][s]}[/bold]" for s in states))
+        table.add_row(text("total", "bold"), *(text(data["totals"][s], "bold") for s in states))
         out.print(table)
     else:
         out.print("no jobs")
@@ -348,13 +412,15 @@ def _status_tables(data: dict[str, Any], states: tuple[str, ...]) -> None:
     for w in data["workers"]:
         seen = render.duration(w["seen_seconds_ago"])
         mark = "" if w["alive"] else " (silent: presumed dead)"
-        out.print(f"  {w['name']} pid {w['pid']} queues {w['queues']} seen {seen} ago{mark}")
+        if w["supervisor"] is not None:
+            mark += f" (detached supervisor {w['supervisor']})"
+        out.print(text(f"  {w['name']} pid {w['pid']} queues {w['queues']} seen {seen} ago{mark}"))
     if data["supervisors"]:
         out.print(f"detached supervisors: {len(data['supervisors'])}")
         for d in data["supervisors"]:
             argv = " ".join(str(a) for a in d.get("argv", []))
-            out.print(f"  pid {d.get('pid')}: litejobs {argv}", markup=False)
-            out.print(f"    started {d.get('started_at')}, log {d.get('log_file')}", markup=False)
+            out.print(text(f"  pid {d.get('pid')}: litejobs {argv}"))
+            out.print(text(f"    started {d.get('started_at')}, log {d.get('log_file')}"))
 
 
 def register(app: typer.Typer) -> None:

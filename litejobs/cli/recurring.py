@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from . import render
-from .app import settings
+from .app import require_database, settings
 
 
 def recurring(
@@ -23,7 +23,11 @@ def recurring(
     """
     from litejobs.recurring import schedule_status
 
-    rows = schedule_status(settings(ctx).manager())
+    manager = settings(ctx).manager()
+    if manager.schedules:  # their last ticks are read from storage, which must exist
+        for adapter in manager.adapters.values():
+            require_database(adapter)
+    rows = schedule_status(manager)
     if as_json:
         render.print_json(
             [
@@ -42,10 +46,11 @@ def recurring(
         return
     for row in rows:
         out.print(
-            f"{row['name']}  [{row['cron']}  {row['timezone']}]  {row['job']}  "
-            f"last: {render.iso(row['last_tick']) or 'never'}  "
-            f"next: {render.iso(row['next_tick']) or 'never'}",
-            markup=False,
+            render.text(
+                f"{row['name']}  [{row['cron']}  {row['timezone']}]  {row['job']}  "
+                f"last: {render.iso(row['last_tick']) or 'never'}  "
+                f"next: {render.iso(row['next_tick']) or 'never'}"
+            )
         )
 
 

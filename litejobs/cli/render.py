@@ -17,9 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from litejobs.adapters.base import JobRecord
     from litejobs.liveness import WorkerRecord
+
+#: Control characters (C0 but newline and tab, DEL, C1) shown as ``\x1b``-style escapes: a job's
+#: arguments or error must not move the cursor, clear the screen or retitle the terminal.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\n\t"}
 
 
 def iso(value: float | None) -> str | None:
@@ -84,17 +89,40 @@ def plain(value: Any) -> Any:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write(text: str) -> None:
+    """Write to stdout; text that is not valid Unicode (a lone surrogate from an undecodable
+    byte) is written as a ``\\udcff`` escape (still valid JSON) rather than crash the command."""
+    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+def text(value: object, style: str = "") -> Text:
+    """Data (args, queue names, errors, worker names) as a rich cell that is only ever text:
+    ``[b]`` stays ``[b]`` (never markup), ``:smile:`` stays itself, control characters and
+    undecodable bytes are shown escaped."""
+    from rich.text import Text
+
+    return Text(safe(value), style=style)
+
+
+def safe(value: object) -> str:
+    """``value`` as printable text: control characters and undecodable bytes escaped."""
+    return str(value).translate(_CONTROLS).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def console() -> Console:
-    """A rich console for stdout; piped output gets wide lines rather than wrapped cells."""
+    """A rich console for stdout; piped output gets wide lines rather than wrapped cells.
+
+    Markup, emoji codes and highlighting are off: everything printed through it that comes from
+    the database is data (see :func:`text`)."""
     import os
 
     from rich.console import Console
 
     width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 200)
-    return Console(highlight=False, soft_wrap=False, width=width)
+    return Console(highlight=False, soft_wrap=False, width=width, markup=False, emoji=False)
 
 
 def ago(moment: float | None, now: float) -> str:
@@ -141,18 +169,17 @@ def jobs_table(records: Iterable[JobRecord], now: float) -> None:
     rows: list[tuple[str, ...]] = []
     for r in records:
         when = {"failed": r.failed_at, "running": r.locked_at}.get(r.state, r.run_at)
-        rows.append(
-            (
-                str(r.id),
-                r.state,
-                r.queue,
-                str(r.priority),
-                str(r.attempts),
-                short(call_text(r), 60),
-                ago(when, now),
-                short(r.last_error, 60),
-            )
+        cells = (
+            str(r.id),
+            r.state,
+            r.queue,
+            str(r.priority),
+            str(r.attempts),
+            short(call_text(r), 60),
+            ago(when, now),
+            short(r.last_error, 60),
         )
+        rows.append(tuple(safe(cell) for cell in cells))  # widths are those of what prints
     if not rows:
         sys.stdout.write("no jobs\n")
         return
@@ -175,7 +202,7 @@ def jobs_table(records: Iterable[JobRecord], now: float) -> None:
             width=width,
         )
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(text(cell) for cell in row))
     out.print(table)
 
 
@@ -187,10 +214,10 @@ def job_detail(record: JobRecord, now: float) -> None:
     table.add_column()
     data = job_json(record)
     for key in ("id", "state", "queue", "priority", "attempts", "max_attempts", "name", "path"):
-        table.add_row(key, "-" if data[key] is None else str(data[key]))
-    table.add_row("args", json.dumps(record.args, ensure_ascii=False))
+        table.add_row(key, text("-" if data[key] is None else data[key]))
+    table.add_row("args", text(json.dumps(record.args, ensure_ascii=False)))
     if record.kwargs:
-        table.add_row("kwargs", json.dumps(record.kwargs, ensure_ascii=False))
+        table.add_row("kwargs", text(json.dumps(record.kwargs, ensure_ascii=False)))
     for key, value in (
         ("run_at", record.run_at),
         ("locked_at", record.locked_at),
@@ -201,11 +228,11 @@ def job_detail(record: JobRecord, now: float) -> None:
         if value is not None:
             table.add_row(key, f"{data[key]} ({ago(value, now)})")
     if record.locked_by:
-        table.add_row("locked_by", record.locked_by)
+        table.add_row("locked_by", text(record.locked_by))
     if record.unique_key:
-        table.add_row("unique_key", record.unique_key)
+        table.add_row("unique_key", text(record.unique_key))
     out = console()
     out.print(table)
     if record.last_error:
-        out.print("[bold]last_error[/bold]")
-        out.print(record.last_error.rstrip(), markup=False)
+        out.print(text("last_error", style="bold"))
+        out.print(text(record.last_error.rstrip()))

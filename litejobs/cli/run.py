@@ -21,6 +21,7 @@ from .app import Settings, settings
 
 if TYPE_CHECKING:
     from litejobs.config import WorkerConfig
+    from litejobs.daemon import Identity
     from litejobs.manager import JobManager
     from litejobs.worker import WorkerStats
 
@@ -50,6 +51,16 @@ def groups_for(manager: JobManager, spec: str | None) -> list[WorkerConfig]:
         for queue in group.queues or ():
             check_queue(queue, manager.queues)
     return groups
+
+
+def running_manager(cfg: Settings) -> JobManager:
+    """The app's manager for a command that runs its jobs: a bad recurring entry refuses, and
+    the app's own log lines (in jobs, hooks, its loggers) print like litejobs' own."""
+    from litejobs.logconfig import route_app_logs
+
+    manager = cfg.manager(running=True)
+    route_app_logs([manager.logger, *(c.logger for c in manager.workers if c.logger)])
+    return manager
 
 
 def describe(groups: Sequence[WorkerConfig]) -> str:
@@ -111,7 +122,7 @@ def work(ctx: typer.Context, spec: SpecOption = None) -> None:
 
       litejobs --app myapp.jobs:jobs work -n default:2,email:1
     """
-    manager = settings(ctx).manager()
+    manager = running_manager(settings(ctx))
     groups = groups_for(manager, spec)
     log.info("starting %s", describe(groups))
     from litejobs.supervisor import run_workers
@@ -133,7 +144,7 @@ def workoff(ctx: typer.Context, spec: SpecOption = None) -> None:
       litejobs workoff -n 4
     """
     cfg = settings(ctx)
-    manager = cfg.manager()
+    manager = running_manager(cfg)
     groups = groups_for(manager, spec)
     from .progress import WorkoffProgress
 
@@ -172,7 +183,7 @@ def worker(
     """
     from litejobs.errors import ConfigurationError
 
-    manager = settings(ctx).manager()
+    manager = running_manager(settings(ctx))
     if not 0 <= index < len(manager.workers):
         raise ConfigurationError(
             f"--index {index} is out of range: the app has {len(manager.workers)} worker "
@@ -201,28 +212,25 @@ StateDirOption = Annotated[
     Path | None,
     typer.Option("--state-dir", metavar="DIR", help="Where pid files live \\[default: per user]."),
 ]
+AllOption = Annotated[
+    bool,
+    typer.Option("--all", help="Every detached supervisor of the state dir, whatever its app."),
+]
+TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait before killing.")]
+LogFileOption = Annotated[
+    Path | None, typer.Option("--log-file", metavar="FILE", help="Where workers log.")
+]
 
 
 def work_argv(cfg: Settings, spec: str | None) -> list[str]:
     """The argv a detached ``litejobs work`` needs to see what this invocation sees.
 
-    Relative paths are made absolute and the current directory is passed as ``--path``, because
-    the detached process must not depend on where the operator stood.
+    The supervisor runs in this directory with the app's own adapters (all their options);
+    ``--db`` is passed only when given (absolute already), and import paths are made absolute.
     """
     argv: list[str] = []
     if cfg.db:
-        is_url = "://" in cfg.db and not cfg.db.startswith("sqlite://")
-        argv += [
-            "--db",
-            cfg.db if is_url else str(Path(cfg.db.removeprefix("sqlite://")).resolve()),
-        ]
-    else:
-        # An app's SQLiteAdapter("var/jobs.db") is relative to where the operator stands, and
-        # the detached process runs elsewhere: pin the file the operator means.
-        manager = cfg.manager()
-        path = getattr(manager.adapter(), "path", None) if len(manager.adapters) == 1 else None
-        if isinstance(path, str):
-            argv += ["--db", str(Path(path).resolve())]
+        argv += ["--db", cfg.db]
     source = cfg.source()
     if source.spec:
         argv += ["--app", source.spec]
@@ -234,12 +242,20 @@ def work_argv(cfg: Settings, spec: str | None) -> list[str]:
     return argv
 
 
+def identity(cfg: Settings) -> Identity:
+    """Whose detached workers this invocation means: its databases and app."""
+    from litejobs.daemon import Identity
+    from litejobs.location import place_of
+
+    manager = cfg.manager()
+    databases = sorted({place_of(a).label for a in manager.adapters.values()})
+    return Identity(tuple(databases), cfg.source().spec)
+
+
 def start(
     ctx: typer.Context,
     spec: SpecOption = None,
-    log_file: Annotated[
-        Path | None, typer.Option("--log-file", metavar="FILE", help="Where workers log.")
-    ] = None,
+    log_file: LogFileOption = None,
     state_dir: StateDirOption = None,
 ) -> None:
     """Start detached workers (a supervisor in the background) and print its pid.
@@ -251,56 +267,92 @@ def start(
       litejobs stop
     """
     cfg = settings(ctx)
-    groups_for(cfg.manager(), spec)  # validate here, where the operator sees the error
+    groups_for(cfg.manager(running=True), spec)  # validate here, where the operator sees it
     from litejobs import daemon
 
     pid = daemon.start(
         work_argv(cfg, spec),
         state_dir=state_dir.resolve() if state_dir else None,
         log_file=log_file.resolve() if log_file else None,
+        identity=identity(cfg),
     )
     sys.stdout.write(f"started workers (supervisor pid {pid})\n")
 
 
 def stop(
     ctx: typer.Context,
-    timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to wait before killing.")
-    ] = 30.0,
+    timeout: TimeoutOption = 30.0,
     state_dir: StateDirOption = None,
+    all_: AllOption = False,
 ) -> None:
-    """Stop detached workers: let running jobs finish, then escalate after --timeout.
+    """Stop detached workers of this database and app: let running jobs finish, then
+    escalate after --timeout.
 
     Example: litejobs stop --timeout 60
     """
+    from litejobs import daemon
     from litejobs.errors import ConfigurationError
 
-    if timeout < 0:
-        raise ConfigurationError(f"--timeout must be 0 or more, got {timeout}")
+    if not 0 <= timeout < float("inf"):  # NaN fails too
+        raise ConfigurationError(f"--timeout must be 0 or more seconds, got {timeout}")
+    cfg = settings(ctx)
+    whose = None if all_ else identity(cfg)
+    pids = daemon.stop(state_dir=state_dir, timeout=timeout, identity=whose)
+    if pids:
+        sys.stdout.write(f"stopped supervisor pid {', '.join(map(str, pids))}\n")
+        # Workers killed past --timeout left their jobs locked: release them now.
+        daemon.rescue_gone(cfg.manager().adapters.values())
+    else:
+        scope = "" if all_ else " for this database and app"
+        sys.stdout.write(f"no detached workers running{scope}\n")
+    if whose is not None:
+        _hint_others(cfg, state_dir)
+
+
+def _hint_others(cfg: Settings, state_dir: Path | None) -> None:
+    """Say what else keeps running: other projects' supervisors in this state dir, and live
+    workers of this database that no supervisor of this state dir runs (``litejobs work``,
+    systemd, another host or ``--state-dir``): "nothing running" must not hide them."""
     from litejobs import daemon
 
-    pids = daemon.stop(state_dir=state_dir, timeout=timeout)
-    if not pids:
-        sys.stdout.write("no detached workers running\n")
-    else:
-        sys.stdout.write(f"stopped supervisor pid {', '.join(map(str, pids))}\n")
+    from .app import warn
+
+    others = daemon.running(state_dir=state_dir)
+    if others:
+        warn(
+            f"{len(others)} other detached supervisor(s) in this state dir run another database "
+            f"or app (pid {', '.join(str(d.pid) for d in others)}); --all includes them",
+            "note",
+        )
+    manager = cfg.manager()
+    strays = [
+        w
+        for w in daemon.live_workers(manager.adapters.values())
+        if daemon.supervisor_of(w.host, w.pid, others) is None
+    ]
+    if strays:
+        names = ", ".join(f"{w.name} (pid {w.pid})" for w in strays[:3])
+        more = f" and {len(strays) - 3} more" if len(strays) > 3 else ""
+        warn(
+            f"{len(strays)} live worker(s) of this database are not run from this state dir: "
+            f"{names}{more}; started by `litejobs work`, systemd, another host or --state-dir",
+            "note",
+        )
 
 
 def restart(
     ctx: typer.Context,
     spec: SpecOption = None,
-    log_file: Annotated[
-        Path | None, typer.Option("--log-file", metavar="FILE", help="Where workers log.")
-    ] = None,
-    timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to wait before killing.")
-    ] = 30.0,
+    log_file: LogFileOption = None,
+    timeout: TimeoutOption = 30.0,
     state_dir: StateDirOption = None,
 ) -> None:
-    """Stop detached workers (if any), then start them again, e.g. after a deploy.
+    """Stop the detached workers of this database and app (if any), then start them again,
+    e.g. after a deploy.
 
     Example: litejobs restart -n 4
     """
+    settings(ctx).manager(running=True)  # a broken app or config: refuse before stopping
     stop(ctx, timeout=timeout, state_dir=state_dir)
     start(ctx, spec=spec, log_file=log_file, state_dir=state_dir)
 

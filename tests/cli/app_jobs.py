@@ -40,3 +40,7 @@ logged = JobManager(
     queues=["default", "email"],
     workers=[WorkerConfig(queue="*", logger=logging.getLogger("cliapp.jobs"))],
 )
+
+#: The same app with a recurring schedule (``--app tests.cli.app_jobs:timed``).
+timed = JobManager(queues=["default", "email"])
+timed.recurring(record, cron="0 * * * *", args=["hourly"])

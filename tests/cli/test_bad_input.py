@@ -18,6 +18,7 @@ from litejobs import SQLiteAdapter, enqueue
 from .conftest import APP, EXE, ROOT, clean_env
 
 J = "tests.cli.app_jobs:record"
+BIG = "99999999999999999999"  # 20 digits: more than 2**63-1
 
 # (id, argv after the global options, needs --app, expected exit code, part of the message)
 CASES: list[tuple[str, list[str], bool, int, str]] = [
@@ -60,6 +61,48 @@ CASES: list[tuple[str, list[str], bool, int, str]] = [
     ("app-not-a-manager", ["--app", J, "list"], False, 2, "not a JobManager"),
     ("path-not-a-dir", ["--path", "/nonexistent-dir", "list"], False, 2, "not a directory"),
     ("bad-log-format", ["--log-format", "xml", "list"], False, 2, "--log-format"),
+    # Numbers storage cannot hold (were OverflowError, exit 1 "this is a bug").
+    ("max-attempts-huge", ["enqueue", J, "--max-attempts", BIG], False, 2, "<= 1,000,000"),
+    ("max-attempts-over-limit", ["enqueue", J, "--max-attempts", "1000001"], False, 2, "<= 1,"),
+    ("show-huge-id", ["show", BIG], False, 2, "job id must be a whole number"),
+    ("delete-huge-id", ["delete", BIG], False, 2, "job id must be a whole number"),
+    ("retry-huge-id", ["retry", BIG], False, 2, "job id must be a whole number"),
+    ("list-huge-limit", ["list", "--limit", BIG], False, 2, "limit must be a whole number"),
+    ("stop-timeout-nan", ["stop", "--timeout", "nan"], False, 2, "--timeout must be"),
+    # Bytes that are not UTF-8 (argv hands them over as lone surrogates; were UnicodeEncodeError).
+    ("enqueue-queue-not-utf8", ["enqueue", J, "--queue", "\udcff"], False, 2, "not valid UTF-8"),
+    ("list-queue-not-utf8", ["list", "--queue", "\udcff"], False, 2, "not valid UTF-8"),
+    ("clear-queue-not-utf8", ["clear", "--yes", "--queue", "x\udcff"], False, 2, "valid UTF-8"),
+    ("spec-queue-not-utf8", ["workoff", "-n", "\udcff:1"], False, 2, "not valid UTF-8"),
+    ("db-path-not-utf8", ["--db", "/tmp/\udcff.db", "list"], False, 2, "not valid UTF-8"),
+    # --db values that are no database litejobs knows (mysql://x was taken for a file path).
+    ("db-unknown-scheme", ["--db", "mysql://x/jobs", "list"], False, 2, "unknown database URL"),
+    ("db-unknown-scheme-enqueue", ["--db", "redis://h", "enqueue", J], False, 2, "'redis'"),
+    # No terminal to ask on: clear refuses instead of deleting everything.
+    ("clear-without-yes", ["clear"], False, 2, "add --yes"),
+    ("clear-queue-without-yes", ["clear", "--queue", "default"], False, 2, "add --yes"),
+    # An explicit --db that is not where the app stores its jobs (was: silently overridden).
+    (
+        "db-conflicts-with-app",
+        ["--app", "tests.cli.app_pinned:jobs", "list"],
+        False,
+        2,
+        "conflicting databases",
+    ),
+    (
+        "db-conflicts-enqueue",
+        ["--app", "tests.cli.app_pinned:jobs", "enqueue", J],
+        False,
+        2,
+        "stores jobs in",
+    ),
+    (
+        "db-conflicts-start",
+        ["--app", "tests.cli.app_pinned:jobs", "start"],
+        False,
+        2,
+        "conflicting databases",
+    ),
 ]
 
 # (id, how the --db is broken, argv, expected exit code, part of the message)
@@ -69,6 +112,15 @@ STORAGE_CASES: list[tuple[str, str, list[str], str]] = [
     ("db-in-missing-directory", "missing-dir", ["status"], "does not exist"),
     ("db-read-only-enqueue", "read-only", ["enqueue", J], "read-only"),
     ("db-read-only-delete", "read-only", ["delete", "1"], "read-only"),
+    # A mistyped --db: commands that inspect or edit jobs never create a database.
+    ("no-db-list", "absent", ["list"], "no database at"),
+    ("no-db-show", "absent", ["show", "1"], "no database at"),
+    ("no-db-status", "absent", ["status"], "no database at"),
+    ("no-db-recurring", "absent", ["--app", "tests.cli.app_jobs:timed", "recurring"], "no datab"),
+    ("no-db-retry", "absent", ["retry", "--failed"], "no database at"),
+    ("no-db-delete", "absent", ["delete", "1"], "no database at"),
+    ("no-db-clear", "absent", ["clear", "--yes"], "no database at"),
+    ("no-db-missing-dir", "missing-dir", ["list"], "no database at"),
 ]
 
 
@@ -168,6 +220,8 @@ def test_storage_unavailable(
             db.write_text("these are not the jobs you are looking for\n")
         elif kind == "missing-dir":
             db = tmp_path / "missing" / "jobs.db"
+        elif kind == "absent":
+            db = tmp_path / "jbos.db"  # a typo next to the real one
         else:
             db = seeded_db
             stack.enter_context(read_only(db))
@@ -177,3 +231,86 @@ def test_storage_unavailable(
         assert snapshot(db) == before
     if kind == "missing-dir":
         assert not db.parent.exists()
+    if kind == "absent":
+        assert not db.exists()
+
+
+# -- the same bounds in the Python API: typed errors, nothing stored ------------------------------
+API_CASES: list[tuple[str, dict[str, object], str]] = [
+    ("max-attempts-huge", {"max_attempts": 10**20}, "<= 1,000,000"),
+    ("queue-not-utf8", {"queue": "\udcff"}, "not valid UTF-8"),
+    ("unique-key-not-utf8", {"unique_key": "user:\udcff"}, "not valid UTF-8"),
+]
+
+
+@pytest.mark.parametrize(("options", "message"), [c[1:] for c in API_CASES],
+                         ids=[c[0] for c in API_CASES])  # fmt: skip
+def test_api_bounds_are_typed_errors(
+    seeded_db: Path, options: dict[str, object], message: str
+) -> None:
+    from litejobs import JobManager
+    from litejobs.errors import ValidationError
+
+    before = snapshot(seeded_db)
+    adapter = SQLiteAdapter(seeded_db)
+    later = JobManager(adapters={"sqlite": adapter}).create_scheduler()
+    try:
+        with pytest.raises(ValidationError, match=message):
+            later(J, [1], **options)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match=message):
+            enqueue(J, [1], db=adapter, **options)  # type: ignore[arg-type]
+    finally:
+        adapter.close()
+    assert snapshot(seeded_db) == before
+
+
+def test_missing_psycopg_names_the_install_command(tmp_path: Path) -> None:
+    """Without psycopg (shadowed here by a package that cannot be imported, as in an install
+    without the extra), a PostgreSQL URL is one line naming ``pip install 'litejobs[postgres]'``
+    (it was "unexpected ModuleNotFoundError ... this is a bug", exit 1)."""
+    shadow = tmp_path / "shadow" / "psycopg"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'psycopg'\", name='psycopg')\n"
+    )
+    env = clean_env(PYTHONPATH=str(shadow.parent))
+    url = "postgresql://jobs@db.internal/app"
+    for argv in (["--db", url, "list"], ["--db", url, "enqueue", J], ["--db", url, "workoff"],
+                 ["--app", "tests.cli.pg_app:jobs", "list"]):  # fmt: skip
+        proc = subprocess.run(
+            [str(EXE), *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert_clean_failure(proc, 2, "pip install 'litejobs[postgres]'")
+
+
+# -- one bad [[tool.litejobs.recurring]] entry: commands that run workers refuse, naming it ------
+BAD_RECURRING = """
+[[tool.litejobs.recurring]]
+job = "tests.cli.app_jobs:record"
+cron = "0 * * * *"
+
+[[tool.litejobs.recurring]]
+job = "tests.cli.app_jobs:record"
+name = "broken"
+cron = "61 * * * *"
+"""
+RUNNERS = [["work"], ["workoff"], ["worker"], ["start", "-n", "1"], ["restart"]]
+
+
+@pytest.mark.parametrize("argv", RUNNERS, ids=[a[0] for a in RUNNERS])
+def test_runners_refuse_a_bad_recurring_entry(
+    tmp_path: Path, seeded_db: Path, argv: list[str]
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(BAD_RECURRING)
+    before = snapshot(seeded_db)
+    state = ["--state-dir", str(tmp_path / "state")] if argv[0] in ("start", "restart") else []
+    proc = subprocess.run(
+        [str(EXE), "--db", str(seeded_db), "--path", str(ROOT), *argv, *state],
+        cwd=project, env=clean_env(LITEJOBS_TEST_LOG=os.devnull),
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert_clean_failure(proc, 2, "recurring entry 2: invalid cron expression '61 * * * *'")
+    assert snapshot(seeded_db) == before
+    assert not (tmp_path / "state").exists() or not list((tmp_path / "state").glob("*.pid"))

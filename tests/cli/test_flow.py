@@ -128,7 +128,10 @@ def seed(db_path: Path, *queues: str, **options: Any) -> list[int]:
 
 def test_clear_is_scoped_by_queue_and_state(cli, db_path: Path) -> None:
     seed(db_path, "default", "default", "email")
-    cleared = cli("clear", "--queue", "email")  # not a TTY: no question asked
+    refused = cli("clear", "--queue", "email")  # not a TTY: nobody to ask, so --yes it is
+    assert refused.code == 2 and "add --yes" in refused.err
+    assert len(cli("list", "--json").json()) == 3
+    cleared = cli("clear", "--queue", "email", "--yes")
     assert cleared.code == 0 and cleared.out.strip() == "deleted 1 job in queue 'email'"
     assert [j["queue"] for j in cli("list", "--json").json()] == ["default", "default"]
     assert cli("clear", "--failed", "--yes").out.strip() == "deleted 0 failed jobs"
@@ -239,22 +242,24 @@ def test_work_starts_the_workers_the_spec_asks_for(db_path: Path, job_log: Path)
     assert "Traceback" not in err
 
 
-def test_start_status_stop_round_trip(cli, tmp_path: Path, job_log: Path) -> None:
+def test_start_status_stop_round_trip(cli, tmp_path: Path, db_path: Path) -> None:
     state = str(tmp_path / "state")
     started = cli("start", "-n", "email:1", "--state-dir", state,
                   "--log-file", str(tmp_path / "w.log"), app=True)  # fmt: skip
     assert started.code == 0, started.err
     pid = int(started.out.rsplit(" ", 1)[1].rstrip(")\n"))
     try:
-        status = cli("status", "--json", "--state-dir", state).json()
+        status = cli("status", "--json", "--state-dir", state, app=True).json()
         (supervisor,) = status["supervisors"]
         assert supervisor["pid"] == pid and supervisor["started_at"].endswith("Z")
         assert supervisor["argv"][-3:] == ["work", "-n", "email:1"]
+        assert supervisor["app"] == APP and supervisor["databases"] == [str(db_path)]
     finally:
-        stopped = cli("stop", "--state-dir", state)
+        stopped = cli("stop", "--state-dir", state, app=True)
     assert stopped.code == 0 and stopped.out.strip() == f"stopped supervisor pid {pid}"
     assert not alive(pid)
-    assert cli("stop", "--state-dir", state).out.strip() == "no detached workers running"
+    again = cli("stop", "--state-dir", state, app=True).out.strip()
+    assert again == "no detached workers running for this database and app"
 
 
 def test_an_apps_own_worker_logger_is_shown(cli, db_path: Path) -> None:

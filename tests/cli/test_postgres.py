@@ -58,3 +58,26 @@ def test_enqueue_list_workoff_on_postgres(schema: str, job_log: Path) -> None:
     status = json.loads(cli("status", "--json").stdout)
     assert status["totals"]["scheduled"] == 1 and status["totals"]["ready"] == 0
     assert cli("show", "999").returncode == 2
+
+
+def test_inspecting_a_schema_without_litejobs_tables_creates_nothing(job_log: Path) -> None:
+    """``exists()`` asks on a plain connection: ``list`` on a fresh schema is exit 3 and leaves
+    no schema behind (it used to create and migrate one)."""
+    import psycopg
+
+    assert PG_URL
+    schema = f"absent_{os.getpid()}"
+    env = clean_env(LITEJOBS_TEST_PG_URL=PG_URL, LITEJOBS_TEST_PG_SCHEMA=schema)
+    for argv in (["list"], ["status"], ["show", "1"], ["clear", "--yes"]):
+        proc = subprocess.run(
+            [str(EXE), "--app", "tests.cli.pg_app:jobs", *argv],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 3, proc.stderr
+        assert proc.stderr.startswith("litejobs: error: no database at postgresql://")
+        assert f"(schema {schema})" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    with psycopg.connect(PG_URL) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s", (schema,)
+        ).fetchone()
+    assert found == (0,)

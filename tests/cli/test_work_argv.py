@@ -1,4 +1,5 @@
-"""What a detached supervisor is told: it runs from ``/``, so nothing may stay relative."""
+"""What a detached supervisor is told: it runs in the operator's directory with the app's own
+adapters, so an app's storage is never pinned into a rebuilt ``--db`` (which lost its options)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from litejobs.cli.app import Settings
 from litejobs.cli.run import work_argv
 
 
-def test_relative_paths_are_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_apps_storage_is_not_pinned_and_paths_are_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "lib").mkdir()
     cfg = Settings(paths=["lib"], verbose=1, log_format="json")
     cfg._source = AppSource("myapp.jobs:jobs", "--app")
     cfg._manager = JobManager(adapters={"sqlite": SQLiteAdapter("var/jobs.db")})
     assert work_argv(cfg, "email:2") == [
-        "--db", str(tmp_path / "var" / "jobs.db"),
         "--app", "myapp.jobs:jobs",
         "--path", str(tmp_path / "lib"),
         "--path", str(tmp_path),
@@ -29,13 +31,9 @@ def test_relative_paths_are_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     ]  # fmt: skip
 
 
-def test_an_explicit_db_wins_and_urls_stay_as_given(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_explicit_db_is_passed_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    cfg = Settings(db="jobs.db")
-    cfg._source = AppSource(None, "default")
-    assert work_argv(cfg, None)[:2] == ["--db", str(tmp_path / "jobs.db")]
-    cfg = Settings(db="postgresql://u@h/db")
-    cfg._source = AppSource(None, "default")
-    assert work_argv(cfg, None)[:2] == ["--db", "postgresql://u@h/db"]
+    for db in (str(tmp_path / "jobs.db"), "postgresql://u@h/db"):
+        cfg = Settings(db=db)  # the global option made it absolute already
+        cfg._source = AppSource(None, "default")
+        assert work_argv(cfg, None)[:2] == ["--db", db]
