@@ -380,9 +380,23 @@ class Adapter(abc.ABC):
         self,
         *,
         queue: str | None = None,
-        state: JobState | None = None,
+        state: JobState | Sequence[JobState] | None = None,
         limit: int | None = 100,
-    ) -> list[JobRecord]: ...
+        name: str | None = None,
+        newest: bool = False,
+    ) -> list[JobRecord]:
+        """Jobs, oldest first (``newest``: newest first), filtered by queue, state(s) and job
+        name; ``limit=None`` for all."""
+
+    @abc.abstractmethod
+    def count_jobs(
+        self,
+        *,
+        queue: str | None = None,
+        state: JobState | Sequence[JobState] | None = None,
+        name: str | None = None,
+    ) -> int:
+        """How many jobs :meth:`list_jobs` would list with no limit."""
 
     @abc.abstractmethod
     def counts(self) -> dict[str, dict[str, int]]:
