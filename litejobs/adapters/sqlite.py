@@ -251,6 +251,8 @@ class SQLiteAdapter(SQLAdapter):
 
     def _open(self) -> apsw.Connection:
         path = Path(self.path)
+        if path.is_dir():
+            raise StorageError(_cannot_open(self.path), permanent=True)
         try:
             if self._default_path:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -363,7 +365,7 @@ class SQLiteAdapter(SQLAdapter):
 
     def exists(self) -> bool:
         try:
-            return Path(self.path).stat().st_size > 0
+            return Path(self.path).stat().st_size > 0 or Path(self.path).is_dir()
         except OSError:
             return False
 

@@ -18,7 +18,7 @@ from litejobs import SQLiteAdapter, enqueue
 from .conftest import APP, EXE, ROOT, clean_env, ran
 
 JOB_FIELDS = {
-    "id", "state", "queue", "priority", "attempts", "max_attempts", "name", "path", "args",
+    "id", "state", "worker_gone", "queue", "priority", "attempts", "max_attempts", "name", "path", "args",
     "kwargs", "run_at", "locked_at", "locked_by", "last_error", "failed_at", "unique_key",
     "created_at", "updated_at",
 }  # fmt: skip
