@@ -6,7 +6,6 @@ timeout or any error the job raises becomes a recorded error with type, message 
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import signal
@@ -15,12 +14,15 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .adapters.base import ClaimedJob
 from .context import JobContext, _current
 from .errors import JobTimeoutError
 from .handler import decode_handler, resolve
+
+if TYPE_CHECKING:  # asyncio is imported when an async job first runs: CLI start-up skips it
+    import asyncio
 
 HOOK_NAMES = ("before_perform", "after_perform", "after_success", "after_failure")
 Hook = Callable[[JobContext], Any]
@@ -140,7 +142,7 @@ class Executor:
         max_runtime: float,
     ) -> Execution:
         """A job error (or timeout): run the failure hooks, describe it for ``last_error``."""
-        timed_out = isinstance(exc, JobTimeoutError | asyncio.TimeoutError)
+        timed_out = isinstance(exc, JobTimeoutError | TimeoutError)  # asyncio's is TimeoutError
         if timed_out:
             exc = JobTimeoutError(f"timed out after {max_runtime:g} s")
         failed = ctx if not hooks else _with_error(ctx, exc)
@@ -156,6 +158,8 @@ class Executor:
         if is_async is None:
             is_async = self._is_async[func] = inspect.iscoroutinefunction(func)
         if is_async:
+            import asyncio
+
             loop = self._loop
             if loop is None or loop.is_closed():
                 loop = self._loop = asyncio.new_event_loop()
@@ -175,6 +179,8 @@ class Executor:
         try:
             result = func(*args, **kwargs)
             if result is not None and inspect.isawaitable(result):  # sync fn returned a coroutine
+                import asyncio
+
                 loop = self._loop
                 if loop is None or loop.is_closed():
                     loop = self._loop = asyncio.new_event_loop()

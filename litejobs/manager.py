@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime, tzinfo
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from .adapters.base import Adapter, NewJob
 from .clock import Clock
@@ -24,7 +24,9 @@ from .scheduling import (
     check_priority,
     check_queue,
 )
-from .worker import Worker, WorkerStats, qualified_name
+
+if TYPE_CHECKING:  # the runtime is imported by worker(): listing or enqueueing never needs it
+    from .worker import Worker, WorkerStats
 
 
 class Scheduler:
@@ -302,6 +304,7 @@ class JobManager:
     ) -> Worker:
         """A :class:`Worker` for ``config`` (default: the first worker group)."""
         from .config import worker_name
+        from .worker import Worker, qualified_name
 
         config = config or self.workers[0]
         return Worker(

@@ -16,8 +16,8 @@ def recurring(
 ) -> None:
     """List recurring schedules: cron, time zone, job, last tick fired and next tick.
 
-    Schedules come from the app (``@jobs.job(cron=...)``, ``jobs.recurring(...)``) and from
-    ``[[tool.litejobs.recurring]]`` in ./pyproject.toml; running workers enqueue their ticks.
+    Schedules come from the app (@jobs.job(cron=...), jobs.recurring(...)) and from
+    [[tool.litejobs.recurring]] tables in ./pyproject.toml; running workers enqueue their ticks.
 
     Example: litejobs recurring --json
     """

@@ -32,7 +32,7 @@ SpecOption = Annotated[
         "--workers",
         metavar="SPEC",
         help="How many workers on which queues: 4, email:2, default:2,email:4, :2,email:4 "
-        "\\[default: the app's worker groups, else 1 on all queues].",
+        "[default: the app's worker groups, else 1 on all queues].",
     ),
 ]
 
@@ -48,7 +48,24 @@ def groups_for(manager: JobManager, spec: str | None) -> list[WorkerConfig]:
     for group in groups:
         for queue in group.queues or ():
             check_queue(queue, manager.queues)
+    idle = unserved_queues(manager.queues, groups)
+    if idle:
+        log.warning(
+            "-n %s leaves queue%s %s without workers: %s jobs wait until a worker serves them",
+            spec,
+            "s" if len(idle) > 1 else "",
+            ", ".join(idle),
+            "their" if len(idle) > 1 else "its",
+        )
     return groups
+
+
+def unserved_queues(declared: Sequence[str] | None, groups: Sequence[WorkerConfig]) -> list[str]:
+    """The declared queues no group works on (none when a group takes every queue)."""
+    if declared is None or any(group.queues is None for group in groups):
+        return []
+    served = {queue for group in groups for queue in group.queues or ()}
+    return [queue for queue in declared if queue not in served]
 
 
 def describe(groups: Sequence[WorkerConfig]) -> str:
@@ -66,9 +83,13 @@ def summary(stats: WorkerStats) -> str:
 
 
 def work(ctx: typer.Context, spec: SpecOption = None) -> None:
-    """Run workers attached to this terminal until Ctrl-C (graceful) or a second Ctrl-C / SIGTERM.
+    """Run workers attached to this terminal until stopped.
 
-    A worker process that dies is replaced under the same name.
+    The first Ctrl-C or SIGTERM is graceful: running jobs finish, nothing new starts. A second
+    one stops now (the interrupted jobs run again later). A worker process that dies is replaced
+    under the same name.
+
+    A warning names any queue the app declares that -n leaves without workers.
 
     Examples:
 
@@ -122,16 +143,21 @@ def workoff(ctx: typer.Context, spec: SpecOption = None) -> None:
 
 def worker(
     ctx: typer.Context,
-    index: Annotated[int, typer.Option("--index", help="Which of the app's worker groups.")] = 0,
-    worker_id: Annotated[int, typer.Option("--id", help="Worker number within the group.")] = 0,
+    index: Annotated[
+        int, typer.Option("--index", metavar="I", help="Which of the app's worker groups.")
+    ] = 0,
+    worker_id: Annotated[
+        int, typer.Option("--id", metavar="N", help="Worker number within the group.")
+    ] = 0,
     workoff_: Annotated[bool, typer.Option("--workoff", help="Exit when nothing is due.")] = False,
     clear_: Annotated[
         bool, typer.Option("--clear", help="Delete every job in the group's storage, then exit.")
     ] = False,
 ) -> None:
-    """Run one worker in this process: for systemd, supervisord and other process managers.
+    """Run one worker in this process (for systemd, supervisord...).
 
-    The process title and lock owner are litejobs-worker.<queues>.<id>.
+    The process title and lock owner are litejobs-worker.QUEUES.ID. SIGTERM or Ctrl-C lets the
+    running job finish, then the worker exits.
 
     Example: litejobs --app myapp.jobs:jobs worker --index 1 --id 0
     """
@@ -158,7 +184,7 @@ def worker(
 # -- detached workers -------------------------------------------------------------------------
 StateDirOption = Annotated[
     Path | None,
-    typer.Option("--state-dir", metavar="DIR", help="Where pid files live \\[default: per user]."),
+    typer.Option("--state-dir", metavar="DIR", help="Where pid files live [default: per user]."),
 ]
 
 
@@ -224,7 +250,7 @@ def start(
 def stop(
     ctx: typer.Context,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to wait before killing.")
+        float, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait before killing.")
     ] = 30.0,
     state_dir: StateDirOption = None,
 ) -> None:
@@ -252,11 +278,11 @@ def restart(
         Path | None, typer.Option("--log-file", metavar="FILE", help="Where workers log.")
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to wait before killing.")
+        float, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait before killing.")
     ] = 30.0,
     state_dir: StateDirOption = None,
 ) -> None:
-    """Stop detached workers (if any), then start them again, e.g. after a deploy.
+    """Stop detached workers (if any), then start them again (after a deploy).
 
     Example: litejobs restart -n 4
     """
