@@ -62,3 +62,7 @@ class JobTimeoutError(BaseException):
     a job's own ``except Exception:`` around slow work must not swallow its timeout and be
     recorded as a success. The executor records it as the job's error (``timed out after N s``).
     """
+
+
+class ArgumentsError(ValidationError):
+    """Job arguments do not fit the job function's signature (wrong count, unknown keyword)."""

@@ -75,9 +75,9 @@ def test_timezone_is_honoured_across_dst() -> None:
 def test_bad_definitions_are_rejected_with_a_clear_message(sqlite_adapter: SQLiteAdapter) -> None:
     jobs = manager_for(sqlite_adapter)
     with pytest.raises(ConfigurationError, match="invalid cron expression"):
-        jobs.recurring(sample_jobs.record, cron="every 5 minutes")
+        jobs.recurring(sample_jobs.record, cron="every 5 minutes", args=[1])
     with pytest.raises(ConfigurationError, match="unknown timezone"):
-        jobs.recurring(sample_jobs.record, cron="* * * * *", timezone="Mars/Olympus")
+        jobs.recurring(sample_jobs.record, cron="* * * * *", timezone="Mars/Olympus", args=[1])
     jobs.recurring(sample_jobs.record, cron="* * * * *", args=[1])
     with pytest.raises(ConfigurationError, match="already exists; give each one a name"):
         jobs.recurring(sample_jobs.record, cron="0 * * * *", args=[2])
@@ -324,7 +324,8 @@ def test_pyproject_schedules_are_loaded_with_the_default_manager(
 
 def test_a_bad_pyproject_schedule_is_one_clear_line_and_exit_2(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
-        '[[tool.litejobs.recurring]]\njob = "tests.sample_jobs:record"\ncron = "61 * * * *"\n'
+        '[[tool.litejobs.recurring]]\njob = "tests.sample_jobs:record"\nargs = [1]\n'
+        'cron = "61 * * * *"\n'
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(

@@ -162,7 +162,7 @@ def test_json_logs_for_log_shippers(cli) -> None:
     assert {line["logger"] for line in lines} == {"litejobs.worker"}
     assert any(line["level"] == "warning" and "ValueError" in line["message"] for line in lines)
     assert all(line["ts"].endswith("Z") for line in lines)
-    quiet = cli("-q", "enqueue", "tests.cli.app_jobs:record")
+    quiet = cli("-q", "enqueue", "tests.cli.app_jobs:record", "--args", "[1]")
     assert quiet.err == ""
 
 
@@ -181,7 +181,10 @@ def test_app_from_pyproject_and_python_dash_m(tmp_path: Path, db_path: Path) -> 
     # The app declares queues default and email: anything else is refused.
     refused = run("enqueue", "tests.cli.app_jobs:record", "--queue", "nope")
     assert refused.returncode == 2 and "unknown queue 'nope'" in refused.stderr
-    assert run("enqueue", "tests.cli.app_jobs:record", "--queue", "email").returncode == 0
+    assert (
+        run("enqueue", "tests.cli.app_jobs:record", "--args", "[1]", "--queue", "email").returncode
+        == 0
+    )
 
     python = str(EXE.with_name("python"))
     module = subprocess.run(
