@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from .adapters.base import ClaimedJob
 from .context import JobContext, _current
-from .errors import JobTimeoutError
-from .handler import decode_handler, resolve
+from .errors import HandlerNotFoundError, JobTimeoutError
+from .handler import decode_handler, import_context, resolve
 
 if TYPE_CHECKING:  # asyncio is imported when an async job first runs: CLI start-up skips it
     import asyncio
@@ -97,6 +97,8 @@ class Executor:
             kwargs = handler.get("kwargs") or {}
             func = resolve(path)
         except Exception as exc:  # unimportable handler: an ordinary job error
+            if isinstance(exc, HandlerNotFoundError):  # say where this worker looked
+                exc = HandlerNotFoundError(f"{exc} ({import_context()})")
             return Execution(False, format_error(exc), time.perf_counter() - start, exc)
         ctx = JobContext(
             id=job.id,

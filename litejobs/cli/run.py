@@ -68,6 +68,25 @@ def unserved_queues(declared: Sequence[str] | None, groups: Sequence[WorkerConfi
     return [queue for queue in declared if queue not in served]
 
 
+def announce_app(cfg: Settings) -> None:
+    """Tell the workers' logs (and their import errors) which app they run; with none found,
+    warn once, naming where it was looked for: the default manager would take the queue's
+    jobs and fail those of an app it cannot import."""
+    from litejobs.handler import set_app_label
+
+    source = cfg.source()
+    if source.spec is not None:
+        set_app_label(f"{source.spec} ({source.origin})")
+        return
+    where = Path.cwd() / "pyproject.toml"
+    set_app_label(f"none found (default manager; looked in --app, $LITEJOBS_APP, {where})")
+    log.warning(
+        "no app found (no --app, no $LITEJOBS_APP, no [tool.litejobs] app in %s): "
+        "workers use the default manager (every queue, one worker)",
+        where,
+    )
+
+
 def describe(groups: Sequence[WorkerConfig]) -> str:
     return ", ".join(f"{g.count} on {g.queues_label}" for g in groups)
 
@@ -97,8 +116,10 @@ def work(ctx: typer.Context, spec: SpecOption = None) -> None:
 
       litejobs --app myapp.jobs:jobs work -n default:2,email:1
     """
-    manager = settings(ctx).manager()
+    cfg = settings(ctx)
+    manager = cfg.manager()
     groups = groups_for(manager, spec)
+    announce_app(cfg)
     log.info("starting %s", describe(groups))
     from litejobs.supervisor import run_workers
 
@@ -120,6 +141,7 @@ def workoff(ctx: typer.Context, spec: SpecOption = None) -> None:
     cfg = settings(ctx)
     manager = cfg.manager()
     groups = groups_for(manager, spec)
+    announce_app(cfg)
     from .progress import WorkoffProgress
 
     show_bar = sys.stdout.isatty() and not cfg.quiet
@@ -163,7 +185,9 @@ def worker(
     """
     from litejobs.errors import ConfigurationError
 
-    manager = settings(ctx).manager()
+    cfg = settings(ctx)
+    manager = cfg.manager()
+    announce_app(cfg)
     if not 0 <= index < len(manager.workers):
         raise ConfigurationError(
             f"--index {index} is out of range: the app has {len(manager.workers)} worker "
