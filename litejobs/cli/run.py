@@ -144,7 +144,7 @@ def workoff(ctx: typer.Context, spec: SpecOption = None) -> None:
     announce_app(cfg)
     from .progress import WorkoffProgress
 
-    show_bar = sys.stdout.isatty() and not cfg.quiet
+    show_bar = sys.stderr.isatty() and not cfg.quiet  # drawn on stderr, with the log lines
     if show_bar and not cfg.verbose:
         # The bar shows progress; per-job INFO lines would tear it. Warnings still show.
         logging.getLogger("litejobs").setLevel(logging.WARNING)
