@@ -6,7 +6,6 @@ applies the same rules and the same error messages. Nothing is stored if validat
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import math
@@ -259,6 +258,8 @@ def build_new_job(
     handler = _handler_json(name, path, list(args or ()), dict(kwargs) if kwargs else None)
     if unique and unique_key is None:
         body = json.dumps([path, list(args or ()), dict(kwargs or {})], sort_keys=True)
+        import hashlib  # here: loading OpenSSL costs every CLI command ~4 ms at start-up
+
         unique_key = "auto:" + hashlib.sha256(body.encode()).hexdigest()
     if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
         raise ValidationError(f"unique_key must be a non-empty string, got {unique_key!r}")

@@ -16,6 +16,10 @@ def record_all(*args: object, **kwargs: object) -> None:
     CALLS.append((args, kwargs))
 
 
+def ignore_all(*args: object, **kwargs: object) -> None:
+    """Another job taking any arguments (batches of two distinct jobs)."""
+
+
 def boom(message: str = "boom") -> None:
     raise ValueError(message)
 

@@ -14,6 +14,11 @@ from typing import Any
 import typer
 
 
+def queue_option(help: str) -> Any:
+    """``--queue QUEUE``, completing the app's queue names."""
+    return typer.Option("--queue", metavar="QUEUE", autocompletion=queue_names, help=help)
+
+
 def queue_names(ctx: typer.Context, incomplete: str) -> list[str]:
     """The app's queues that start with ``incomplete`` (the global options are honoured)."""
     try:

@@ -18,12 +18,7 @@ import typer
 from . import complete, render
 from .app import settings
 
-QueueFilter = Annotated[
-    str | None,
-    typer.Option(
-        "--queue", metavar="QUEUE", autocompletion=complete.queue_names, help="Only this queue."
-    ),
-]
+QueueFilter = Annotated[str | None, complete.queue_option("Only this queue.")]
 
 
 def _json_arg(text: str | None, option: str, kind: type) -> Any:
@@ -80,13 +75,7 @@ def enqueue(
         typer.Option("--kwargs", metavar="JSON", help="Keyword args, a JSON object."),
     ] = None,
     queue: Annotated[
-        str | None,
-        typer.Option(
-            "--queue",
-            metavar="QUEUE",
-            autocompletion=complete.queue_names,
-            help="Queue [default: the job's, else default].",
-        ),
+        str | None, complete.queue_option("Queue [default: the job's, else default].")
     ] = None,
     priority: Annotated[
         int | None,
@@ -219,15 +208,7 @@ def retry(
     ctx: typer.Context,
     job_id: Annotated[int | None, typer.Argument(metavar="ID", show_default=False)] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Retry every failed job.")] = False,
-    queue: Annotated[
-        str | None,
-        typer.Option(
-            "--queue",
-            metavar="QUEUE",
-            autocompletion=complete.queue_names,
-            help="With --failed: only this queue.",
-        ),
-    ] = None,
+    queue: Annotated[str | None, complete.queue_option("With --failed: only this queue.")] = None,
 ) -> None:
     """Make a failed or scheduled job ready now (attempts start again for a failed job).
 

@@ -3,14 +3,13 @@ options, job states and the app's queue names; a broken app completes nothing, s
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from litejobs.cli.app import COMMAND_MODULES
 
-from .conftest import APP, EXE, ROOT, clean_env
+from .conftest import APP, ROOT, litejobs
 
 
 def complete(shell: str, words: str, *, cwd: Path = ROOT, **env: str) -> list[str]:
@@ -24,17 +23,10 @@ def complete(shell: str, words: str, *, cwd: Path = ROOT, **env: str) -> list[st
         request |= {"_TYPER_COMPLETE_ARGS": words}
     if shell == "fish":
         request["_TYPER_COMPLETE_FISH_ACTION"] = "get-args"
-    proc = subprocess.run(
-        [str(EXE)],
-        cwd=cwd,
-        env=clean_env(**request),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
-    return [line for line in proc.stdout.splitlines() if line]
+    result = litejobs(cwd=cwd, **request)
+    assert result.code == 0, result.err
+    assert result.err == ""
+    return [line for line in result.out.splitlines() if line]
 
 
 def test_bash_completes_command_names() -> None:
@@ -98,30 +90,21 @@ def test_zsh_and_fish_formats() -> None:
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_show_completion_prints_the_script_for_each_shell(shell: str) -> None:
-    proc = subprocess.run(
-        [str(EXE), "--show-completion", shell],
-        cwd=ROOT,
-        env=clean_env(_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "_LITEJOBS_COMPLETE" in proc.stdout
-    assert f"complete_{shell}" in proc.stdout
+    result = litejobs("--show-completion", shell, _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1")
+    assert result.code == 0, result.err
+    assert "_LITEJOBS_COMPLETE" in result.out
+    assert f"complete_{shell}" in result.out
 
 
 def test_install_completion_writes_the_bash_script_and_sources_it(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [str(EXE), "--install-completion", "bash"],
-        cwd=ROOT,
-        env=clean_env(HOME=str(tmp_path), _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1"),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = litejobs(
+        "--install-completion",
+        "bash",
+        HOME=str(tmp_path),
+        _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1",
     )
-    assert proc.returncode == 0, proc.stderr
-    assert "bash completion installed" in proc.stdout
+    assert result.code == 0, result.err
+    assert "bash completion installed" in result.out
     script = tmp_path / ".bash_completions" / "litejobs.sh"
     assert "_LITEJOBS_COMPLETE" in script.read_text()
     assert str(script.relative_to(tmp_path)) in (tmp_path / ".bashrc").read_text()

@@ -4,27 +4,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import apsw
 
 from litejobs import SQLiteAdapter, enqueue
 
-from .conftest import EXE, Result, clean_env
+from .conftest import Result, litejobs
 
 
 def doctor(cwd: Path, *options: str, json_output: bool = False) -> Result:
-    proc = subprocess.run(
-        [str(EXE), *options, "doctor", *(["--json"] if json_output else [])],
-        cwd=cwd,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+    return litejobs(*options, "doctor", *(["--json"] if json_output else []), cwd=cwd)
 
 
 def verdicts(result: Result) -> dict[str, tuple[str, str]]:

@@ -159,7 +159,9 @@ def test_json_logs_for_log_shippers(cli) -> None:
     res = cli("--log-format", "json", "workoff")
     assert res.code == 1
     lines = [json.loads(line) for line in res.err.splitlines()]
-    assert {line["logger"] for line in lines} == {"litejobs.worker"}
+    assert {line["logger"] for line in lines} == {"litejobs.worker", "litejobs.cli"}
+    [said] = [line for line in lines if line["logger"] == "litejobs.cli"]  # run without an app
+    assert said["level"] == "warning" and said["message"].startswith("no app found")
     assert any(line["level"] == "warning" and "ValueError" in line["message"] for line in lines)
     assert all(line["ts"].endswith("Z") for line in lines)
     quiet = cli("-q", "enqueue", "tests.cli.app_jobs:record", "--args", "[1]")

@@ -5,30 +5,22 @@ and the facts an operator looks for (how ``work`` stops)."""
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 
 from litejobs.cli.app import COMMAND_MODULES
 
-from .conftest import EXE, ROOT, clean_env
+from .conftest import litejobs
 
 #: What typer prints when a parameter has no metavar of its own, and its usage-line wrappers.
 TYPER_NOISE = re.compile(r"<(bool|int|str|float|text|path|integer)>|\{[A-Z:_]+\}|\[\[[A-Z]+\]\]")
 
 
 def help_of(*command: str) -> str:
-    proc = subprocess.run(
-        [str(EXE), *command, "--help"],
-        cwd=ROOT,
-        env=clean_env(COLUMNS="100"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
-    return proc.stdout
+    result = litejobs(*command, "--help", COLUMNS="100")
+    assert result.code == 0, result.err
+    assert result.err == ""
+    return result.out
 
 
 @pytest.mark.parametrize("command", [[], *([name] for name in COMMAND_MODULES), ["new", "job"]])

@@ -8,20 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import EXE, Result, clean_env
+from .conftest import Result, clean_env, litejobs
 
 
 def run(project: Path, *argv: str) -> Result:
-    proc = subprocess.run(
-        [str(EXE), *argv],
-        cwd=project,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+    return litejobs(*argv, cwd=project)
 
 
 def test_init_new_job_generated_test_and_workoff(tmp_path: Path) -> None:

@@ -4,25 +4,11 @@ for."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from litejobs import enqueue
 
-from .conftest import APP, EXE, ROOT, Result, clean_env
-
-
-def litejobs(*argv: str, cwd: Path) -> Result:
-    proc = subprocess.run(
-        [str(EXE), *argv],
-        cwd=cwd,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+from .conftest import APP, ROOT, litejobs
 
 
 def test_no_app_found_is_said_once_with_where_it_was_looked_for(tmp_path: Path) -> None:
