@@ -15,7 +15,7 @@ import pytest
 import litejobs
 from litejobs import JobManager, SQLiteAdapter
 from litejobs.errors import ArgumentsError, ValidationError
-from litejobs.scheduling import positional_range
+from litejobs.arguments import positional_range
 from tests import sample_jobs
 
 

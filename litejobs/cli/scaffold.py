@@ -92,6 +92,8 @@ def _report(done: list[Written]) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command()(init)
-    new = typer.Typer(name="new", help="Add code to the app: litejobs new job NAME.")
+    new = typer.Typer(
+        name="new", help="Add code to the app: litejobs new job NAME.", no_args_is_help=True
+    )
     new.command("job")(new_job)
     app.add_typer(new, name="new")
