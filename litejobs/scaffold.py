@@ -86,6 +86,11 @@ def init_project(root: Path, module: str = "jobs", attr: str = "jobs") -> list[W
     _check_dotted(module, "module")
     _check_identifier(attr, "manager name")
     target = module_file(root, module)
+    if target.with_suffix("").is_dir():
+        raise ConfigurationError(
+            f"{target.with_suffix('')} is a directory (a package would hide {target.name}); "
+            f"choose another --module, e.g. --module {module}.tasks"
+        )
     if target.exists():
         raise ConfigurationError(
             f"{target} already exists and litejobs init never overwrites; "

@@ -14,8 +14,8 @@ import pytest
 
 import litejobs
 from litejobs import JobManager, SQLiteAdapter
-from litejobs.errors import ArgumentsError, ValidationError
 from litejobs.arguments import positional_range
+from litejobs.errors import ArgumentsError, ValidationError
 from tests import sample_jobs
 
 

@@ -54,6 +54,11 @@ def test_init_never_overwrites(tmp_path: Path) -> None:
     assert (tmp_path / "jobs.py").read_text() == "# mine\n"
     assert not (tmp_path / "pyproject.toml").exists()  # nothing at all was written
 
+    (tmp_path / "fresh").mkdir()  # a package directory would hide fresh.py
+    hidden = run(tmp_path, "init", "--module", "fresh")
+    assert hidden.code == 2 and "is a directory" in hidden.err
+    (tmp_path / "fresh").rmdir()
+
     (tmp_path / "pyproject.toml").write_text('[tool.litejobs]\napp = "other:jobs"\n')
     again = run(tmp_path, "init", "--module", "fresh")
     assert again.code == 2 and 'app = "other:jobs"' in again.err
