@@ -16,13 +16,17 @@ from pathlib import Path
 
 from .common import median
 
-#: (label, argv after ``litejobs --db DB``); the label is the key in the results.
+#: (label, argv after ``litejobs``, with ``DB`` standing for the temporary database's path);
+#: the label is the key in the results.
 COMMANDS: list[tuple[str, list[str]]] = [
     ("litejobs --version", ["--version"]),
-    ("litejobs list", ["list"]),
-    ("litejobs list --json", ["list", "--json"]),
-    ("litejobs status", ["status"]),
-    ("litejobs enqueue", ["enqueue", "litejobs.builtins:shell", "--args", '["true"]']),
+    ("litejobs list", ["--db", "DB", "list"]),
+    ("litejobs list --json", ["--db", "DB", "list", "--json"]),
+    ("litejobs status", ["--db", "DB", "status"]),
+    (
+        "litejobs enqueue",
+        ["--db", "DB", "enqueue", "litejobs.builtins:shell", "--args", '["true"]'],
+    ),
     ("litejobs --help", ["--help"]),
 ]
 FLOOR = "python -c 'import apsw'"
@@ -36,7 +40,7 @@ def startup_ms(folder: Path, runs: int) -> dict[str, float]:
     db = str(folder / "jobs.db")
     argvs = {FLOOR: [sys.executable, "-c", "import apsw"]}
     for label, argv in COMMANDS:
-        argvs[label] = [exe, "--db", db, *argv]
+        argvs[label] = [exe, *(db if arg == "DB" else arg for arg in argv)]
     results: dict[str, list[float]] = {label: [] for label in argvs}
     for argv in argvs.values():
         _run(argv, folder, env)  # warm-up: writes bytecode, creates the database
