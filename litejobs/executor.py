@@ -20,12 +20,11 @@ from .adapters.base import ClaimedJob
 from .context import JobContext, _current
 from .errors import HandlerNotFoundError, JobTimeoutError
 from .handler import decode_handler, import_context, resolve
+from .hooknames import HOOK_NAMES as HOOK_NAMES  # re-exported: the worker imports them here
+from .hooknames import Hook as Hook
 
 if TYPE_CHECKING:  # asyncio is imported when an async job first runs: CLI start-up skips it
     import asyncio
-
-HOOK_NAMES = ("before_perform", "after_perform", "after_success", "after_failure")
-Hook = Callable[[JobContext], Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from .adapters.base import Adapter, NewJob
 from .clock import Clock
 from .config import WorkerConfig
 from .errors import ConfigurationError, UnimportableJobError, UnknownAdapterError
-from .executor import HOOK_NAMES, Hook
+from .hooknames import HOOK_NAMES, Hook
 from .job import Job
 from .recurring import Recurring, Ticker, check_cron, parse_timezone
 from .scheduling import (

@@ -27,6 +27,7 @@ NOT_NEEDED = {
     "asyncio",
     "multiprocessing",
     "litejobs.worker",
+    "litejobs.executor",
     "litejobs.supervisor",
     "litejobs.scaffold",
     "litejobs.cli.run",
