@@ -47,6 +47,10 @@ class HandlerNotFoundError(ValidationError):
     """A ``module:func`` path does not resolve to a callable."""
 
 
+class ArgumentsError(ValidationError):
+    """Job arguments do not fit the job function's signature (wrong count, unknown keyword)."""
+
+
 class JobNotFoundError(LiteJobsError):
     """No job with the given id exists."""
 
@@ -62,7 +66,3 @@ class JobTimeoutError(BaseException):
     a job's own ``except Exception:`` around slow work must not swallow its timeout and be
     recorded as a success. The executor records it as the job's error (``timed out after N s``).
     """
-
-
-class ArgumentsError(ValidationError):
-    """Job arguments do not fit the job function's signature (wrong count, unknown keyword)."""

@@ -6,6 +6,7 @@ timeout or any error the job raises becomes a recorded error with type, message 
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import signal
@@ -14,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .adapters.base import ClaimedJob
 from .context import JobContext, _current
@@ -22,9 +23,6 @@ from .errors import HandlerNotFoundError, JobTimeoutError
 from .handler import decode_handler, import_context, resolve
 from .hooknames import HOOK_NAMES as HOOK_NAMES  # re-exported: the worker imports them here
 from .hooknames import Hook as Hook
-
-if TYPE_CHECKING:  # asyncio is imported when an async job first runs: CLI start-up skips it
-    import asyncio
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +141,7 @@ class Executor:
         max_runtime: float,
     ) -> Execution:
         """A job error (or timeout): run the failure hooks, describe it for ``last_error``."""
-        timed_out = isinstance(exc, JobTimeoutError | TimeoutError)  # asyncio's is TimeoutError
+        timed_out = isinstance(exc, JobTimeoutError | asyncio.TimeoutError)
         if timed_out:
             exc = JobTimeoutError(f"timed out after {max_runtime:g} s")
         failed = ctx if not hooks else _with_error(ctx, exc)
@@ -159,8 +157,6 @@ class Executor:
         if is_async is None:
             is_async = self._is_async[func] = inspect.iscoroutinefunction(func)
         if is_async:
-            import asyncio
-
             loop = self._loop
             if loop is None or loop.is_closed():
                 loop = self._loop = asyncio.new_event_loop()
@@ -180,8 +176,6 @@ class Executor:
         try:
             result = func(*args, **kwargs)
             if result is not None and inspect.isawaitable(result):  # sync fn returned a coroutine
-                import asyncio
-
                 loop = self._loop
                 if loop is None or loop.is_closed():
                     loop = self._loop = asyncio.new_event_loop()
