@@ -53,7 +53,7 @@ def loaded_by(*argv: str) -> set[str]:
     [
         ["list"],
         ["list", "--json"],
-        ["enqueue", "litejobs.builtins:shell", "--args", '["true"]'],
+        ["enqueue", "tests.cli.app_jobs:record", "--args", "[1]"],
         ["show", "1"],
     ],
 )
