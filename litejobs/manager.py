@@ -8,13 +8,13 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime, tzinfo
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from .adapters.base import Adapter, NewJob
 from .clock import Clock
 from .config import WorkerConfig
 from .errors import ConfigurationError, UnimportableJobError, UnknownAdapterError
-from .executor import HOOK_NAMES, Hook
+from .hooknames import HOOK_NAMES, Hook
 from .job import Job
 from .recurring import Recurring, Ticker, check_cron, parse_timezone
 from .scheduling import (
@@ -26,7 +26,9 @@ from .scheduling import (
     check_queue,
     resolve_job_ref,
 )
-from .worker import Worker, WorkerStats, qualified_name
+
+if TYPE_CHECKING:  # the runtime is imported by worker(): listing or enqueueing never needs it
+    from .worker import Worker, WorkerStats
 
 
 class Scheduler:
@@ -309,6 +311,7 @@ class JobManager:
     ) -> Worker:
         """A :class:`Worker` for ``config`` (default: the first worker group)."""
         from .config import worker_name
+        from .worker import Worker, qualified_name
 
         config = config or self.workers[0]
         if config.logger is None and self.own_logger:  # WorkerConfig.logger or the manager's
