@@ -180,6 +180,14 @@ def report(result: Result) -> str:
             cells.append(_fmt(pg.get(key)) if key else "-")
         if any(c != "-" for c in cells[1:]):
             lines.append("| " + " | ".join(cells) + " |")
+    startup = result.get("startup")
+    if startup:
+        floor = next(iter(startup.values()))  # python -c 'import apsw'
+        lines += ["", "| start-up (wall, median) | ms | over the floor |", "|---|---|---|"]
+        lines += [
+            f"| `{label}` | {_fmt(ms)} | {'-' if ms is floor else '+' + _fmt(ms - floor)} |"
+            for label, ms in startup.items()
+        ]
     lines += ["", "| target | measured | goal | met |", "|---|---|---|---|"]
     for row in targets(result):
         met = {None: "not run", True: "yes", False: "**no**"}[row["met"]]

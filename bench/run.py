@@ -46,6 +46,7 @@ class Sizes:
     wal_seconds: float
     wal_hold: float
     rss_jobs: int
+    startup_runs: int = 10
 
 
 QUICK = Sizes(
@@ -97,7 +98,7 @@ FULL = Sizes(
 
 Measure = Callable[[Path], float]
 
-SECTIONS = ("enqueue", "drain", "latency", "claim", "wal", "rss", "huey", "raw")
+SECTIONS = ("enqueue", "drain", "latency", "claim", "wal", "rss", "huey", "raw", "startup")
 
 
 class Bench:
@@ -294,6 +295,13 @@ class Bench:
                 rss_last_mib=r["rss_last_kib"] / 1024,
             )
             self.log(f"  {_kv(r)}")
+        if self.want("startup"):
+            from .startup import startup_ms
+
+            self.log(f"start-up, wall ms (median of {z.startup_runs})")
+            out["startup"] = startup_ms(self.db("startup").parent, z.startup_runs)
+            for label, ms in out["startup"].items():
+                self.log(f"  {label:<28} {_fmt(ms):>10}")
         pg_url = os.environ.get("LITEJOBS_BENCH_PG_URL")
         if pg_url and (Path(__file__).parent / "postgres_bench.py").exists():
             self.log("postgres (bench/postgres_bench.py)")

@@ -53,6 +53,10 @@ class HandlerNotFoundError(ValidationError):
     """A ``module:func`` path does not resolve to a callable."""
 
 
+class ArgumentsError(ValidationError):
+    """Job arguments do not fit the job function's signature (wrong count, unknown keyword)."""
+
+
 class JobNotFoundError(LiteJobsError):
     """No job with the given id exists."""
 

@@ -29,11 +29,10 @@ from .deadline import (
     fast_getsignal,
     install_alarm_handler,
 )
-from .errors import JobTimeoutError, StopNow
-from .handler import decode_handler, resolve
-
-HOOK_NAMES = ("before_perform", "after_perform", "after_success", "after_failure")
-Hook = Callable[[JobContext], Any]
+from .errors import HandlerNotFoundError, JobTimeoutError, StopNow
+from .handler import decode_handler, import_context, resolve
+from .hooknames import HOOK_NAMES as HOOK_NAMES  # re-exported: the worker imports them here
+from .hooknames import Hook as Hook
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +100,8 @@ class Executor:
             kwargs = handler.get("kwargs") or {}
             func = resolve(path)
         except Exception as exc:  # unimportable handler: an ordinary job error
+            if isinstance(exc, HandlerNotFoundError):  # say where this worker looked
+                exc = HandlerNotFoundError(f"{exc} ({import_context()})")
             return Execution(False, format_error(exc), time.perf_counter() - start, exc)
         ctx = JobContext(
             id=job.id,

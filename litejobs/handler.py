@@ -18,6 +18,22 @@ from .errors import HandlerNotFoundError, SerializationError, UnimportableJobErr
 
 _resolved: dict[str, Callable[..., Any]] = {}
 
+#: The app this process runs, as the CLI found it (``myapp.jobs:jobs (--app)``); forked workers
+#: inherit it. It makes a worker's "cannot import" error say what the worker was started with.
+_app_label = "none given"
+
+
+def set_app_label(label: str) -> None:
+    global _app_label
+    _app_label = label
+
+
+def import_context() -> str:
+    """Where this process looks for job code: its working directory, app and ``sys.path``."""
+    import os
+
+    return f"worker cwd {os.getcwd()}, app {_app_label}, sys.path {sys.path}"
+
 
 def callable_path(func: Callable[..., Any]) -> str:
     """Return the ``module:qualname`` a worker will import ``func`` by.

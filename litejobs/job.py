@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +46,8 @@ class Job:
         """Run the job inline in this process (async functions are run to completion)."""
         result = self.func(*args, **kwargs)
         if inspect.isawaitable(result):
+            import asyncio  # only here: the CLI's start-up does not pay for it
+
             return asyncio.run(_await(result))
         return result
 

@@ -9,13 +9,13 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime, tzinfo
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from .adapters.base import Adapter, NewJob
 from .clock import Clock
 from .config import WorkerConfig
 from .errors import ConfigurationError, UnimportableJobError, UnknownAdapterError
-from .executor import HOOK_NAMES, Hook
+from .hooknames import HOOK_NAMES, Hook
 from .job import Job
 from .recurring import Recurring, Ticker, check_cron, parse_timezone
 from .scheduling import (
@@ -27,7 +27,9 @@ from .scheduling import (
     check_queue,
     resolve_job_ref,
 )
-from .worker import Worker, WorkerStats
+
+if TYPE_CHECKING:  # the runtime is imported by worker(): listing or enqueueing never needs it
+    from .worker import Worker, WorkerStats
 
 
 class Scheduler:
@@ -314,6 +316,8 @@ class JobManager:
         worker has that name); without it, the worker takes the first free id when it starts,
         so a worker from Python never takes the name of one a ``litejobs work`` runs.
         """
+        from .worker import Worker  # the runtime: listing or enqueueing never needs it
+
         config = config or self.workers[0]
         if config.logger is None and self.own_logger:  # WorkerConfig.logger or the manager's
             config = dataclasses.replace(config, logger=self.logger)

@@ -6,14 +6,16 @@ applies the same rules and the same error messages. Nothing is stored if validat
 
 from __future__ import annotations
 
-import hashlib
 import json
+import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from .adapters.base import JobBatch, JobRun, NewJob, compact_json
+from .arguments import check_arguments, job_function, positional_range
 from .errors import (
+    ArgumentsError,
     InvalidPriorityError,
     InvalidWaitError,
     SerializationError,
@@ -140,17 +142,24 @@ def _storable(run_at: float, what: str) -> float:
 
 
 def resolve_job_ref(job: JobRef, *, check_import: bool = True) -> tuple[str, str, Job | None]:
-    """Return ``(name, path, Job or None)`` for a Job, a plain function or a path string."""
+    """Return ``(name, path, Job or None)`` for a Job, a plain function or a path string.
+
+    Only functions (and class- or static methods) and :class:`Job` objects are jobs: another
+    callable, such as a ``Scheduler`` or an instance with ``__call__``, is refused, whether
+    passed or named by its path, because a worker would call the object it imports, not
+    whatever the caller meant.
+    """
     if isinstance(job, Job):
         return job.name, job.path, job
     if isinstance(job, str):
         definition = None
         if check_import:
-            resolve(job)  # raises HandlerNotFoundError with a precise message
+            job_function(resolve(job), job)  # resolve raises HandlerNotFoundError precisely
             definition = _job_of(job)
         name = job.partition(":")[2].rsplit(".", 1)[-1] or job
         return (definition.name if definition else name), job, definition
     if callable(job):
+        job_function(job, getattr(job, "__qualname__", None) or type(job).__name__)
         return getattr(job, "__name__", "job"), callable_path(job), None
     raise ValidationError(
         f"cannot schedule a {type(job).__name__}: pass a job, a function or a 'module:func' path"
@@ -204,12 +213,14 @@ def build_new_job(
     handler = _handler_json(name, path, list(args or ()), dict(kwargs) if kwargs else None)
     if unique and unique_key is None:
         body = json.dumps([path, list(args or ()), dict(kwargs or {})], sort_keys=True)
+        import hashlib  # here: loading OpenSSL costs every CLI command ~4 ms at start-up
+
         unique_key = "auto:" + hashlib.sha256(body.encode()).hexdigest()
     if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
         raise ValidationError(f"unique_key must be a non-empty string, got {unique_key!r}")
     if unique_key is not None:
         check_text(unique_key, "unique_key")
-    return NewJob(
+    new = NewJob(
         handler=handler,
         queue=check_queue(queue, allowed_queues),
         priority=check_priority(priority),
@@ -217,6 +228,19 @@ def build_new_job(
         max_attempts=max_attempts,
         unique_key=unique_key,
     )
+    func = _function_of(job, definition, check_import)
+    if func is not None:  # last: a bad option or an unstorable value is the first thing to fix
+        check_arguments(func, args or (), kwargs, name)
+    return new
+
+
+def _function_of(job: JobRef, definition: Job | None, imported: bool) -> Callable[..., Any] | None:
+    """The function a worker will call for ``job`` (``None``: not imported, not checked)."""
+    if definition is not None:
+        return definition.func
+    if isinstance(job, str):
+        return resolve(job) if imported else None
+    return job if callable(job) else None
 
 
 def _is_seq(value: Any) -> bool:
@@ -275,10 +299,10 @@ def build_job_batch(
                 rows.append(
                     build_new_job(job, args, now=now, allowed_queues=allowed_queues, **options)
                 )
-            except SerializationError as exc:
+            except (SerializationError, ArgumentsError) as exc:
                 raise _item_error(exc, index, job) from None
         return rows
-    templates: dict[int, tuple[JobRef, NewJob, str]] = {}
+    templates: dict[int, tuple[JobRef, NewJob, str, tuple[float, float]]] = {}
     runs: list[JobRun] = []
     run_job: Any = _NO_JOB
     run_start = 0
@@ -312,12 +336,12 @@ def build_job_batch(
                     first = build_new_job(
                         job, args, now=now, allowed_queues=allowed_queues, **options
                     )
-                except SerializationError as exc:
+                except (SerializationError, ArgumentsError) as exc:
                     raise _item_error(exc, index, job) from None
                 name, path = _name_path(first)
                 prefix = _encode_json({"name": name, "path": path})[:-1] + ',"args":'
-                known = templates[id(job)] = (job, first, prefix)
-            _, template, head = known
+                known = templates[id(job)] = (job, first, prefix, _batch_arity(job))
+            _, template, head, (low, high) = known
             run_job, run_start, pending = job, index, []
         if type(args) is list:
             pending.append(args)
@@ -335,8 +359,27 @@ def build_job_batch(
             )
         else:
             pending.append(list(args))
+        if not low <= len(pending[-1]) <= high:  # the whole per-item signature check
+            bad = pending.pop()
+            close_run()  # an earlier item's bad arguments are the first error
+            raise _item_error(_arguments_error(job, bad), index, job)
     close_run()
     return JobBatch(runs)
+
+
+def _batch_arity(job: JobRef) -> tuple[float, float]:
+    func = job.func if isinstance(job, Job) else _function_of(job, None, True)
+    return (0, math.inf) if func is None else positional_range(func)
+
+
+def _arguments_error(job: JobRef, args: list[Any]) -> ArgumentsError:
+    func = job.func if isinstance(job, Job) else _function_of(job, None, True)
+    assert func is not None
+    try:
+        check_arguments(func, args, None, resolve_job_ref(job, check_import=False)[0])
+    except ArgumentsError as exc:
+        return exc
+    raise AssertionError(f"{args!r} fits {func!r}")  # pragma: no cover - range and bind agree
 
 
 _NO_JOB = object()
@@ -347,10 +390,10 @@ def _name_path(template: NewJob) -> tuple[str, str]:
     return body["name"], body["path"]
 
 
-def _item_error(exc: SerializationError, index: int, job: JobRef) -> SerializationError:
+def _item_error(exc: ValidationError, index: int, job: JobRef) -> ValidationError:
     """The same error, saying which item of the batch (counted from 0) and which job."""
     path = resolve_job_ref(job, check_import=False)[1]
-    return SerializationError(f"item {index} of the batch ({path}): {exc}")
+    return type(exc)(f"item {index} of the batch ({path}): {exc}")
 
 
 def _pairs(

@@ -11,6 +11,15 @@ def record(value: object) -> None:
     CALLS.append(value)
 
 
+def record_all(*args: object, **kwargs: object) -> None:
+    """Takes any arguments: for tests about what is stored, whatever the arity."""
+    CALLS.append((args, kwargs))
+
+
+def ignore_all(*args: object, **kwargs: object) -> None:
+    """Another job taking any arguments (batches of two distinct jobs)."""
+
+
 def boom(message: str = "boom") -> None:
     raise ValueError(message)
 
@@ -106,3 +115,17 @@ def exit_with(code: object) -> None:
     """A CLI-style ``main()`` reused as a job: it ends with ``sys.exit``."""
     CALLS.append(code)
     sys.exit(code)
+
+
+def needs_keyword(*, token: str) -> None:
+    CALLS.append(token)
+
+
+class Greeter:
+    """An instance with ``__call__``: callable, but not a job."""
+
+    def __call__(self, name: str) -> None:
+        CALLS.append(name)
+
+
+GREETER = Greeter()

@@ -15,6 +15,7 @@ import pytest
 
 from bench import run as bench_run
 from bench.report import report, summary
+from bench.startup import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +42,7 @@ TINY = replace(
     wal_seconds=1.0,
     wal_hold=0.3,
     rss_jobs=1_500,
+    startup_runs=1,
 )
 
 REQUIRED = {
@@ -76,6 +78,9 @@ def test_every_section_measures_something(tmp_path: Path) -> None:
     json.dumps(out)  # serialisable as printed by --json
     table = report(result)
     assert table.startswith("| ") and "litejobs" in table
+    assert set(out["startup"]) == {"python -c 'import apsw'", *(c for c, _ in COMMANDS)}
+    assert all(ms > 0 for ms in out["startup"].values())
+    assert "| `litejobs list` |" in table
 
 
 def test_cli_rejects_bad_input() -> None:

@@ -279,7 +279,7 @@ def test_kwargs_must_be_a_dict_and_are_stored(jobs: JobManager) -> None:
 
 def test_args_round_trip_and_tuples_become_lists(jobs: JobManager) -> None:
     args = [1, 2.5, "ü", None, True, [1, [2]], {"k": [3]}]
-    job_id = jobs.create_scheduler()(sample_jobs.record, tuple(args))
+    job_id = jobs.create_scheduler()(sample_jobs.record_all, tuple(args))
     assert jobs.adapter().require(job_id).args == args
 
 
@@ -434,7 +434,9 @@ def test_bad_max_attempts(jobs: JobManager) -> None:
 
 # -- options: defaults, overrides, later(job, None, ...) ------------------------------------------
 def test_later_with_no_args_keeps_its_options(jobs: JobManager, clock: FakeClock) -> None:
-    email = jobs.create_job(perform=sample_jobs.record, queue="email", priority=5, max_attempts=2)
+    email = jobs.create_job(
+        perform=sample_jobs.record_all, queue="email", priority=5, max_attempts=2
+    )
     later = jobs.create_scheduler()
     job_id = later(email, None, wait=30)
     record = jobs.adapter().require(job_id)
@@ -484,7 +486,7 @@ def test_decorator_forms(jobs: JobManager) -> None:
 def test_later_many(jobs: JobManager, clock: FakeClock) -> None:
     later = jobs.create_scheduler()
     ids = later.many(
-        [(sample_jobs.record, [1]), (sample_jobs.record, [2]), sample_jobs.record], wait=10
+        [(sample_jobs.record, [1]), (sample_jobs.record, [2]), sample_jobs.record_all], wait=10
     )
     records = [jobs.adapter().require(i) for i in ids]
     assert [r.args for r in records] == [[1], [2], []]

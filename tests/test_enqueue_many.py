@@ -16,10 +16,10 @@ from tests import sample_jobs
 def test_batched_rows_equal_one_by_one_rows() -> None:
     calls = [
         (sample_jobs.record, [1]),
-        (sample_jobs.record, None),
-        (sample_jobs.boom, ["x", {"nested": [1.5, None, True]}]),
-        ("tests.sample_jobs:record", ["é", 2**40]),
-        (sample_jobs.record, ("tuple", "args")),
+        (sample_jobs.record_all, None),
+        (sample_jobs.record_all, ["x", {"nested": [1.5, None, True]}]),
+        ("tests.sample_jobs:record_all", ["é", 2**40]),
+        (sample_jobs.record_all, ("tuple", "args")),
     ]
     options = {"queue": "default", "priority": 7, "wait": 30, "max_attempts": 3}
     batched = build_new_jobs(calls, now=1000.0, **options)

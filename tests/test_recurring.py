@@ -4,6 +4,7 @@ downtime, and four real worker processes racing for the same ticks."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -75,9 +76,9 @@ def test_timezone_is_honoured_across_dst() -> None:
 def test_bad_definitions_are_rejected_with_a_clear_message(sqlite_adapter: SQLiteAdapter) -> None:
     jobs = manager_for(sqlite_adapter)
     with pytest.raises(ConfigurationError, match="invalid cron expression"):
-        jobs.recurring(sample_jobs.record, cron="every 5 minutes")
+        jobs.recurring(sample_jobs.record, cron="every 5 minutes", args=[1])
     with pytest.raises(ConfigurationError, match="unknown timezone"):
-        jobs.recurring(sample_jobs.record, cron="* * * * *", timezone="Mars/Olympus")
+        jobs.recurring(sample_jobs.record, cron="* * * * *", timezone="Mars/Olympus", args=[1])
     jobs.recurring(sample_jobs.record, cron="* * * * *", args=[1])
     with pytest.raises(ConfigurationError, match="already exists; give each one a name"):
         jobs.recurring(sample_jobs.record, cron="0 * * * *", args=[2])
@@ -327,7 +328,8 @@ def test_pyproject_schedules_are_loaded_with_the_default_manager(
 
 def test_a_bad_pyproject_schedule_is_one_clear_line_and_exit_2(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
-        '[[tool.litejobs.recurring]]\njob = "tests.sample_jobs:record"\ncron = "61 * * * *"\n'
+        '[[tool.litejobs.recurring]]\njob = "tests.sample_jobs:record"\nargs = [1]\n'
+        'cron = "61 * * * *"\n'
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
@@ -383,11 +385,11 @@ def test_cli_lists_schedules_with_their_last_and_next_tick(tmp_path: Path) -> No
     (tmp_path / "pyproject.toml").write_text(PYPROJECT)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
-    def cli(*args: str) -> str:
+    def cli(*args: str, columns: int = 200) -> str:
         result = subprocess.run(
             [sys.executable, "-m", "litejobs", "--db", str(tmp_path / "jobs.db"), *args],
             cwd=tmp_path,
-            env=env,
+            env={**env, "COLUMNS": str(columns)},
             capture_output=True,
             text=True,
             timeout=60,
@@ -401,4 +403,21 @@ def test_cli_lists_schedules_with_their_last_and_next_tick(tmp_path: Path) -> No
     assert after["tests.sample_jobs:record"]["args"] == ["from-config"]
     assert all(row["last_tick"] is not None for row in after.values())
     assert all(row["next_tick"] > row["last_tick"] for row in after.values())
-    assert "berlin-morning  [0 9 * * mon-fri  Europe/Berlin]" in cli("recurring")
+    table = cli("recurring").splitlines()
+    assert table[0].split() == ["NAME", "CRON", "TIME", "ZONE", "JOB", "LAST", "NEXT"]
+    berlin = next(line for line in table if line.startswith("berlin-morning "))
+    assert berlin.split()[:8] == [
+        "berlin-morning",
+        "0",
+        "9",
+        "*",
+        "*",
+        "mon-fri",
+        "Europe/Berlin",
+        "tests.sample_jobs:record",
+    ]
+    assert re.search(r" ago +in \d", berlin)  # last tick, next tick
+    narrow = cli("recurring", columns=80).splitlines()
+    assert len(narrow) == len(table)
+    assert all(len(line) <= 80 for line in narrow)
+    assert "0 9 * * mon-fri" in " ".join(narrow)  # cron expressions are never cut

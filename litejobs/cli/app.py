@@ -11,6 +11,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperArgument, TyperGroup
 
 if TYPE_CHECKING:
     from litejobs.adapters.base import Adapter
@@ -137,7 +138,7 @@ def _options(
             "--db",
             envvar="LITEJOBS_DB",
             metavar="PATH|URL",
-            help="SQLite file or postgresql:// URL \\[default: the user data dir's jobs.db].",
+            help="SQLite file or postgresql:// URL [default: the user data dir's jobs.db].",
         ),
     ] = None,
     app: Annotated[
@@ -146,7 +147,7 @@ def _options(
             "--app",
             envvar="LITEJOBS_APP",
             metavar="MODULE:ATTR",
-            help="Your JobManager, e.g. myapp.jobs:jobs \\[default: \\[tool.litejobs] app "
+            help="Your JobManager, e.g. myapp.jobs:jobs [default: [tool.litejobs] app "
             "in ./pyproject.toml, else a manager for all queues].",
         ),
     ] = None,
@@ -155,10 +156,20 @@ def _options(
         typer.Option("--path", metavar="DIR", help="Extra import directory (repeatable)."),
     ] = None,
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More log output (DEBUG).")
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True, show_default=False, help="More log output (DEBUG)."
+        ),
     ] = 0,
     quiet: Annotated[
-        int, typer.Option("--quiet", "-q", count=True, help="Less log output (-qq: errors only).")
+        int,
+        typer.Option(
+            "--quiet",
+            "-q",
+            count=True,
+            show_default=False,
+            help="Less log output (-qq: errors only).",
+        ),
     ] = 0,
     log_format: Annotated[
         str,
@@ -215,23 +226,98 @@ def _pin_db(ctx: typer.Context, db: str | None) -> str | None:
     return db
 
 
+#: The module of :mod:`litejobs.cli` that defines each command, in the order ``--help`` lists
+#: them. A command's module is imported (and its typer signature turned into a click command)
+#: only when that command runs: ``litejobs list`` pays for ``list`` alone, not for the runtime
+#: behind ``work`` or the scaffolding behind ``init``.
+COMMAND_MODULES = {
+    "enqueue": "jobs",
+    "list": "jobs",
+    "show": "jobs",
+    "retry": "jobs",
+    "delete": "jobs",
+    "clear": "jobs",
+    "status": "jobs",
+    "work": "run",
+    "workoff": "run",
+    "worker": "run",
+    "start": "run",
+    "stop": "run",
+    "restart": "run",
+    "recurring": "recurring",
+    "doctor": "doctor",
+    "init": "scaffold",
+    "new": "scaffold",
+}
+
+
+class LazyGroup(TyperGroup):
+    """The top-level group: builds a command from its module on first lookup."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMAND_MODULES)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = self.commands.get(cmd_name)
+        if found is None and cmd_name in COMMAND_MODULES:
+            found = self.commands[cmd_name] = _load_command(cmd_name)
+        return found
+
+
+def _load_command(name: str) -> Any:
+    """The click command ``name``: its module registers its commands on a scratch typer app,
+    of which only ``name`` is converted (the module stays the authority on its commands)."""
+    import importlib
+
+    from typer.main import get_command_name, get_group
+
+    module = importlib.import_module(f"{__package__}.{COMMAND_MODULES[name]}")
+    scratch = typer.Typer(rich_markup_mode=None)
+    module.register(scratch)
+    scratch.registered_commands = [
+        info
+        for info in scratch.registered_commands
+        if (info.name or get_command_name(getattr(info.callback, "__name__", ""))) == name
+    ]
+    scratch.registered_groups = [g for g in scratch.registered_groups if g.name == name]
+    command = get_group(scratch).commands[name]
+    _plain_usage(command)
+    return command
+
+
+class _PlainArgument(TyperArgument):
+    """An argument shown as its metavar (``ID``, ``[ID]`` when optional) in usage lines, not
+    typer's ``{ID}`` for a required one."""
+
+    def make_metavar(self, ctx: Any, *, usage: bool = False) -> str:
+        if self.metavar is None:
+            return super().make_metavar(ctx, usage=usage)
+        return f"[{self.metavar}]" if usage and not self.required else self.metavar
+
+
+def _plain_usage(command: Any) -> None:
+    for sub in getattr(command, "commands", {}).values():
+        _plain_usage(sub)
+    for param in command.params:
+        if type(param) is TyperArgument:
+            param.__class__ = _PlainArgument
+
+
 def build_command() -> Any:
-    """The click command behind the typer app (the caller runs it non-standalone)."""
+    """The click command behind the typer app (the caller runs it non-standalone).
+
+    Help is plain text (``rich_markup_mode=None``): help strings are shown as written, so
+    ``[[tool.litejobs.recurring]]`` or a ``[default: ...]`` needs no escaping.
+    """
     app = typer.Typer(
         name="litejobs",
         help=HELP,
+        cls=LazyGroup,
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
+        rich_markup_mode=None,
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     )
     app.callback()(_options)
-    from . import jobs, recurring, run
-
-    jobs.register(app)
-    run.register(app)
-    from . import doctor
-
-    doctor.register(app)
-    recurring.register(app)
     return typer.main.get_command(app)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from . import render
+from . import complete, render
 from .app import Settings, settings
 
 if TYPE_CHECKING:
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from litejobs.daemon import DaemonInfo
     from litejobs.liveness import WorkerRecord
     from litejobs.manager import Scheduler
+
+QueueFilter = Annotated[str | None, complete.queue_option("Only this queue.")]
 
 
 def _json_arg(text: str | None, option: str, kind: type) -> Any:
@@ -93,10 +95,11 @@ def enqueue(
         typer.Option("--kwargs", metavar="JSON", help="Keyword args, a JSON object."),
     ] = None,
     queue: Annotated[
-        str | None, typer.Option("--queue", help="Queue \\[default: the job's, else default].")
+        str | None, complete.queue_option("Queue [default: the job's, else default].")
     ] = None,
     priority: Annotated[
-        int | None, typer.Option("--priority", help="1 (first) .. 100 (last) \\[default: 50].")
+        int | None,
+        typer.Option("--priority", metavar="N", help="1 (first) .. 100 (last) [default: 50]."),
     ] = None,
     wait: Annotated[
         float | None, typer.Option("--wait", metavar="SECONDS", help="Run no sooner than this.")
@@ -106,7 +109,8 @@ def enqueue(
         typer.Option("--wait-until", metavar="ISO8601", help="Run no sooner than this time."),
     ] = None,
     max_attempts: Annotated[
-        int | None, typer.Option("--max-attempts", help="Override the worker's max attempts.")
+        int | None,
+        typer.Option("--max-attempts", metavar="N", help="Override the worker's max attempts."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the stored row as JSON.")] = False,
 ) -> None:
@@ -180,12 +184,19 @@ def _scheduler_for(job: str, cfg: Settings) -> Scheduler:
 
 def list_jobs(
     ctx: typer.Context,
-    queue: Annotated[str | None, typer.Option("--queue", help="Only this queue.")] = None,
+    queue: QueueFilter = None,
     state: Annotated[
         str | None,
-        typer.Option("--state", help="scheduled, ready, running, failed or succeeded (kept jobs)."),
+        typer.Option(
+            "--state",
+            metavar="STATE",
+            autocompletion=complete.job_states,
+            help="scheduled, ready, running, failed or succeeded (kept jobs).",
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many (0: all).")] = 100,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", help="At most this many (0: all).")
+    ] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array of jobs.")] = False,
 ) -> None:
     """List jobs, oldest first.
@@ -238,11 +249,9 @@ def show(
 
 def retry(
     ctx: typer.Context,
-    job_id: Annotated[int | None, typer.Argument(metavar="[ID]")] = None,
+    job_id: Annotated[int | None, typer.Argument(metavar="ID", show_default=False)] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Retry every failed job.")] = False,
-    queue: Annotated[
-        str | None, typer.Option("--queue", help="With --failed: only this queue.")
-    ] = None,
+    queue: Annotated[str | None, complete.queue_option("With --failed: only this queue.")] = None,
 ) -> None:
     """Make a failed or scheduled job ready now (attempts start again for a failed job).
 
@@ -294,7 +303,7 @@ def delete(
 
 def clear(
     ctx: typer.Context,
-    queue: Annotated[str | None, typer.Option("--queue", help="Only this queue.")] = None,
+    queue: QueueFilter = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only failed jobs.")] = False,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask (needed off a terminal).")

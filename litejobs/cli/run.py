@@ -34,7 +34,7 @@ SpecOption = Annotated[
         "--workers",
         metavar="SPEC",
         help="How many workers on which queues: 4, email:2, default:2,email:4, :2,email:4 "
-        "\\[default: the app's worker groups, else 1 on all queues].",
+        "[default: the app's worker groups, else 1 on all queues].",
     ),
 ]
 
@@ -50,6 +50,15 @@ def groups_for(manager: JobManager, spec: str | None) -> list[WorkerConfig]:
     for group in groups:
         for queue in group.queues or ():
             check_queue(queue, manager.queues)
+    idle = unserved_queues(manager.queues, groups)
+    if idle:
+        log.warning(
+            "-n %s leaves queue%s %s without workers: %s jobs wait until a worker serves them",
+            spec,
+            "s" if len(idle) > 1 else "",
+            ", ".join(idle),
+            "their" if len(idle) > 1 else "its",
+        )
     return groups
 
 
@@ -61,6 +70,33 @@ def running_manager(cfg: Settings) -> JobManager:
     manager = cfg.manager(running=True)
     route_app_logs([manager.logger, *(c.logger for c in manager.workers if c.logger)])
     return manager
+
+
+def unserved_queues(declared: Sequence[str] | None, groups: Sequence[WorkerConfig]) -> list[str]:
+    """The declared queues no group works on (none when a group takes every queue)."""
+    if declared is None or any(group.queues is None for group in groups):
+        return []
+    served = {queue for group in groups for queue in group.queues or ()}
+    return [queue for queue in declared if queue not in served]
+
+
+def announce_app(cfg: Settings) -> None:
+    """Tell the workers' logs (and their import errors) which app they run; with none found,
+    warn once, naming where it was looked for: the default manager would take the queue's
+    jobs and fail those of an app it cannot import."""
+    from litejobs.handler import set_app_label
+
+    source = cfg.source()
+    if source.spec is not None:
+        set_app_label(f"{source.spec} ({source.origin})")
+        return
+    where = Path.cwd() / "pyproject.toml"
+    set_app_label(f"none found (default manager; looked in --app, $LITEJOBS_APP, {where})")
+    log.warning(
+        "no app found (no --app, no $LITEJOBS_APP, no [tool.litejobs] app in %s): "
+        "workers use the default manager (every queue, one worker)",
+        where,
+    )
 
 
 def describe(groups: Sequence[WorkerConfig]) -> str:
@@ -112,9 +148,13 @@ def finish_workoff(stats: WorkerStats | None, stopped: StopSignal) -> None:
 
 
 def work(ctx: typer.Context, spec: SpecOption = None) -> None:
-    """Run workers attached to this terminal until Ctrl-C (graceful) or a second Ctrl-C / SIGTERM.
+    """Run workers attached to this terminal until stopped.
 
-    A worker process that dies is replaced under the same name.
+    The first Ctrl-C or SIGTERM is graceful: running jobs finish, nothing new starts. A second
+    one stops now (the interrupted jobs run again later). A worker process that dies is replaced
+    under the same name.
+
+    A warning names any queue the app declares that -n leaves without workers.
 
     Examples:
 
@@ -122,8 +162,10 @@ def work(ctx: typer.Context, spec: SpecOption = None) -> None:
 
       litejobs --app myapp.jobs:jobs work -n default:2,email:1
     """
-    manager = running_manager(settings(ctx))
+    cfg = settings(ctx)
+    manager = running_manager(cfg)
     groups = groups_for(manager, spec)
+    announce_app(cfg)
     log.info("starting %s", describe(groups))
     from litejobs.supervisor import run_workers
 
@@ -146,9 +188,10 @@ def workoff(ctx: typer.Context, spec: SpecOption = None) -> None:
     cfg = settings(ctx)
     manager = running_manager(cfg)
     groups = groups_for(manager, spec)
+    announce_app(cfg)
     from .progress import WorkoffProgress
 
-    show_bar = sys.stdout.isatty() and not cfg.quiet
+    show_bar = sys.stderr.isatty() and not cfg.quiet  # drawn on stderr, with the log lines
     if show_bar and not cfg.verbose:
         # The bar shows progress; per-job INFO lines would tear it. Warnings still show.
         logging.getLogger("litejobs").setLevel(logging.WARNING)
@@ -168,22 +211,29 @@ def workoff(ctx: typer.Context, spec: SpecOption = None) -> None:
 
 def worker(
     ctx: typer.Context,
-    index: Annotated[int, typer.Option("--index", help="Which of the app's worker groups.")] = 0,
-    worker_id: Annotated[int, typer.Option("--id", help="Worker number within the group.")] = 0,
+    index: Annotated[
+        int, typer.Option("--index", metavar="I", help="Which of the app's worker groups.")
+    ] = 0,
+    worker_id: Annotated[
+        int, typer.Option("--id", metavar="N", help="Worker number within the group.")
+    ] = 0,
     workoff_: Annotated[bool, typer.Option("--workoff", help="Exit when nothing is due.")] = False,
     clear_: Annotated[
         bool, typer.Option("--clear", help="Delete every job in the group's storage, then exit.")
     ] = False,
 ) -> None:
-    """Run one worker in this process: for systemd, supervisord and other process managers.
+    """Run one worker in this process (for systemd, supervisord...).
 
-    The process title and lock owner are litejobs-worker.<queues>.<id>.
+    The process title and lock owner are litejobs-worker.QUEUES.ID. SIGTERM or Ctrl-C lets the
+    running job finish, then the worker exits.
 
     Example: litejobs --app myapp.jobs:jobs worker --index 1 --id 0
     """
     from litejobs.errors import ConfigurationError
 
-    manager = running_manager(settings(ctx))
+    cfg = settings(ctx)
+    manager = running_manager(cfg)
+    announce_app(cfg)
     if not 0 <= index < len(manager.workers):
         raise ConfigurationError(
             f"--index {index} is out of range: the app has {len(manager.workers)} worker "
@@ -210,13 +260,15 @@ def worker(
 # -- detached workers -------------------------------------------------------------------------
 StateDirOption = Annotated[
     Path | None,
-    typer.Option("--state-dir", metavar="DIR", help="Where pid files live \\[default: per user]."),
+    typer.Option("--state-dir", metavar="DIR", help="Where pid files live [default: per user]."),
 ]
 AllOption = Annotated[
     bool,
     typer.Option("--all", help="Every detached supervisor of the state dir, whatever its app."),
 ]
-TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait before killing.")]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait before killing.")
+]
 LogFileOption = Annotated[
     Path | None, typer.Option("--log-file", metavar="FILE", help="Where workers log.")
 ]

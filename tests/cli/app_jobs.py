@@ -34,6 +34,7 @@ def boom(message: str = "boom") -> None:
 
 
 NOT_CALLABLE = 42
+later = jobs.create_scheduler()  # callable, but not a job: enqueue must refuse it
 
 #: The same app with its own logger for workers (``--app tests.cli.app_jobs:logged``).
 logged = JobManager(

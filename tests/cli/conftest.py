@@ -39,6 +39,20 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def litejobs(*argv: str, cwd: Path = ROOT, timeout: float = 60, **env: str) -> Result:
+    """The real executable in ``cwd`` with a clean environment (plus ``env``), no stdin."""
+    proc = subprocess.run(
+        [str(EXE), *argv],
+        cwd=cwd,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
 @pytest.fixture
 def job_log(tmp_path: Path) -> Path:
     return tmp_path / "ran.jsonl"

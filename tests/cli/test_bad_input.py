@@ -46,6 +46,17 @@ CASES: list[tuple[str, list[str], bool, int, str]] = [
         2,
         "not both",
     ),
+    ("args-too-many", ["enqueue", J, "--args", "[1, 2, 3]"], False, 2, "too many positional"),
+    ("args-missing", ["enqueue", J], False, 2, "missing a required argument: 'value'"),
+    (
+        "kwargs-unknown",
+        ["enqueue", J, "--args", "[1]", "--kwargs", '{"nope": 1}'],
+        False,
+        2,
+        "unexpected keyword argument 'nope'",
+    ),
+    ("job-is-a-scheduler", ["enqueue", "tests.cli.app_jobs:later"], False, 2, "is a Scheduler"),
+    ("job-is-a-manager", ["enqueue", "tests.cli.app_jobs:jobs"], False, 2, "is a JobManager"),
     ("show-unknown-id", ["show", "999"], False, 2, "no job with id 999"),
     ("retry-unknown-id", ["retry", "999"], False, 2, "no job with id 999"),
     ("delete-unknown-id", ["delete", "999"], False, 2, "no job with id 999"),
@@ -108,9 +119,9 @@ CASES: list[tuple[str, list[str], bool, int, str]] = [
 # (id, how the --db is broken, argv, expected exit code, part of the message)
 STORAGE_CASES: list[tuple[str, str, list[str], str]] = [
     ("db-is-directory", "directory", ["list"], "is a directory"),
-    ("db-is-text-file", "text", ["enqueue", J], "not a SQLite database"),
+    ("db-is-text-file", "text", ["enqueue", J, "--args", "[1]"], "not a SQLite database"),
     ("db-in-missing-directory", "missing-dir", ["status"], "does not exist"),
-    ("db-read-only-enqueue", "read-only", ["enqueue", J], "read-only"),
+    ("db-read-only-enqueue", "read-only", ["enqueue", J, "--args", "[1]"], "read-only"),
     ("db-read-only-delete", "read-only", ["delete", "1"], "read-only"),
     # A mistyped --db: commands that inspect or edit jobs never create a database.
     ("no-db-list", "absent", ["list"], "no database at"),

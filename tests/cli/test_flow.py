@@ -18,9 +18,9 @@ from litejobs import SQLiteAdapter, enqueue
 from .conftest import APP, EXE, ROOT, clean_env, ran
 
 JOB_FIELDS = {
-    "id", "state", "worker_gone", "queue", "priority", "attempts", "max_attempts", "name", "path", "args",
-    "kwargs", "run_at", "locked_at", "locked_by", "last_error", "failed_at", "unique_key",
-    "created_at", "updated_at",
+    "id", "state", "worker_gone", "queue", "priority", "attempts", "max_attempts", "name",
+    "path", "args", "kwargs", "run_at", "locked_at", "locked_by", "last_error", "failed_at",
+    "unique_key", "created_at", "updated_at",
 }  # fmt: skip
 
 
@@ -162,10 +162,12 @@ def test_json_logs_for_log_shippers(cli) -> None:
     res = cli("--log-format", "json", "workoff")
     assert res.code == 1
     lines = [json.loads(line) for line in res.err.splitlines()]
-    assert {line["logger"] for line in lines} == {"litejobs.worker"}
+    assert {line["logger"] for line in lines} == {"litejobs.worker", "litejobs.cli"}
+    [said] = [line for line in lines if line["logger"] == "litejobs.cli"]  # run without an app
+    assert said["level"] == "warning" and said["message"].startswith("no app found")
     assert any(line["level"] == "warning" and "ValueError" in line["message"] for line in lines)
     assert all(line["ts"].endswith("Z") for line in lines)
-    quiet = cli("-q", "enqueue", "tests.cli.app_jobs:record")
+    quiet = cli("-q", "enqueue", "tests.cli.app_jobs:record", "--args", "[1]")
     assert quiet.err == ""
 
 
@@ -184,7 +186,10 @@ def test_app_from_pyproject_and_python_dash_m(tmp_path: Path, db_path: Path) -> 
     # The app declares queues default and email: anything else is refused.
     refused = run("enqueue", "tests.cli.app_jobs:record", "--queue", "nope")
     assert refused.returncode == 2 and "unknown queue 'nope'" in refused.stderr
-    assert run("enqueue", "tests.cli.app_jobs:record", "--queue", "email").returncode == 0
+    assert (
+        run("enqueue", "tests.cli.app_jobs:record", "--args", "[1]", "--queue", "email").returncode
+        == 0
+    )
 
     python = str(EXE.with_name("python"))
     module = subprocess.run(

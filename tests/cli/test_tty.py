@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import subprocess
 import time
@@ -86,3 +87,28 @@ def test_workoff_on_a_terminal_shows_progress_and_a_summary(
     assert "ran 30: 30 succeeded, 0 errored (will retry), 0 failed" in out
     assert "job 1 record started" not in out  # per-job INFO lines would tear the bar
     assert sorted(e["value"] for e in ran(job_log)) == list(range(30))
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def test_workoff_prints_worker_log_lines_above_the_bar_never_into_it(
+    db_path: Path, job_log: Path
+) -> None:
+    adapter = SQLiteAdapter(db_path)
+    failing = []
+    for value in range(40):
+        if value % 4 == 0:  # a job that fails: its worker logs an ERROR line while the bar runs
+            failing.append(enqueue("tests.cli.app_jobs:boom", [f"bad {value}"], db=adapter))
+        else:
+            enqueue("tests.runtime.jobs:sleep", [0.02], db=adapter)
+    adapter.close()
+    code, out = run_on_tty(["--db", str(db_path), "--app", APP, "workoff"], job_log)
+    assert code == 1, out
+    assert "ran 40: 30 succeeded, 0 errored (will retry), 10 failed" in out
+    logged = [line for line in out.split("\n") if " ERROR " in line]
+    assert len(logged) == len(failing)
+    for line in logged:
+        shown = ANSI.sub("", line).rsplit("\r", 1)[-1]  # what stays on screen after a \r
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ERROR ", shown), repr(line)
+    assert "workoff" in out  # the bar was drawn
