@@ -298,10 +298,12 @@ def test_missing_psycopg_names_the_install_command(tmp_path: Path) -> None:
 BAD_RECURRING = """
 [[tool.litejobs.recurring]]
 job = "tests.cli.app_jobs:record"
+args = ["hourly"]
 cron = "0 * * * *"
 
 [[tool.litejobs.recurring]]
 job = "tests.cli.app_jobs:record"
+args = ["never"]
 name = "broken"
 cron = "61 * * * *"
 """

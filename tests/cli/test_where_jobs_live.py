@@ -152,7 +152,8 @@ def test_db_is_litejobs_db_only_while_the_command_runs(
     from litejobs.cli import main
 
     monkeypatch.delenv("LITEJOBS_DB", raising=False)
-    assert main(["--db", str(tmp_path / "a.db"), "enqueue", "tests.cli.app_jobs:record"]) == 0
+    argv = ["--db", str(tmp_path / "a.db"), "enqueue", "tests.cli.app_jobs:record", "--args", "[1]"]
+    assert main(argv) == 0
     assert "LITEJOBS_DB" not in os.environ
     monkeypatch.setenv("LITEJOBS_DB", str(tmp_path / "mine.db"))
     assert main(["--db", str(tmp_path / "nope.db"), "list"]) == 3
