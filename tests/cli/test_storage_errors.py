@@ -111,7 +111,8 @@ def test_a_database_from_a_newer_litejobs_is_refused_by_every_command(tmp_path: 
     conn = apsw.Connection(str(db))
     conn.execute("PRAGMA user_version=99")
     conn.close()
-    for command in (["list"], ["workoff"], ["enqueue", "tests.cli.app_jobs:record"]):
+    enqueue = ["enqueue", "tests.cli.app_jobs:record", "--args", "[1]"]
+    for command in (["list"], ["workoff"], enqueue):
         assert_permanent(litejobs(*command, db=db), "newer litejobs (schema version 99")
     with pytest.raises(Exception, match="newer litejobs"):
         SQLiteAdapter(db).list_jobs()
