@@ -26,6 +26,7 @@ from pathlib import Path
 
 from litejobs.adapters.base import NewJob
 from litejobs.adapters.postgres import PostgresAdapter
+from tests.pg import drop_schema, reset_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 NOOP = json.dumps({"name": "noop", "path": "bench.postgres_bench:noop", "args": []})
@@ -102,7 +103,7 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str, poll: float 
 # -- measurements -------------------------------------------------------------------------------
 def _fresh(url: str) -> PostgresAdapter:
     adapter = PostgresAdapter(url, schema=f"bench_{uuid.uuid4().hex[:10]}")
-    adapter.reset()
+    reset_schema(adapter)
     return adapter
 
 
@@ -132,7 +133,7 @@ def enqueue_rates(url: str, single: int, batches: int) -> dict[str, float]:
         many = batches * 1000 / (time.perf_counter() - started)
         return {"enqueue_per_s": one, "enqueue_batch_per_s": many}
     finally:
-        adapter.drop()
+        drop_schema(adapter)
         adapter.close()
 
 
@@ -146,12 +147,12 @@ def drain_rate(url: str, workers: int, jobs: int) -> float:
         time.sleep(0.3)  # let them go idle (LISTENing)
         batch = [NewJob(handler=NOOP)] * jobs
         started = time.perf_counter()
-        adapter.schedule_many(batch)
+        adapter.enqueue_many(batch)
         _wait(lambda: not _pending(adapter), 600, "the drain")
         return jobs / (time.perf_counter() - started)
     finally:
         _stop(procs)
-        adapter.drop()
+        drop_schema(adapter)
         adapter.close()
 
 
@@ -172,7 +173,7 @@ def latencies(url: str, samples: int) -> list[float]:
                 {"name": "stamp", "path": "bench.postgres_bench:stamp", "args": [log, token]}
             )
             sent[token] = time.monotonic()
-            adapter.schedule(NewJob(handler=handler))
+            adapter.enqueue(NewJob(handler=handler))
             _wait(lambda: not _pending(adapter), 30, "a job to run", poll=0.002)
         started = {}
         for line in Path(log).read_text().splitlines():
@@ -182,7 +183,7 @@ def latencies(url: str, samples: int) -> list[float]:
     finally:
         _stop(procs)
         os.unlink(log)
-        adapter.drop()
+        drop_schema(adapter)
         adapter.close()
 
 

@@ -1,8 +1,8 @@
 """The raw apsw ceiling: the same workloads with hand-written SQL and no library around it.
 
-Schema and settings are the best ones measured in ``shared/NOTES-sqlite.md``: WAL,
-``synchronous=NORMAL``, a partial claim index, ``BEGIN IMMEDIATE`` claims. litejobs cannot beat
-this per transaction; it can only do less per job (batching) on top of it.
+Schema and settings are the best ones measured (docs/performance.md, "What SQLite itself can
+do"): WAL, ``synchronous=NORMAL``, a partial claim index, ``BEGIN IMMEDIATE`` claims. litejobs
+cannot beat this per transaction; it can only do less per job (batching) on top of it.
 """
 
 from __future__ import annotations

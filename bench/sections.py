@@ -180,14 +180,21 @@ def lj_latency(
 def lj_claim_cost(db: Path, pending: int, claims: int) -> float:
     """Median microseconds for one ``claim`` (limit 1) with ``pending`` jobs waiting, a tenth of
     them not yet due at a better priority (the scheduled-jobs trap)."""
+    from dataclasses import replace
+
     from litejobs import SQLiteAdapter
+    from litejobs.liveness import WorkerInfo
 
     lj_fill(db, pending, scheduled_every=10)
     adapter = SQLiteAdapter(db)
+    me = WorkerInfo.for_this_process(
+        queues="*", stale_after=60, max_attempts=24, delete_failed=False
+    )
+    claimer = replace(me, name="bench/claimer")
     times: list[float] = []
     for _ in range(min(claims, pending // 2)):  # leave most of the pending jobs in place
         start = time.perf_counter()
-        got = adapter.claim("bench/claimer", None, 1)
+        got = adapter.claim(claimer, None, 1)
         times.append(time.perf_counter() - start)
         if not got:
             raise RuntimeError("claim found no job")
@@ -263,13 +270,22 @@ def schema_insert(db: Path, count: int, batch: int = 1) -> float:
     """Hand-written INSERTs into litejobs' own table (its indexes, AUTOINCREMENT, text times):
     the floor any enqueue through litejobs pays, separating schema cost from library cost."""
     from litejobs import SQLiteAdapter
-    from litejobs.adapters.sqlite import ts
+    from litejobs.adapters.sqlite import Q, ts
 
     adapter = SQLiteAdapter(db)
     conn = adapter.connection
     now = ts(time.time())
-    row = ("ready", raw.HANDLER, "default", 50, now, None, None, now, now)
-    sql = adapter._INSERT
+    row = {
+        "state": "ready",
+        "handler": raw.HANDLER,
+        "queue": "default",
+        "priority": 50,
+        "run_at": now,
+        "max_attempts": None,
+        "unique_key": None,
+        "now": now,
+    }
+    sql = Q["insert_job"]
     start = time.perf_counter()
     if batch == 1:
         for _ in range(count):

@@ -130,4 +130,4 @@ def enqueue(
         return declared(job, args, kwargs=kwargs, **options)
     adapter = _adapter(db)
     new = build_new_job(job, args, kwargs, now=adapter.clock.now(), check_import=check, **options)
-    return adapter.schedule(new)
+    return adapter.enqueue(new)

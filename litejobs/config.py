@@ -1,11 +1,15 @@
-"""Worker group configuration (SPEC §2)."""
+"""Worker group configuration: how many workers, on which queues, with which limits."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .retry import RetryPolicy, as_policy
+
+#: The longest ``heartbeat_interval`` accepted (see :data:`litejobs.liveness.ORPHAN_GRACE`).
+MAX_HEARTBEAT_INTERVAL = 120.0
 #: The longest ``max_runtime`` accepted (10 years): beyond ~292 years the timer overflows.
 MAX_RUNTIME_LIMIT = 315_360_000
 
@@ -32,6 +36,12 @@ class WorkerConfig:
     stale_after: float = 60
     heartbeat_interval: float = 10
     batch_size: int = 100
+    retry: RetryPolicy | Sequence[float] | Callable[[int], float] | None = None
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The group's :class:`~litejobs.retry.RetryPolicy` (default: ``attempts ** 4`` s)."""
+        return as_policy(self.retry)
 
     def __post_init__(self) -> None:
         from .errors import ConfigurationError
@@ -57,6 +67,18 @@ class WorkerConfig:
             raise ConfigurationError(
                 "WorkerConfig.stale_after must be longer than heartbeat_interval (both > 0)"
             )
+        if self.heartbeat_interval > MAX_HEARTBEAT_INTERVAL:
+            # A worker whose row was deleted re-creates it with its next heartbeat; observers
+            # wait ORPHAN_GRACE before touching its jobs, so a beat must come well before that.
+            raise ConfigurationError(
+                f"WorkerConfig.heartbeat_interval must be at most {MAX_HEARTBEAT_INTERVAL:g} s, "
+                f"got {self.heartbeat_interval!r}"
+            )
+        if self.batch_size < 1:
+            raise ConfigurationError(
+                f"WorkerConfig.batch_size must be at least 1, got {self.batch_size}"
+            )
+        as_policy(self.retry)  # a bad policy fails here, not at the first error
         if not self.queues_label:
             raise ConfigurationError("WorkerConfig.queue must name at least one queue, or '*'")
 

@@ -32,7 +32,8 @@ from .errors import ConfigurationError, LiteJobsError
 from .supervisor import READY_FILE_ENV
 
 if TYPE_CHECKING:
-    from .adapters.base import Adapter, WorkerRecord
+    from .adapters.base import Adapter
+    from .liveness import WorkerRecord
 
 #: How long ``start`` waits for the new supervisor to say its workers are started.
 STARTUP_TIMEOUT = 60.0
@@ -248,27 +249,32 @@ def supervisor_of(host: str, pid: int, daemons: list[DaemonInfo]) -> int | None:
     return next((d.pid for d in daemons if d.pid == group), None)
 
 
-def live_workers(adapters: Iterable[Adapter], stale_after: float) -> list[WorkerRecord]:
-    """The workers of these databases that are alive: a heartbeat within ``stale_after`` and,
-    on this host, a running pid (a worker just killed is not). A database that does not exist
-    is skipped, never created."""
-    import socket
+def live_workers(adapters: Iterable[Adapter]) -> list[WorkerRecord]:
+    """The workers of these databases that may be alive (none provably gone: see
+    :mod:`litejobs.liveness`). A database that does not exist is skipped, never created."""
+    from .liveness import Observer
 
-    from .supervisor import pid_alive
-
-    host = socket.gethostname()
+    observer = Observer()
     found: list[WorkerRecord] = []
     for adapter in {id(a): a for a in adapters}.values():
-        exists = getattr(adapter, "exists", None)
-        if exists is not None and not exists():
+        if not adapter.exists():
             continue
-        now = adapter.clock.now()
-        found += [
-            w
-            for w in adapter.workers()
-            if now - w.heartbeat_at < stale_after and (w.host != host or pid_alive(w.pid))
-        ]
+        now, mono = adapter.clock.now(), adapter.clock.monotonic()
+        found += [w for w in adapter.workers() if observer.gone(w, now, mono) is None]
     return found
+
+
+def rescue_gone(adapters: Iterable[Adapter]) -> int:
+    """Rescue the jobs of workers that are provably gone -- those a stop had to kill -- so
+    they run again at once instead of after a restart. Returns how many jobs were rescued."""
+    from .liveness import Observer
+
+    count = 0
+    for adapter in {id(a): a for a in adapters}.values():
+        if adapter.exists():
+            rescued = adapter.rescue(Observer())
+            count += rescued.released + rescued.failed + rescued.returned
+    return count
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -6,6 +6,12 @@ developer or an operator sees first (the CLI prints them as one line, without a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .liveness import WorkerRecord
+
 
 class LiteJobsError(Exception):
     """Base class for every error litejobs raises on purpose."""
@@ -56,7 +62,28 @@ class JobNotFoundError(LiteJobsError):
 
 
 class StorageError(LiteJobsError):
-    """The storage backend is unavailable: missing directory, read-only, corrupt or locked."""
+    """The storage backend is unavailable: missing directory, read-only, corrupt or locked.
+
+    ``permanent``: waiting will not help (corrupt or read-only database, a schema newer than
+    this litejobs, permission denied, no such database): ``workoff`` stops with exit 3 instead
+    of retrying. Otherwise (locked, server restarting) waiting and retrying is the cure.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class WorkerNameTaken(ConfigurationError):
+    """Every worker name asked for is held by a live worker (on this database)."""
+
+    def __init__(self, live: Sequence[WorkerRecord]) -> None:
+        self.live = list(live)
+        names = ", ".join(f"{w.name} (pid {w.pid})" for w in self.live) or "?"
+        super().__init__(
+            f"worker name already in use by a live worker: {names}; stop it first "
+            "(`litejobs stop`), or let litejobs pick free names"
+        )
 
 
 class JobTimeoutError(BaseException):

@@ -5,12 +5,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 from .handler import callable_path
-
-if TYPE_CHECKING:
-    from .manager import JobManager
 
 
 @dataclass(eq=False)
@@ -26,9 +23,11 @@ class Job:
     max_attempts: int | None = None
     name: str = ""
     adapter: str | None = None
-    manager: JobManager | None = field(default=None, repr=False)
     hooks: dict[str, list[Callable[..., Any]]] = field(default_factory=dict, repr=False)
     _path: str | None = field(default=None, repr=False)
+    #: Marks a job definition for :func:`litejobs.handler.resolve` (which unwraps ``func``)
+    #: without that lower layer importing this module.
+    is_litejobs_job: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if not self.name:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime, tzinfo
@@ -74,7 +75,7 @@ class Scheduler:
         )
         if self.manager.inline is not None:  # litejobs.testing.inline(): run it now instead
             return self.manager.inline(new)
-        return self.adapter.schedule(new)
+        return self.adapter.enqueue(new)
 
     def build(self, job: JobRef, args: Sequence[Any] | None = None, **options: Any) -> NewJob:
         """Validate one request without storing it."""
@@ -97,7 +98,7 @@ class Scheduler:
         if self.manager.inline is not None:  # litejobs.testing.inline(): run them now
             # Every row built before the first job runs (a job could change later arguments).
             return [self.manager.inline(row) for row in list(rows)]
-        return self.adapter.schedule_many(rows)
+        return self.adapter.enqueue_many(rows)
 
 
 class JobManager:
@@ -208,13 +209,13 @@ class JobManager:
             max_attempts=max_attempts,
             name=name or "",
             adapter=adapter,
-            manager=self,
             hooks={k: [v] if callable(v) else list(v) for k, v in hooks.items()},
         )
         # A job in a script run as __main__ can still be defined and performed inline;
         # scheduling it will say why no worker could run it.
         with suppress(UnimportableJobError):
             self.jobs[job.path] = job
+            _DECLARED[job.path] = self
         if cron is not None:
             self.recurring(job, cron=cron, timezone=timezone)
         elif timezone is not None:
@@ -307,11 +308,15 @@ class JobManager:
 
     # -- running in this process ------------------------------------------------------------
     def worker(
-        self, config: WorkerConfig | None = None, *, worker_id: int = 0, **kwargs: Any
+        self, config: WorkerConfig | None = None, *, worker_id: int | None = None, **kwargs: Any
     ) -> Worker:
-        """A :class:`Worker` for ``config`` (default: the first worker group)."""
-        from .config import worker_name
-        from .worker import Worker, qualified_name
+        """A :class:`Worker` for ``config`` (default: the first worker group).
+
+        ``worker_id``: run as ``litejobs-worker.<queues>.<id>`` exactly (refused while a live
+        worker has that name); without it, the worker takes the first free id when it starts,
+        so a worker from Python never takes the name of one a ``litejobs work`` runs.
+        """
+        from .worker import Worker  # the runtime: listing or enqueueing never needs it
 
         config = config or self.workers[0]
         if config.logger is None and self.own_logger:  # WorkerConfig.logger or the manager's
@@ -319,7 +324,7 @@ class JobManager:
         return Worker(
             self.adapter(config.adapter),
             config,
-            name=kwargs.pop("name", None) or qualified_name(worker_name(config, worker_id)),
+            worker_id=worker_id,
             hooks=self.hooks,
             job_hooks=self.job_hooks,
             ticker=kwargs.pop("ticker", None) or self.ticker(config.adapter),
@@ -327,7 +332,8 @@ class JobManager:
         )
 
     def workoff(self, config: WorkerConfig | None = None, **kwargs: Any) -> WorkerStats:
-        """Run every job eligible now in this process, then return what happened."""
+        """Run every job eligible now in this process (under a free worker name), then return
+        what happened."""
         return self.worker(config, **kwargs).run(workoff=True)
 
 
@@ -339,9 +345,15 @@ def declared_scheduler(job: JobRef, *, check_import: bool = True) -> Scheduler |
     adapter are the manager's. ``None`` for plain functions, for paths not imported
     (``check_import=False``), and when the manager has several adapters and the job names none.
     """
-    _, _, definition = resolve_job_ref(job, check_import=check_import)
-    if definition is None or definition.manager is None:
+    _, path, definition = resolve_job_ref(job, check_import=check_import)
+    manager = _DECLARED.get(path) if definition is not None else None
+    if manager is None or definition is None:
         return None
-    if definition.adapter is None and len(definition.manager.adapters) != 1:
+    if definition.adapter is None and len(manager.adapters) != 1:
         return None
-    return definition.manager.create_scheduler(definition.adapter)
+    return manager.create_scheduler(definition.adapter)
+
+
+#: Which manager declared each job path (``@jobs.job``); weak, so a manager is never kept
+#: alive by it. Kept here, not on the :class:`Job`, which sits a layer below the manager.
+_DECLARED: weakref.WeakValueDictionary[str, JobManager] = weakref.WeakValueDictionary()

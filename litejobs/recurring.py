@@ -1,7 +1,7 @@
 """Recurring (cron) jobs: each tick fires exactly once, however many workers or hosts run.
 
 Every worker carries a :class:`Ticker` for its adapter and, when a tick comes due, asks the
-database to enqueue it (:meth:`~litejobs.adapters.base.Adapter.schedule_tick`). The database
+database to enqueue it (:meth:`~litejobs.adapters.base.Adapter.enqueue_tick`). The database
 decides who wins: the tick is recorded under a key of (schedule name, tick time) in the same
 transaction as the job row, so a tick can never enqueue twice -- not with four workers racing,
 not with two hosts whose clocks disagree by a few seconds. No "run the scheduler on one box".
@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -28,7 +28,6 @@ from .errors import ConfigurationError, LiteJobsError, StorageError
 
 if TYPE_CHECKING:
     from .clock import Clock
-    from .manager import JobManager
 
 logger = logging.getLogger("litejobs.recurring")
 
@@ -211,7 +210,7 @@ class Ticker:
         tick = schedule.last_tick(now)
         if tick is None:
             return None
-        job_id = self.adapter.schedule_tick(schedule.name, tick, replace(schedule.job, run_at=tick))
+        job_id = self.adapter.enqueue_tick(schedule.name, tick, replace(schedule.job, run_at=tick))
         if job_id is not None:
             self.logger.info(
                 "recurring %s: enqueued job %s for tick %s",
@@ -225,8 +224,21 @@ class Ticker:
 _CONFIG_KEYS = {"job", "cron", "args", "kwargs", "timezone", "name", "queue", "priority", "unique"}
 
 
+class Schedules(Protocol):
+    """What the config loader and ``litejobs recurring`` need of a
+    :class:`~litejobs.manager.JobManager` (which sits a layer above this module)."""
+
+    schedules: dict[str, Recurring]
+    adapters: dict[str, Adapter]
+
+    @property
+    def recurring(self) -> Callable[..., Recurring]: ...
+
+    def adapter(self, name: str | None = None) -> Adapter: ...
+
+
 def add_from_config(
-    manager: JobManager,
+    manager: Schedules,
     entries: Any,
     origin: str,
     on_error: Callable[[ConfigurationError], None] | None = None,
@@ -261,7 +273,7 @@ def add_from_config(
     return added
 
 
-def _add_entry(manager: JobManager, entry: dict[str, Any], where: str) -> Recurring | None:
+def _add_entry(manager: Schedules, entry: dict[str, Any], where: str) -> Recurring | None:
     unknown = set(entry) - _CONFIG_KEYS
     if unknown:
         raise ConfigurationError(
@@ -284,7 +296,7 @@ def _add_entry(manager: JobManager, entry: dict[str, Any], where: str) -> Recurr
         raise ConfigurationError(f"{where}: {exc}") from None
 
 
-def schedule_status(manager: JobManager) -> list[dict[str, Any]]:
+def schedule_status(manager: Schedules) -> list[dict[str, Any]]:
     """Every schedule with its last recorded tick and next tick (for ``litejobs recurring``)."""
     import json
 

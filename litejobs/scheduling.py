@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, overload
+from typing import Any
 
-from .adapters.base import NewJob
+from .adapters.base import JobBatch, JobRun, NewJob, compact_json
 from .arguments import check_arguments, job_function, positional_range
 from .errors import (
     ArgumentsError,
@@ -248,7 +247,7 @@ def _is_seq(value: Any) -> bool:
     return isinstance(value, list | tuple)
 
 
-_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_encode_json = compact_json
 
 
 def _handler_json(name: str, path: str, args: list[Any], kwargs: dict[str, Any] | None) -> str:
@@ -273,70 +272,6 @@ def build_new_jobs(
     """:func:`build_new_job` for many ``(job, args)`` items sharing ``options``: the rows of
     :func:`build_job_batch`, one :class:`NewJob` each."""
     return list(build_job_batch(calls, now=now, allowed_queues=allowed_queues, **options))
-
-
-@dataclass(frozen=True, slots=True)
-class JobRun:
-    """Consecutive jobs of one batch that differ only in their arguments.
-
-    Job ``i``'s handler text is ``head + json(args[i]) + tail``, and ``items`` is the JSON array
-    of all of them, encoded (so validated) by one ``json`` call for the whole run: an adapter
-    can store the run with one statement that splits ``items`` in the database (SQLite's
-    ``json_each``), instead of Python encoding, building and binding a row per job.
-    """
-
-    template: NewJob  # queue, priority, run_at and max_attempts of every job of the run
-    head: str
-    tail: str
-    args: list[list[Any]]
-    items: str
-
-    def handler(self, index: int) -> str:
-        return f"{self.head}{_encode_json(self.args[index])}{self.tail}"
-
-    def rows(self) -> list[NewJob]:
-        """The run's jobs one by one (for adapters, or inputs, that cannot store a run whole)."""
-        t = self.template
-        return [
-            NewJob(self.handler(i), t.queue, t.priority, t.run_at, t.max_attempts, None)
-            for i in range(len(self.args))
-        ]
-
-
-class JobBatch(Sequence[NewJob]):
-    """The validated rows of one ``later.many`` call, as runs of jobs sharing a template.
-
-    It is a sequence of :class:`NewJob` (built on first access) for any adapter; the SQLite
-    adapter reads :attr:`runs` instead and never builds the per-job objects.
-    """
-
-    __slots__ = ("_rows", "runs")
-
-    def __init__(self, runs: list[JobRun]) -> None:
-        self.runs = runs
-        self._rows: list[NewJob] | None = None
-
-    def _materialise(self) -> list[NewJob]:
-        if self._rows is None:
-            self._rows = [row for run in self.runs for row in run.rows()]
-        return self._rows
-
-    def __len__(self) -> int:
-        return sum(len(run.args) for run in self.runs)
-
-    @overload
-    def __getitem__(self, index: int) -> NewJob: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[NewJob]: ...
-
-    def __getitem__(self, index: int | slice) -> NewJob | list[NewJob]:
-        return self._materialise()[index]
-
-    def __iter__(self) -> Iterator[NewJob]:
-        return iter(self._materialise())
-
-    def __repr__(self) -> str:
-        return f"JobBatch({len(self)} jobs in {len(self.runs)} runs)"
 
 
 def build_job_batch(

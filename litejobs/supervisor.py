@@ -2,7 +2,8 @@
 
 Why processes, and why a supervisor at all: a job can crash its interpreter, leak memory or
 ignore every polite request to stop. The supervisor keeps the pool whole (a worker that dies is
-replaced under the same name, so the job it held is released at once by ``register_worker``),
+replaced under the same name; its jobs are rescued as soon as it is reaped, its pid being
+provably gone),
 turns Ctrl-C / SIGTERM into "finish the current job, then exit" (a second signal: "stop now"),
 does the periodic housekeeping (``adapter.maintenance()``: the WAL checkpoint) and collects every
 worker's :class:`~litejobs.worker.WorkerStats` so ``workoff -n 4`` can print one summary.
@@ -34,8 +35,10 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from .adapters.base import Rescued
 from .config import WorkerConfig, worker_name
 from .errors import ConfigurationError, StopNow, StorageError
+from .liveness import Observer
 from .proctitle import set_title
 from .worker import EXIT_STUCK, WorkerStats, qualified_name
 
@@ -61,6 +64,8 @@ STOP_NOW_SIGNAL = signal.SIGUSR1
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, STOP_NOW_SIGNAL}
 #: How often a worker checks for a stop request and that its supervisor is still there.
 STOP_POLL = 0.1
+#: Exit status of a workoff worker process that met a permanent storage error.
+EXIT_STORAGE = 73
 
 
 @dataclass
@@ -99,7 +104,8 @@ def run_workers(
     ``workoff``: until every worker found nothing eligible (a worker that dies is not replaced;
     its jobs are released for the next run). Otherwise until SIGINT/SIGTERM: the first lets
     running jobs finish, the second stops now. Returns the merged stats of all workers.
-    Raises :class:`ConfigurationError` if a worker name is already live on this host+database.
+    Each worker takes its slot's name, or the next free one when a live worker (another
+    runner) holds it.
     """
     supervisor = Supervisor(
         manager,
@@ -125,7 +131,7 @@ def run_single_worker(
 
     ``clear``: delete every job in the group's storage and return (Redwood's ``--clear``).
     Signals: the first SIGINT/SIGTERM finishes the current job, the second raises
-    :class:`KeyboardInterrupt` (stop now; the job is released when this name starts again). A job
+    :class:`~litejobs.errors.StopNow` (stop now: the running job is released at once). A job
     that ignores its timeout makes this process exit with :data:`~litejobs.worker.EXIT_STUCK`
     for the process manager to restart it. ``on_event("stopping", {"now", "signal"})`` is
     called on each stop signal (from the signal handler: keep it short).
@@ -135,8 +141,6 @@ def run_single_worker(
         count = adapter.clear()
         logger.info("cleared %s job(s)", count)
         return WorkerStats()
-    name = qualified_name(worker_name(config, worker_id))
-    _refuse_live(adapter, [name], config.stale_after)
     set_title(worker_name(config, worker_id))
     worker = manager.worker(config, worker_id=worker_id, exit_on_stuck=True)
     watch = _StopWatch(worker)
@@ -202,6 +206,8 @@ class Supervisor:
             if all(adapter is not a for a in self.adapters):
                 self.adapters.append(adapter)
         self.stopping = 0  # 0 running, 1 graceful stop asked, 2 stop now
+        #: A workoff worker met a permanent storage error: the pool stops and raises it.
+        self.storage_error: StorageError | None = None
         self._stop_now_at = 0.0
         self._ctx = multiprocessing.get_context(
             "fork" if "fork" in multiprocessing.get_all_start_methods() else None
@@ -209,14 +215,6 @@ class Supervisor:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, *, install_signal_handlers: bool = True) -> WorkerStats:
-        for adapter in self.adapters:
-            mine = [s for s in self.slots if self.manager.adapter(s.config.adapter) is adapter]
-            names = [s.name for s in mine]
-            stale = max(s.config.stale_after for s in self.slots)
-            try:
-                _refuse_live(adapter, names, stale)
-            finally:
-                _close(adapter)
         old: dict[int, Any] = {}
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -253,6 +251,8 @@ class Supervisor:
                 if slot.conn is not None:
                     slot.conn.close()
                     slot.conn = None
+        if self.storage_error is not None:
+            raise self.storage_error
         total = WorkerStats()
         for slot in self.slots:
             total.merge(slot.stats)
@@ -322,6 +322,8 @@ class Supervisor:
                     message = conn.recv()
                     if isinstance(message, WorkerStats):
                         slot.stats.merge(message)
+                    elif isinstance(message, StorageError) and self.storage_error is None:
+                        self.storage_error = StorageError(str(message), permanent=True)
             except (EOFError, OSError):
                 conn.close()
                 slot.conn = None
@@ -343,6 +345,14 @@ class Supervisor:
 
     def _exited(self, slot: _Slot, code: int) -> None:
         self._event("worker_exited", {"name": slot.name, "exitcode": code})
+        if code == EXIT_STORAGE and self.storage_error is not None:
+            slot.done = True
+            if not self.stopping:
+                logger.error("%s; stopping", self.storage_error)
+                self.stopping = 1
+                self._relay()
+            return
+        rescued = self._rescue(slot) if code != 0 else Rescued()
         if self.stopping or (code == 0 and self.workoff):
             slot.done = True
             logger.debug("%s exited (status %s)", slot.title, code)
@@ -359,11 +369,14 @@ class Supervisor:
         else:
             logger.error("%s died (%s)", slot.title, how)
         if self.workoff:
-            # Not replaced in workoff: release what it held now, so the next run needs no wait.
-            # It counts as an error (workoff exits 1): the job it held will run again.
-            self._release(slot)
-            slot.stats.errored += 1
-            slot.stats.errors.append(f"worker {slot.title} died ({how})")
+            # Not replaced in workoff; what it held was rescued above, so the next run needs
+            # no wait. The job it was running counts (workoff exits 1): crashed, and failed if
+            # that was its last attempt, else errored (it will run again).
+            slot.stats.crashed += rescued.released + rescued.failed
+            slot.stats.failed += rescued.failed
+            slot.stats.errored += rescued.released
+            jobs = ", ".join(str(i) for i in rescued.job_ids) or "none running"
+            slot.stats.errors.append(f"worker {slot.title} died ({how}); job(s): {jobs}")
             slot.done = True
             return
         lived = time.monotonic() - slot.started
@@ -379,20 +392,19 @@ class Supervisor:
             logger.warning("restarting %s in %.2f s", slot.title, delay)
         self._event("worker_restarting", {"name": slot.name, "delay": delay, "exitcode": code})
 
-    def _release(self, slot: _Slot) -> None:
-        """Do what the replacement's registration would: release (or fail) its jobs now."""
+    def _rescue(self, slot: _Slot) -> Rescued:
+        """Rescue the jobs of a worker process that died, now: its pid is provably gone, so
+        nothing waits for a heartbeat to go stale or for a replacement to start."""
         adapter = self.manager.adapter(slot.config.adapter)
+        config = slot.config
+        observer = Observer(
+            max_attempts=config.max_attempts, delete_failed=config.delete_failed_jobs
+        )
         try:
-            adapter.register_worker(
-                slot.name,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                queues=slot.config.queues_label,
-                max_attempts=slot.config.max_attempts,
-            )
-            adapter.deregister_worker(slot.name)
+            return adapter.rescue(observer)
         except StorageError as exc:
-            logger.warning("could not release the jobs of %s: %s", slot.title, exc)
+            logger.warning("could not rescue the jobs of %s: %s", slot.title, exc)
+            return Rescued()
         finally:
             _close(adapter)
 
@@ -461,9 +473,13 @@ def _child_main(
     """A worker process: title, signals, parent watch, run, send stats back."""
     set_title(worker_name(config, worker_id))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The slot's id, or the next free one: next to another runner (a second `work`, a cron
+    # `workoff`, a web process's `jobs.workoff()`) names never collide, and a dead
+    # predecessor's name is taken back (its jobs rescued) since its pid is provably gone.
     worker = manager.worker(
         config,
         worker_id=worker_id,
+        pick_free=True,
         exit_on_stuck=True,
         keep_running=lambda: os.getppid() == parent_pid,
     )
@@ -483,15 +499,20 @@ def _child_main(
     watch.start()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked across the fork
     code = 0
+    messages: list[object] = []
     try:
         stats = worker.run(workoff=workoff)
     except KeyboardInterrupt:
-        # A job it held stays locked by this name: the next worker of the same name (or any
-        # worker, since this one deregistered) releases it.
+        # Deregistration released the job it was running (its attempt counts).
         worker.logger.warning("%s stopped now", worker.name)
         stats, code = worker.stats, 130
+    except StorageError as exc:
+        # Only a workoff gives up, and only on a permanent error: tell the supervisor why.
+        stats, code = worker.stats, EXIT_STORAGE
+        messages.append(exc)
     with contextlib.suppress(OSError, ValueError):
-        conn.send(stats)
+        for message in [*messages, stats]:
+            conn.send(message)
         conn.close()
     if code:
         raise SystemExit(code)
@@ -566,25 +587,3 @@ def pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state not in ("Z", "X")
-
-
-def _refuse_live(adapter: Adapter, names: Sequence[str], stale_after: float) -> None:
-    """Raise if a worker of one of ``names`` is alive on this host (same database)."""
-    host = socket.gethostname()
-    wanted = set(names)
-    now = adapter.clock.now()
-    live = [
-        record
-        for record in adapter.workers()
-        if record.name in wanted
-        and record.host == host
-        and record.pid != os.getpid()
-        and now - record.heartbeat_at < stale_after
-        and pid_alive(record.pid)
-    ]
-    if live:
-        first = live[0]
-        raise ConfigurationError(
-            f"worker {first.name.split('/', 1)[-1]} is already running on this host for this "
-            f"database (pid {first.pid}); stop it first, or choose other worker ids"
-        )

@@ -355,6 +355,7 @@ class _InlineRunner:
             attempts=1,
             max_attempts=max_attempts,
             locked_by="inline",
+            lock_token="inline",
             locked_at=0.0,
         )
         result = self.executor.execute(

@@ -1,8 +1,19 @@
 """One worker: claim → run → record, until told to stop (or, for ``workoff``, until idle).
 
-A worker owns one adapter connection for its loop and a second one in a heartbeat thread that
-also watches for jobs stuck past ``max_runtime``. It survives storage outages by backing off and
-retrying; it never loses an outcome it has not managed to record yet.
+A worker registers under a name no live worker holds (atomically, in storage), with a token of
+its own that its locks carry (:mod:`litejobs.liveness`). Its main thread claims and runs jobs;
+a keeper thread (:class:`Keeper`) beats the heart, gives back jobs it reserved but is too busy
+to start, flushes finished outcomes while a long job runs, and stops a job stuck past its hard
+timeout. It survives storage outages by backing off and retrying; it never loses an outcome it
+has not managed to record yet; a permanent storage error ends a ``workoff``.
+
+Batches: when jobs are short, one claim takes several. The first starts at once (its attempt
+counted by the claim); the rest are *reserved*: no attempt counted until started, given back
+unstarted if the worker stops, is busy for more than a second, or dies. Outcomes are flushed
+before the next job starts whenever jobs take a fifth of a millisecond or more (so a kill
+re-runs only the job that was running) and at least every millisecond otherwise; a reserved
+job whose previous holder died is always charged before it starts (a job that kills its worker
+runs out of attempts even inside batches).
 """
 
 from __future__ import annotations
@@ -16,13 +27,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from .adapters.base import Adapter, ClaimedJob, Outcome
+from .adapters.base import Adapter, ClaimedJob, Outcome, Rescued
 from .clock import Clock
-from .config import WorkerConfig
+from .config import WorkerConfig, worker_name
 from .deadline import ABANDON_GRACE_MIN
 from .errors import StorageError
 from .executor import Execution, Executor, Hook
+from .liveness import (
+    HostIdentity,
+    Observer,
+    Probe,
+    WorkerInfo,
+    process_start,
+    this_host,
+)
 from .recurring import Ticker
+from .retry import RetryPolicy
 
 T = TypeVar("T")
 
@@ -30,46 +50,63 @@ logger = logging.getLogger("litejobs.worker")
 
 #: Exit status of a worker process that had to abandon a job stuck past its hard timeout.
 EXIT_STUCK = 70
-#: A batch stops taking further claimed jobs once it has run this long (no hoarding).
+#: A batch stops starting further claimed jobs once it has run this long (no hoarding).
 BATCH_TIME_BUDGET = 0.05
+#: Jobs averaging this long (s) or more get their outcome recorded before the next one starts.
+PER_JOB_FLUSH = 0.0002
+#: Otherwise outcomes wait at most this long (s) for the next flush (at the next job's start).
+FLUSH_WINDOW = 0.001
+#: Reserved jobs are given back when the running job has taken this long (s).
+GIVE_BACK_AFTER = 1.0
+#: How often the keeper thread looks (s).
+KEEPER_TICK = 0.25
+#: How many free names ``pick_free`` tries (``litejobs-worker.<queues>.<n>``).
+FREE_NAMES = 1000
 
 
 @dataclass
 class WorkerStats:
-    """What a worker did; ``workoff`` prints it and exits 1 if anything errored."""
+    """What a worker did; ``workoff`` prints it and exits 1 if anything errored or failed."""
 
     succeeded: int = 0
     errored: int = 0  # raised, will be retried
-    failed: int = 0  # raised on the last attempt
-    lost: int = 0  # outcome not written: the lock had been taken over
+    failed: int = 0  # raised on the last attempt (or crashed its worker on it)
+    lost: int = 0  # outcome not written: the claim had been taken over
+    crashed: int = 0  # killed the worker process running it (counted by the supervisor)
     ran: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
     def any_error(self) -> bool:
-        return bool(self.errored or self.failed)
+        return bool(self.errored or self.failed or self.crashed)
 
     def merge(self, other: WorkerStats) -> None:
         self.succeeded += other.succeeded
         self.errored += other.errored
         self.failed += other.failed
         self.lost += other.lost
+        self.crashed += other.crashed
         self.ran += other.ran
         self.errors.extend(other.errors)
 
 
 def qualified_name(name: str) -> str:
-    """``host/name``: what ``locked_by`` holds, unique across hosts."""
+    """``host/name``: the readable worker name in ``locked_by``, unique across hosts."""
     return f"{socket.gethostname()}/{name}"
 
 
 class Worker:
     """Runs jobs from ``adapter`` for one :class:`WorkerConfig`.
 
-    ``name`` is the host-qualified worker name (``host/litejobs-worker.email.0``). ``stop`` asks
-    for a graceful stop: the current job finishes, claimed-but-unstarted jobs are released.
+    ``name``: exactly this host-qualified name (``host/litejobs-worker.email.0``), refusing with
+    :class:`~litejobs.errors.WorkerNameTaken` if a live worker holds it; ``worker_id``: the
+    name for that id (with ``pick_free``: that id or the next free one); neither: the first free
+    ``litejobs-worker.<queues>.<n>``. ``stop`` asks
+    for a graceful stop: the current job finishes, reserved jobs are given back.
     ``exit_on_stuck``: in a worker *process*, abandon a job that ignores its timeout by
     recording the timeout and exiting with :data:`EXIT_STUCK` (the supervisor replaces us).
+    ``host``/``probe``: where this worker says it runs and how it tells live processes (tests
+    model other machines with them).
     """
 
     def __init__(
@@ -78,106 +115,179 @@ class Worker:
         config: WorkerConfig | None = None,
         *,
         name: str | None = None,
+        worker_id: int | None = None,
+        pick_free: bool = False,
         clock: Clock | None = None,
         stop: threading.Event | None = None,
         hooks: Mapping[str, Sequence[Hook]] | None = None,
         job_hooks: Callable[[str], Mapping[str, Sequence[Hook]]] | None = None,
+        job_retry: Callable[[str], RetryPolicy | None] | None = None,
         exit_on_stuck: bool = False,
         keep_running: Callable[[], bool] | None = None,
         on_job: Callable[[ClaimedJob, Execution], None] | None = None,
         ticker: Ticker | None = None,
+        log: logging.Logger | None = None,
+        host: HostIdentity | None = None,
+        probe: Probe = process_start,
     ) -> None:
         self.adapter = adapter
         self.config = config or WorkerConfig()
-        self.name = name or qualified_name(f"litejobs-worker.{self.config.queues_label}.0")
+        self.candidates = self._candidates(name, worker_id, pick_free)
+        self.name = self.candidates[0]
         self.clock = clock or adapter.clock
         self.stop = stop or threading.Event()
-        self.logger = self.config.logger or logger
+        self.logger = self.config.logger or log or logger
         self.executor = Executor(logger=self.logger, hooks=hooks, job_hooks=job_hooks)
+        self.job_retry = job_retry
         self.exit_on_stuck = exit_on_stuck
         self.keep_running = keep_running
         self.on_job = on_job
         self.ticker = ticker  # recurring schedules: every worker may enqueue, the db decides
+        self.host = host or this_host()
+        self.observer = Observer(
+            host=self.host,
+            probe=probe,
+            max_attempts=self.config.max_attempts,
+            delete_failed=self.config.delete_failed_jobs,
+        )
+        self.info = self._identity()
         self.stats = WorkerStats()
-        self._current: tuple[ClaimedJob, float] | None = None  # job, monotonic start
-        self._current_lock = threading.Lock()
+        self.outbox = Outbox()
         self._batch = 1
         self._avg_duration: float | None = None
-        self._next_recovery = 0.0
-        self._pending: list[Outcome] = []
+        self._next_rescue = 0.0
+        self._outage_delay = 0.05
+        self._workoff = False
+
+    def _identity(self) -> WorkerInfo:
+        return WorkerInfo.for_this_process(
+            queues=self.config.queues_label,
+            stale_after=self.config.stale_after,
+            max_attempts=self.config.max_attempts,
+            delete_failed=self.config.delete_failed_jobs,
+            host=self.host,
+        )
+
+    def _candidates(self, name: str | None, worker_id: int | None, pick_free: bool) -> list[str]:
+        if name is not None:
+            return [name]
+        first = worker_id or 0
+        if worker_id is not None and not pick_free:
+            return [qualified_name(worker_name(self.config, first))]
+        ids = range(first, first + FREE_NAMES)
+        return [qualified_name(worker_name(self.config, i)) for i in ids]
 
     # -- public -----------------------------------------------------------------------------
     def run(self, *, workoff: bool = False) -> WorkerStats:
         """Work until stopped; with ``workoff``, until nothing is eligible now."""
-        queues = self.config.queues
-        # Register before claiming anything, however long storage is down: an unregistered
-        # worker has no heartbeat row, so any other worker's recovery would take its running jobs.
-        registered = None
-        while registered is None and not self.stop.is_set():
-            registered = self._call_storage(
-                lambda: self.adapter.register_worker(
-                    self.name,
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                    queues=self.config.queues_label,
-                    max_attempts=self.config.max_attempts,
-                ),
-                "register",
-            )
-        beat_stop = threading.Event()
-        beat = threading.Thread(
-            target=self._heartbeat_loop, args=(beat_stop,), name="litejobs-heartbeat", daemon=True
-        )
-        beat.start()
+        self._workoff = workoff
+        self.info = self._identity()  # this process's: a Worker may be built before a fork
+        if not self._register():
+            return self.stats
+        keeper = Keeper(self)
+        keeper.start()
         self.logger.debug("%s started (queues: %s)", self.name, self.config.queues_label)
         try:
-            while not self.stop.is_set():
-                if self.keep_running is not None and not self.keep_running():
-                    self.logger.warning("%s: supervisor gone; stopping", self.name)
-                    break
-                self._maybe_recover()
-                if self.ticker is not None:
-                    self.ticker.run()
-                jobs = self._call_storage(
-                    lambda: self.adapter.claim(self.name, queues, self._batch), "claim"
-                )
-                if jobs is None:
-                    continue
-                if not jobs:
-                    if workoff:
-                        break
-                    self._idle(queues)
-                    continue
-                self._run_batch(jobs)
+            self._loop(workoff)
         finally:
-            self._flush(force=True)
-            beat_stop.set()
-            beat.join(timeout=5)
             try:
-                self.adapter.deregister_worker(self.name)
-            except StorageError as exc:
-                self.logger.warning("%s: could not deregister: %s", self.name, exc)
-            self.executor.close()
+                self._flush(force=True)
+                self._give_back(self.outbox.take_reserved())
+            finally:
+                keeper.finish()
+                self._deregister()
+                self.executor.close()
         return self.stats
 
+    # -- registration -----------------------------------------------------------------------
+    def _register(self) -> bool:
+        """Take a free name, however long storage is down (an unregistered worker has no
+        heartbeat row: it must not claim anything). ``False`` if stopped meanwhile."""
+        while not self.stop.is_set():
+            try:
+                registration = self.adapter.register_worker(
+                    self.info, self.candidates, self.observer
+                )
+            except StorageError as exc:
+                self._outage("register", exc)
+                continue
+            self.info = registration.worker
+            self.name = self.info.name
+            if registration.rescued:
+                self._log_rescue("from a previous worker of this name", registration.rescued)
+            return True
+        return False
+
+    def _deregister(self) -> None:
+        """Leave storage, giving back whatever is still held (a stop that could not wait: the
+        running job's attempt counts)."""
+        for delay in (0.0, 0.1, 0.5):
+            time.sleep(delay)
+            try:
+                rescued = self.adapter.deregister_worker(self.info)
+            except StorageError as exc:
+                self.logger.warning("%s: could not deregister: %s", self.name, exc)
+                continue
+            if rescued.released or rescued.failed:
+                self.logger.warning(
+                    "%s: stopped with %s job(s) running; released for another run",
+                    self.name,
+                    rescued.released + rescued.failed,
+                )
+            return
+
     # -- the loop ---------------------------------------------------------------------------
+    def _loop(self, workoff: bool) -> None:
+        queues = self.config.queues
+        while not self.stop.is_set():
+            if self.keep_running is not None and not self.keep_running():
+                self.logger.warning("%s: supervisor gone; stopping", self.name)
+                break
+            self._maybe_rescue()
+            if self.ticker is not None:
+                self.ticker.run()
+            jobs = self._call_storage(lambda: self.adapter.claim(self.info, queues, self._batch))
+            if jobs is None:
+                # A claim that failed may still have committed (a connection lost after the
+                # COMMIT): give back anything held under our token, unstarted, before going on.
+                self._call_storage(lambda: self.adapter.give_back(self.info))
+                continue
+            if not jobs:
+                if workoff:
+                    break
+                self._idle(queues)
+                continue
+            self._run_batch(jobs)
+
     def _run_batch(self, jobs: list[ClaimedJob]) -> None:
         started = time.monotonic()
-        for index, job in enumerate(jobs):
-            over_budget = index > 0 and time.monotonic() - started > BATCH_TIME_BUDGET
-            if self.stop.is_set() or over_budget:
-                # Give back what we claimed but did not start, so others can take it now.
-                self._pending.extend(Outcome(j, "release") for j in jobs[index:])
+        self.outbox.reserve(jobs[1:])
+        job: ClaimedJob | None = jobs[0]
+        while job is not None:
+            if self.stop.is_set() or time.monotonic() - started > BATCH_TIME_BUDGET:
+                self.outbox.add(Outcome(job, "released"))  # given back, not started
                 break
-            self._pending.append(self._run_one(job))
+            self.outbox.add(self._run_one(job))
+            job = self._next_job()
+        self._give_back(self.outbox.take_reserved())
         self._flush()
         self._adapt_batch()
 
+    def _next_job(self) -> ClaimedJob | None:
+        """The next reserved job, charged first when it must be (see the module docstring)."""
+        while (job := self.outbox.next_reserved()) is not None:
+            if not (job.suspect or self.outbox.flush_due(self._avg_duration)):
+                return job
+            started = self._flush(start=job)
+            if started is not None:
+                return started
+        return None
+
     def _run_one(self, job: ClaimedJob) -> Outcome:
-        config = self.config
-        max_attempts = job.max_attempts if job.max_attempts is not None else config.max_attempts
-        with self._current_lock:
-            self._current = (job, time.monotonic())
+        max_attempts = (
+            job.max_attempts if job.max_attempts is not None else self.config.max_attempts
+        )
+        self.outbox.running(job)
         log = self.logger
         if log.isEnabledFor(logging.INFO):
             log.info(
@@ -188,22 +298,25 @@ class Worker:
                 job.queue,
             )
         result = self.executor.execute(
-            job, max_runtime=config.max_runtime, max_attempts=max_attempts, worker=self.name
+            job, max_runtime=self.config.max_runtime, max_attempts=max_attempts, worker=self.name
         )
-        with self._current_lock:
-            self._current = None
+        self.outbox.running(None)
         self.stats.ran += 1
         avg = self._avg_duration
         self._avg_duration = result.duration if avg is None else 0.8 * avg + 0.2 * result.duration
         if self.on_job is not None:
             self.on_job(job, result)
+        return self._outcome(job, result, max_attempts)
+
+    def _outcome(self, job: ClaimedJob, result: Execution, max_attempts: int) -> Outcome:
+        log = self.logger
         if result.ok:
             self.stats.succeeded += 1
             if log.isEnabledFor(logging.INFO):
                 log.info(
                     "job %s %s succeeded in %.1f ms", job.id, _name(job), result.duration * 1000
                 )
-            return Outcome(job, "success", delete=config.delete_successful_jobs)
+            return Outcome(job, "succeeded", delete=self.config.delete_successful_jobs)
         first_line = (result.error or "").splitlines()[0] if result.error else "error"
         self.stats.errors.append(f"job {job.id} {_name(job)}: {first_line}")
         if job.attempts >= max_attempts:
@@ -215,19 +328,24 @@ class Worker:
                 job.attempts,
                 first_line,
             )
-            return Outcome(job, "failure", error=result.error, delete=config.delete_failed_jobs)
+            return Outcome(job, "failed", error=result.error, delete=self.config.delete_failed_jobs)
         self.stats.errored += 1
-        delay = job.attempts**4
+        delay = self.retry_delay(job)
         log.warning(
             "job %s %s raised (attempt %s of %s), retrying in %s s: %s",
             job.id,
             _name(job),
             job.attempts,
             max_attempts,
-            delay,
+            f"{delay:g}",
             first_line,
         )
-        return Outcome(job, "error", error=result.error, retry_at=self.clock.now() + delay)
+        return Outcome(job, "errored", error=result.error, retry_at=self.clock.now() + delay)
+
+    def retry_delay(self, job: ClaimedJob) -> float:
+        """Seconds before ``job``'s next attempt: its own policy, else its group's."""
+        policy = self.job_retry(_path(job)) if self.job_retry is not None else None
+        return (policy or self.config.retry_policy).seconds(job.attempts)
 
     def _adapt_batch(self) -> None:
         """Claim more per transaction when jobs are short, one at a time when they are long."""
@@ -238,32 +356,49 @@ class Worker:
             fit = int(BATCH_TIME_BUDGET / 4 / max(avg, 1e-6))
             self._batch = max(1, min(self.config.batch_size, fit, self._batch * 2))
 
-    def _flush(self, force: bool = False) -> None:
-        """Record pending outcomes; on a storage outage keep them and retry (never drop one)."""
+    # -- recording --------------------------------------------------------------------------
+    def _flush(self, *, force: bool = False, start: ClaimedJob | None = None) -> ClaimedJob | None:
+        """Record pending outcomes (and start ``start``); on a storage outage keep them and
+        retry (never drop one). Returns ``start`` charged, or ``None`` if it was not started."""
         delay = 0.1
-        while self._pending:
+        while True:
+            outcomes = self.outbox.take_pending()
+            if not outcomes and start is None:
+                return None
             try:
-                written = self.adapter.record(self._pending)
+                written, started = self.adapter.record(outcomes, start)
             except StorageError as exc:
-                if self.stop.is_set() and not force:
-                    return
+                self.outbox.put_back(outcomes)
+                if (self.stop.is_set() and not force) or (exc.permanent and self._workoff):
+                    if exc.permanent and self._workoff:
+                        raise
+                    return None
                 self.logger.warning(
                     "%s: cannot record outcomes (%s); retrying in %.1f s", self.name, exc, delay
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            for outcome, ok in zip(self._pending, written, strict=True):
-                if not ok and outcome.kind != "release":
-                    self.stats.lost += 1
-                    self.logger.warning(
-                        "job %s: lock lost before its %s was recorded (another worker "
-                        "recovered it); outcome dropped",
-                        outcome.job.id,
-                        outcome.kind,
-                    )
-            self._pending = []
+            self._count_lost(outcomes, written)
+            return started
 
+    def _count_lost(self, outcomes: Sequence[Outcome], written: Sequence[bool]) -> None:
+        for outcome, ok in zip(outcomes, written, strict=True):
+            if not ok and outcome.kind != "released":
+                self.stats.lost += 1
+                self.logger.warning(
+                    "job %s: its claim was taken over before its outcome (%s) was recorded "
+                    "(this worker was presumed gone, or the job was abandoned after its "
+                    "timeout); outcome dropped",
+                    outcome.job.id,
+                    outcome.kind,
+                )
+
+    def _give_back(self, jobs: Sequence[ClaimedJob]) -> None:
+        if jobs:
+            self.outbox.extend([Outcome(j, "released") for j in jobs])
+
+    # -- idling and rescue ------------------------------------------------------------------
     def _idle(self, queues: Sequence[str] | None) -> None:
         """Sleep until work may be there: a change in storage, the next scheduled job, or
         ``sleep_delay`` at most."""
@@ -271,7 +406,7 @@ class Worker:
         due = self.ticker.due_at if self.ticker is not None else None
         if due is not None:
             timeout = min(timeout, max(0.0, due - self.clock.now()))
-        next_at = self._call_storage(lambda: self.adapter.next_run_at(queues), "peek")
+        next_at = self._call_storage(lambda: self.adapter.next_run_at(queues))
         if next_at is not None:
             timeout = min(timeout, max(0.0, next_at - self.clock.now()))
         deadline = time.monotonic() + timeout
@@ -287,89 +422,213 @@ class Worker:
                 self.logger.warning("%s: storage unavailable while idle: %s", self.name, exc)
                 self.stop.wait(min(remaining, 1.0))
 
-    def _maybe_recover(self) -> None:
+    def _rescue_interval(self) -> float:
+        return max(1.0, self.config.stale_after / 4)
+
+    def _maybe_rescue(self) -> None:
         now = time.monotonic()
-        if now < self._next_recovery:
+        if now < self._next_rescue:
             return
-        self._next_recovery = now + max(1.0, self.config.stale_after / 4)
-        result = self._call_storage(
-            lambda: self.adapter.recover_stale(self.config.stale_after, self.config.max_attempts),
-            "recover",
-        )
-        if result and any(result):
+        self._next_rescue = now + self._rescue_interval()
+        rescued = self._call_storage(lambda: self.adapter.rescue(self.observer))
+        if rescued:
+            self._log_rescue("of workers that are gone", rescued)
+
+    def _log_rescue(self, whose: str, rescued: Rescued) -> None:
+        if rescued.released or rescued.failed or rescued.returned:
             self.logger.warning(
-                "recovered %s job(s) from dead workers (%s failed for good)",
-                result[0] + result[1],
-                result[1],
+                "rescued %s running job(s) %s (%s failed for good) and %s reserved, unstarted",
+                rescued.released + rescued.failed,
+                whose,
+                rescued.failed,
+                rescued.returned,
             )
 
-    def _call_storage(self, fn: Callable[[], T], what: str) -> T | None:
-        """Run a storage call; on an outage log, back off and return ``None``."""
+    def _call_storage(self, fn: Callable[[], T]) -> T | None:
+        """Run a storage call; on an outage log, back off and return ``None``. A permanent
+        error ends a ``workoff`` (cron must not pile up runs waiting on a corrupt file)."""
         try:
-            return fn()
+            result = fn()
         except StorageError as exc:
-            self._outage_delay = min(getattr(self, "_outage_delay", 0.05) * 2, 10.0)
-            self.logger.warning(
-                "%s: storage unavailable during %s: %s (retrying in %.1f s)",
-                self.name,
-                what,
-                exc,
-                self._outage_delay,
-            )
-            self.stop.wait(self._outage_delay)
+            self._outage("storage call", exc)
             return None
+        self._outage_delay = 0.05
+        return result
 
-    # -- heartbeat and watchdog -------------------------------------------------------------
-    def _heartbeat_loop(self, done: threading.Event) -> None:
-        interval = self.config.heartbeat_interval
+    def _outage(self, what: str, exc: StorageError) -> None:
+        if exc.permanent and self._workoff:
+            raise exc
+        self._outage_delay = min(self._outage_delay * 2, 10.0)
+        self.logger.warning(
+            "%s: storage unavailable during %s: %s (retrying in %.1f s)",
+            self.name,
+            what,
+            exc,
+            self._outage_delay,
+        )
+        self.stop.wait(self._outage_delay)
+
+
+class Outbox:
+    """What a worker holds between storage calls, shared by its main and keeper threads:
+    outcomes not recorded yet, reserved jobs not started yet, the job running now."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[Outcome] = []
+        self._oldest = 0.0  # monotonic time of the oldest pending outcome
+        self._reserved: list[ClaimedJob] = []
+        self.current: tuple[ClaimedJob, float] | None = None  # job, monotonic start
+
+    def add(self, outcome: Outcome) -> None:
+        self.extend([outcome])
+
+    def extend(self, outcomes: Sequence[Outcome]) -> None:
+        with self._lock:
+            if not self._pending:
+                self._oldest = time.monotonic()
+            self._pending.extend(outcomes)
+
+    def take_pending(self) -> list[Outcome]:
+        with self._lock:
+            taken, self._pending = self._pending, []
+            return taken
+
+    def put_back(self, outcomes: Sequence[Outcome]) -> None:
+        with self._lock:
+            self._pending[:0] = outcomes
+            self._oldest = time.monotonic()
+
+    def flush_due(self, avg_duration: float | None) -> bool:
+        """Should pending outcomes be recorded before the next job starts?"""
+        with self._lock:
+            if not self._pending:
+                return False
+            long_jobs = avg_duration is not None and avg_duration >= PER_JOB_FLUSH
+            return long_jobs or time.monotonic() - self._oldest >= FLUSH_WINDOW
+
+    def reserve(self, jobs: Sequence[ClaimedJob]) -> None:
+        with self._lock:
+            self._reserved = list(jobs)
+
+    def next_reserved(self) -> ClaimedJob | None:
+        with self._lock:
+            return self._reserved.pop(0) if self._reserved else None
+
+    def take_reserved(self) -> list[ClaimedJob]:
+        with self._lock:
+            taken, self._reserved = self._reserved, []
+            return taken
+
+    def running(self, job: ClaimedJob | None) -> None:
+        with self._lock:
+            self.current = None if job is None else (job, time.monotonic())
+
+
+class Keeper(threading.Thread):
+    """The worker's second thread: heartbeats, giving back reserved jobs while a long job runs,
+    flushing outcomes that would otherwise wait for it, and the hard-timeout watchdog."""
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__(name="litejobs-keeper", daemon=True)
+        self.worker = worker
+        self.done = threading.Event()
+        self.abandoned: set[int] = set()
+
+    def finish(self) -> None:
+        self.done.set()
+        self.join(timeout=5)
+
+    def run(self) -> None:
+        worker = self.worker
+        interval = worker.config.heartbeat_interval
         next_beat = time.monotonic() + interval
-        while not done.wait(min(1.0, interval)):
+        while not self.done.wait(min(KEEPER_TICK, interval)):
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + interval
-                try:
-                    self.adapter.heartbeat(self.name)
-                except StorageError as exc:
-                    self.logger.warning("%s: heartbeat failed: %s", self.name, exc)
-            self._watch_for_stuck_job()
+                self._beat()
+            try:
+                self._tend()
+            except StorageError as exc:
+                worker.logger.warning("%s: keeper could not write: %s", worker.name, exc)
 
-    def _watch_for_stuck_job(self) -> None:
-        with self._current_lock:
-            current = self._current
-        if current is None or not self.exit_on_stuck:
+    def _beat(self) -> None:
+        worker = self.worker
+        try:
+            if not worker.adapter.heartbeat(worker.info):
+                worker.logger.warning(
+                    "%s: its worker row was missing (deleted, or it was presumed gone after "
+                    "being silent); registered it again",
+                    worker.name,
+                )
+        except StorageError as exc:
+            worker.logger.warning("%s: heartbeat failed: %s", worker.name, exc)
+
+    def _tend(self) -> None:
+        worker = self.worker
+        current = worker.outbox.current
+        if current is None:
             return
         job, started = current
-        limit = self.config.max_runtime
+        running_for = time.monotonic() - started
+        if running_for >= GIVE_BACK_AFTER:
+            reserved = worker.outbox.take_reserved()
+            if reserved:
+                worker.adapter.record([Outcome(j, "released") for j in reserved])
+        if running_for >= FLUSH_WINDOW:
+            outcomes = worker.outbox.take_pending()
+            if outcomes:
+                try:
+                    written, _ = worker.adapter.record(outcomes)
+                except StorageError:
+                    worker.outbox.put_back(outcomes)
+                    raise
+                worker._count_lost(outcomes, written)
+        self._watch(job, running_for)
+
+    def _watch(self, job: ClaimedJob, running_for: float) -> None:
+        """A job past ``max_runtime`` plus a grace did not stop when told: record it as timed
+        out (it retries), and in a worker process exit so the supervisor starts a fresh one."""
+        worker = self.worker
+        limit = worker.config.max_runtime
         grace = max(ABANDON_GRACE_MIN, min(30.0, limit * 0.1))
-        if time.monotonic() - started < limit + grace:
+        if running_for < limit + grace or job.id in self.abandoned:
             return
-        self.logger.error(
-            "job %s ignored its %g s timeout; abandoning it and restarting the worker",
+        self.abandoned.add(job.id)
+        worker.logger.error(
+            "job %s ignored its %g s timeout; abandoning it%s",
             job.id,
             limit,
+            " and restarting the worker" if worker.exit_on_stuck else "",
         )
         max_attempts = (
-            job.max_attempts if job.max_attempts is not None else self.config.max_attempts
+            job.max_attempts if job.max_attempts is not None else worker.config.max_attempts
         )
-        error = (
-            f"JobTimeoutError: timed out after {limit:g} s (the job did not stop; worker restarted)"
-        )
+        error = f"JobTimeoutError: timed out after {limit:g} s (the job did not stop; abandoned)"
         if job.attempts >= max_attempts:
-            outcome = Outcome(job, "failure", error=error, delete=self.config.delete_failed_jobs)
+            outcome = Outcome(job, "failed", error=error, delete=worker.config.delete_failed_jobs)
         else:
-            outcome = Outcome(
-                job, "error", error=error, retry_at=self.clock.now() + job.attempts**4
-            )
+            retry_at = worker.clock.now() + worker.retry_delay(job)
+            outcome = Outcome(job, "errored", error=error, retry_at=retry_at)
         try:
-            self.adapter.record([outcome])
+            worker.adapter.record([outcome])
         finally:
-            os._exit(EXIT_STUCK)
+            if worker.exit_on_stuck:
+                os._exit(EXIT_STUCK)
 
 
 def _name(job: ClaimedJob) -> str:
     """The job's function name, read cheaply from the handler JSON for log lines."""
-    handler = job.handler
-    start = handler.find('"name":"')
+    return _field(job.handler, '"name":"')
+
+
+def _path(job: ClaimedJob) -> str:
+    return _field(job.handler, '"path":"')
+
+
+def _field(handler: str, key: str) -> str:
+    start = handler.find(key)
     if start < 0:
         return "?"
-    start += 8
+    start += len(key)
     return handler[start : handler.find('"', start)]

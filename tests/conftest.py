@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, settings
 
 from litejobs import FakeClock, SQLiteAdapter
 from litejobs.adapters.base import Adapter
+from tests.pg import reset_schema
 
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.register_profile(
@@ -44,7 +45,7 @@ def make_adapter(kind: str, tmp_path: Path, clock: FakeClock | None) -> Adapter:
     # One schema per test process, emptied by reset(): creating a schema per Hypothesis example
     # (DDL) cost more than the example itself. Callers use one adapter at a time.
     adapter = PostgresAdapter(PG_URL, clock=clock, schema=f"t_{os.getpid()}")
-    adapter.reset()
+    reset_schema(adapter)
     return adapter
 
 

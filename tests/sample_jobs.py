@@ -28,7 +28,7 @@ async def async_record(value: object) -> None:
     CALLS.append(value)
 
 
-# -- added for the core-engine tests (issue 2) ----------------------------------------------------
+# -- for the core-engine tests ---------------------------------------------------------------------
 CONTEXTS: list[object] = []
 
 

@@ -1,4 +1,4 @@
-"""The storage contract, rule by rule, with exact values (SPEC §3-4, issue 2).
+"""The storage contract, rule by rule, with exact values.
 
 Why: the worker, the CLI and the PostgreSQL adapter all rely on these rules; the state-machine
 tests find odd sequences, these pin each rule down one at a time so a failure names the rule it
@@ -18,9 +18,18 @@ from hypothesis import HealthCheck, example, given, settings
 
 from litejobs import FakeClock
 from litejobs.adapters.base import Adapter, ClaimedJob, NewJob, Outcome
+from tests.workers import (
+    CONTAINER,
+    ELSEWHERE,
+    Processes,
+    delete_row,
+    register,
+    worker,
+)
 
-W1 = "host/litejobs-worker.*.1"
-W2 = "host/litejobs-worker.*.2"
+PROCS = Processes()
+W1 = worker(PROCS, "host/litejobs-worker.*.1")
+W2 = worker(PROCS, "host/litejobs-worker.*.2")
 STALE = 60.0
 
 
@@ -30,14 +39,26 @@ def new(n: int = 0, **options: object) -> NewJob:
     return NewJob(handler=handler, **options)  # type: ignore[arg-type]
 
 
-def claim_one(adapter: Adapter, worker: str = W1, queues: list[str] | None = None) -> ClaimedJob:
-    jobs = adapter.claim(worker, queues, 1)
+def claim_one(adapter: Adapter, who: object = W1, queues: list[str] | None = None) -> ClaimedJob:
+    jobs = adapter.claim(who, queues, 1)  # type: ignore[arg-type]
     assert len(jobs) == 1, f"expected one claimable job, got {jobs}"
     return jobs[0]
 
 
-def register(adapter: Adapter, name: str) -> None:
-    adapter.register_worker(name, host="host", pid=1, queues="*", max_attempts=24)
+def record_one(adapter: Adapter, outcome: Outcome) -> bool:
+    return adapter.record([outcome])[0][0]
+
+
+def succeed(adapter: Adapter, job: ClaimedJob, delete: bool = True) -> bool:
+    return record_one(adapter, Outcome(job, "succeeded", delete=delete))
+
+
+def err(adapter: Adapter, job: ClaimedJob, error: str, retry_at: float) -> bool:
+    return record_one(adapter, Outcome(job, "errored", error=error, retry_at=retry_at))
+
+
+def fail(adapter: Adapter, job: ClaimedJob, error: str, delete: bool = False) -> bool:
+    return record_one(adapter, Outcome(job, "failed", error=error, delete=delete))
 
 
 # -- pick order and filtering -----------------------------------------------------------------
@@ -45,7 +66,7 @@ def test_claim_order_is_priority_then_run_at_then_id_across_queues(
     adapter: Adapter, clock: FakeClock
 ) -> None:
     now = clock.now()
-    ids = adapter.schedule_many(
+    ids = adapter.enqueue_many(
         [
             new(0, queue="a", priority=50, run_at=now - 10),  # 0
             new(1, queue="b", priority=10, run_at=now - 1),  # 1
@@ -62,7 +83,7 @@ def test_claim_order_is_priority_then_run_at_then_id_across_queues(
 def test_claim_order_one_at_a_time_matches_a_batch(adapter: Adapter, clock: FakeClock) -> None:
     now = clock.now()
     specs = [("ab"[i % 2], 1 + (i * 7) % 3, now - i % 4) for i in range(9)]
-    ids = adapter.schedule_many(
+    ids = adapter.enqueue_many(
         [new(i, queue=q, priority=p, run_at=r) for i, (q, p, r) in enumerate(specs)]
     )
     expected = [
@@ -74,11 +95,11 @@ def test_claim_order_one_at_a_time_matches_a_batch(adapter: Adapter, clock: Fake
 
 
 def test_queue_filter_none_means_all_and_a_list_means_those(adapter: Adapter) -> None:
-    a, b, c = (adapter.schedule(new(i, queue=q)) for i, q in enumerate(["a", "b", "c"]))
+    a, b, c = (adapter.enqueue(new(i, queue=q)) for i, q in enumerate(["a", "b", "c"]))
     assert adapter.claim(W1, ["nope"], 10) == []
     assert [j.id for j in adapter.claim(W1, ["c"], 10)] == [c]
     assert [j.id for j in adapter.claim(W1, ["a", "b"], 10)] == [a, b]
-    d = adapter.schedule(new(3, queue="d"))
+    d = adapter.enqueue(new(3, queue="d"))
     assert [j.id for j in adapter.claim(W1, None, 10)] == [d]
 
 
@@ -88,7 +109,7 @@ def test_a_limited_claim_takes_the_first_in_order(
 ) -> None:
     """Which jobs a claim takes (not only how it sorts what it took) follows the order."""
     now = clock.now()
-    late, early, urgent = adapter.schedule_many(
+    late, early, urgent = adapter.enqueue_many(
         [
             new(0, queue="a", priority=5, run_at=now),
             new(1, queue="b", priority=5, run_at=now - 10),
@@ -100,7 +121,7 @@ def test_a_limited_claim_takes_the_first_in_order(
 
 
 def test_claim_limit(adapter: Adapter) -> None:
-    ids = adapter.schedule_many([new(i) for i in range(5)])
+    ids = adapter.enqueue_many([new(i) for i in range(5)])
     assert [j.id for j in adapter.claim(W1, None, 2)] == ids[:2]
     assert [j.id for j in adapter.claim(W2, None, 2)] == ids[2:4]
     assert [j.id for j in adapter.claim(W1, None, 2)] == ids[4:]
@@ -108,7 +129,7 @@ def test_claim_limit(adapter: Adapter) -> None:
 
 
 def test_run_at_is_never_early(adapter: Adapter, clock: FakeClock) -> None:
-    job_id = adapter.schedule(new(run_at=clock.now() + 30))
+    job_id = adapter.enqueue(new(run_at=clock.now() + 30))
     assert adapter.get(job_id).state == "scheduled"  # type: ignore[union-attr]
     assert not adapter.has_ready(None)
     assert adapter.claim(W1, None, 10) == []
@@ -121,7 +142,7 @@ def test_run_at_is_never_early(adapter: Adapter, clock: FakeClock) -> None:
 
 
 def test_claim_locks_and_increments_attempts(adapter: Adapter, clock: FakeClock) -> None:
-    job_id = adapter.schedule(new(7, queue="q", priority=3, max_attempts=4))
+    job_id = adapter.enqueue(new(7, queue="q", priority=3, max_attempts=4))
     job = claim_one(adapter)
     assert (job.id, job.queue, job.priority, job.attempts, job.max_attempts) == (
         job_id,
@@ -130,14 +151,14 @@ def test_claim_locks_and_increments_attempts(adapter: Adapter, clock: FakeClock)
         1,
         4,
     )
-    assert (job.locked_by, job.locked_at) == (W1, clock.now())
+    assert (job.locked_by, job.lock_token, job.locked_at) == (W1.name, W1.token, clock.now())
     assert json.loads(job.handler)["args"] == [7]
     row = adapter.get(job_id)
     assert row is not None
     assert (row.state, row.attempts, row.locked_by, row.locked_at) == (
         "running",
         1,
-        W1,
+        W1.name,
         clock.now(),
     )
     assert adapter.claim(W2, None, 10) == []  # a locked job is nobody else's
@@ -145,19 +166,19 @@ def test_claim_locks_and_increments_attempts(adapter: Adapter, clock: FakeClock)
 
 # -- outcomes -----------------------------------------------------------------------------------
 def test_success_deletes_by_default(adapter: Adapter) -> None:
-    job_id = adapter.schedule(new())
-    assert adapter.success(claim_one(adapter)) is True
+    job_id = adapter.enqueue(new())
+    assert succeed(adapter, claim_one(adapter)) is True
     assert adapter.get(job_id) is None
 
 
 def test_success_kept_clears_lock_run_at_and_last_error(adapter: Adapter, clock: FakeClock) -> None:
-    job_id = adapter.schedule(new())
-    assert adapter.error(claim_one(adapter), "ValueError: first try", clock.now())
+    job_id = adapter.enqueue(new())
+    assert err(adapter, claim_one(adapter), "ValueError: first try", clock.now())
     assert adapter.get(job_id).last_error == "ValueError: first try"  # type: ignore[union-attr]
     job = claim_one(adapter)
     assert job.attempts == 2
     clock.advance(3)
-    assert adapter.success(job, delete=False) is True
+    assert succeed(adapter, job, delete=False) is True
     row = adapter.get(job_id)
     assert row is not None
     assert row.state == "succeeded"
@@ -168,10 +189,10 @@ def test_success_kept_clears_lock_run_at_and_last_error(adapter: Adapter, clock:
 
 
 def test_error_sets_run_at_and_last_error_and_unlocks(adapter: Adapter, clock: FakeClock) -> None:
-    job_id = adapter.schedule(new())
+    job_id = adapter.enqueue(new())
     job = claim_one(adapter)
     error = "ValueError: boom\n\nTraceback (most recent call last): ..."
-    assert adapter.error(job, error, clock.now() + 16) is True
+    assert err(adapter, job, error, clock.now() + 16) is True
     row = adapter.get(job_id)
     assert row is not None
     assert (row.state, row.run_at, row.last_error) == ("scheduled", clock.now() + 16, error)
@@ -185,9 +206,9 @@ def test_error_sets_run_at_and_last_error_and_unlocks(adapter: Adapter, clock: F
 def test_failure_sets_failed_at_clears_run_at_and_is_never_claimed(
     adapter: Adapter, clock: FakeClock
 ) -> None:
-    job_id = adapter.schedule(new())
+    job_id = adapter.enqueue(new())
     clock.advance(5)
-    assert adapter.failure(claim_one(adapter), "ValueError: last") is True
+    assert fail(adapter, claim_one(adapter), "ValueError: last") is True
     row = adapter.get(job_id)
     assert row is not None
     assert (row.state, row.failed_at, row.run_at, row.last_error) == (
@@ -204,15 +225,15 @@ def test_failure_sets_failed_at_clears_run_at_and_is_never_claimed(
 
 
 def test_failure_delete_removes_the_row(adapter: Adapter) -> None:
-    job_id = adapter.schedule(new())
-    assert adapter.failure(claim_one(adapter), "x", delete=True) is True
+    job_id = adapter.enqueue(new())
+    assert fail(adapter, claim_one(adapter), "x", delete=True) is True
     assert adapter.get(job_id) is None
 
 
 def test_release_gives_the_attempt_back(adapter: Adapter, clock: FakeClock) -> None:
-    job_id = adapter.schedule(new())
+    job_id = adapter.enqueue(new())
     job = claim_one(adapter)
-    assert adapter.record([Outcome(job, "release")]) == [True]
+    assert adapter.record([Outcome(job, "released")])[0] == [True]
     row = adapter.get(job_id)
     assert row is not None
     assert (row.state, row.attempts, row.locked_by, row.locked_at) == ("ready", 0, None, None)
@@ -221,245 +242,425 @@ def test_release_gives_the_attempt_back(adapter: Adapter, clock: FakeClock) -> N
 
 
 def test_record_writes_a_batch_and_reports_each(adapter: Adapter, clock: FakeClock) -> None:
-    ids = adapter.schedule_many([new(i) for i in range(3)])
+    ids = adapter.enqueue_many([new(i) for i in range(3)])
     a, b, c = adapter.claim(W1, None, 3)
-    written = adapter.record(
+    written, _ = adapter.record(
         [
-            Outcome(a, "success", delete=True),
-            Outcome(b, "error", error="E", retry_at=clock.now() + 1),
-            Outcome(c, "failure", error="F"),
+            Outcome(a, "succeeded", delete=True),
+            Outcome(b, "errored", error="E", retry_at=clock.now() + 1),
+            Outcome(c, "failed", error="F"),
         ]
     )
     assert written == [True, True, True]
     assert adapter.get(ids[0]) is None
     assert adapter.get(ids[1]).state == "scheduled"  # type: ignore[union-attr]
     assert adapter.get(ids[2]).state == "failed"  # type: ignore[union-attr]
-    assert adapter.record([]) == []
+    assert adapter.record([])[0] == []
 
 
-# -- fencing and recovery -----------------------------------------------------------------------
-def rescued(adapter: Adapter, clock: FakeClock) -> tuple[int, ClaimedJob, ClaimedJob]:
-    """w1 claims a job and goes silent; after ``STALE`` s it is recovered and w2 claims it."""
-    register(adapter, W1)
-    job_id = adapter.schedule(new())
-    stale = claim_one(adapter, W1)
-    clock.advance(STALE + 1)
-    register(adapter, W2)  # fresh heartbeat: w2 is alive, w1 is not
-    assert adapter.recover_stale(STALE, 24) == (1, 0)
-    fresh = claim_one(adapter, W2)
+# -- workers: names, liveness, rescue ------------------------------------------------------------
+# Each rule of worker identity, one test each. `procs` is a fake process table; `here` observes
+# from this machine (same boot and PID namespace as the workers unless a test says otherwise).
+@pytest.fixture
+def procs() -> Processes:
+    return Processes()
+
+
+def rescued_by_w2(
+    adapter: Adapter, clock: FakeClock, procs: Processes, **w1_options: object
+) -> tuple[int, ClaimedJob, ClaimedJob]:
+    """w1 claims a job and goes silent past its own deadline; w2 rescues it and claims it."""
+    w1 = register(adapter, procs, worker(procs, **w1_options)).worker  # type: ignore[arg-type]
+    w2 = register(adapter, procs, worker(procs, "host/litejobs-worker.*.2")).worker
+    job_id = adapter.enqueue(new())
+    stale = claim_one(adapter, w1)
+    clock.advance(w1.stale_after + 1)
+    adapter.heartbeat(w2)
+    result = adapter.rescue(procs.observer())
+    assert (result.released, result.failed, result.workers) in (
+        (1, 0, (w1.name,)),
+        (0, 1, (w1.name,)),
+    )
+    if result.failed:
+        return job_id, stale, stale
+    fresh = claim_one(adapter, w2)
     assert (fresh.id, fresh.attempts) == (job_id, 2)
     return job_id, stale, fresh
 
 
-def test_stale_success_does_not_touch_a_rescued_job(adapter: Adapter, clock: FakeClock) -> None:
-    job_id, stale, fresh = rescued(adapter, clock)
-    assert adapter.success(stale) is False
-    assert adapter.success(stale, delete=False) is False
-    row = adapter.get(job_id)
-    assert row is not None
-    assert (row.state, row.locked_by, row.attempts) == ("running", W2, 2)
-    assert adapter.success(fresh) is True
-    assert adapter.get(job_id) is None
-
-
-def test_stale_error_and_failure_do_not_touch_a_rescued_job(
-    adapter: Adapter, clock: FakeClock
+def test_a_late_outcome_does_not_touch_a_rescued_job(
+    adapter: Adapter, clock: FakeClock, procs: Processes
 ) -> None:
-    job_id, stale, fresh = rescued(adapter, clock)
-    assert adapter.error(stale, "late error", clock.now() + 1) is False
-    assert adapter.failure(stale, "late failure") is False
-    assert adapter.record([Outcome(stale, "release")]) == [False]
-    row = adapter.get(job_id)
-    assert row is not None
-    assert (row.state, row.locked_by, row.attempts, row.failed_at) == ("running", W2, 2, None)
+    job_id, stale, fresh = rescued_by_w2(adapter, clock, procs)
+    assert succeed(adapter, stale) is False
+    assert succeed(adapter, stale, delete=False) is False
+    assert err(adapter, stale, "late error", clock.now() + 1) is False
+    assert fail(adapter, stale, "late failure") is False
+    assert adapter.record([Outcome(stale, "released")])[0] == [False]
+    row = adapter.require(job_id)
+    assert (row.state, row.lock_token, row.attempts) == ("running", fresh.lock_token, 2)
     assert row.last_error is not None and "late" not in row.last_error
-    assert adapter.error(fresh, "ValueError: w2", clock.now() + 16) is True
-    assert adapter.get(job_id).last_error == "ValueError: w2"  # type: ignore[union-attr]
-
-
-def test_fencing_holds_when_a_retry_reset_the_attempts(adapter: Adapter, clock: FakeClock) -> None:
-    """A person retried the job after recovery failed it: the new claim has the same attempt
-    number as the stale one, so the worker's name is what fences it."""
-    register(adapter, W1)
-    job_id = adapter.schedule(new(max_attempts=1))
-    stale = claim_one(adapter, W1)
-    clock.advance(STALE + 1)
-    register(adapter, W2)
-    assert adapter.recover_stale(STALE, 24) == (0, 1)  # its last attempt: failed
-    assert adapter.retry(job_id)
-    fresh = claim_one(adapter, W2)
-    assert fresh.attempts == stale.attempts == 1
-    assert adapter.success(stale) is False
-    assert adapter.failure(stale, "late") is False
-    row = adapter.get(job_id)
-    assert row is not None
-    assert (row.state, row.locked_by) == ("running", W2)
-    assert adapter.success(fresh) is True
+    assert "lost: worker host/litejobs-worker.*.1 stopped during attempt 1" in row.last_error
+    assert err(adapter, fresh, "ValueError: w2", clock.now() + 16) is True
+    assert adapter.require(job_id).last_error == "ValueError: w2"
 
 
 def test_fencing_holds_when_the_same_name_reclaims_after_a_retry(
-    adapter: Adapter, clock: FakeClock
+    adapter: Adapter, clock: FakeClock, procs: Processes
 ) -> None:
-    """The ABA case: after a person's retry the *same* worker name holds the job at the same
-    attempt number again; only the claim time (``locked_at``) tells the old claim apart."""
-    register(adapter, W1)
-    job_id = adapter.schedule(new(max_attempts=1))
-    stale = claim_one(adapter, W1)  # a W1 process that is paused, not dead
-    clock.advance(STALE + 1)
-    register(adapter, W2)
-    assert adapter.recover_stale(STALE, 24) == (0, 1)  # its last attempt: failed
+    """A person retried the job after a rescue failed it; the *same name*, in a new process,
+    holds it at the same attempt number again: the token and claim time tell them apart."""
+    paused = register(adapter, procs, worker(procs, max_attempts=1)).worker
+    job_id = adapter.enqueue(new())
+    stale = claim_one(adapter, paused)  # a process that is paused, not dead
+    clock.advance(61)
+    assert adapter.rescue(procs.observer()).failed == 1  # its last attempt: failed
     assert adapter.retry(job_id)
-    clock.advance(1)
-    fresh = claim_one(adapter, W1)  # W1's restarted successor takes it again
+    successor = register(adapter, procs, worker(procs, paused.name)).worker
+    fresh = claim_one(adapter, successor)
     assert (fresh.locked_by, fresh.attempts) == (stale.locked_by, stale.attempts)
-    assert adapter.success(stale) is False  # the paused predecessor wakes up: refused
-    assert adapter.error(stale, "late", retry_at=clock.now()) is False
-    row = adapter.get(job_id)
-    assert row is not None
-    assert (row.state, row.locked_by, row.attempts) == ("running", W1, 1)
-    assert adapter.success(fresh) is True
+    assert succeed(adapter, stale) is False  # the paused predecessor wakes up: refused
+    assert err(adapter, stale, "late", retry_at=clock.now()) is False
+    row = adapter.require(job_id)
+    assert (row.state, row.lock_token, row.attempts) == ("running", successor.token, 1)
+    assert succeed(adapter, fresh) is True
 
 
-def test_same_worker_name_cannot_fence_an_older_attempt(adapter: Adapter, clock: FakeClock) -> None:
-    """A restarted worker reuses its name: the attempt number still tells its claims apart."""
-    register(adapter, W1)
-    job_id = adapter.schedule(new())
-    old = claim_one(adapter, W1)
-    assert adapter.register_worker(W1, host="host", pid=2, queues="*") == 1  # restart: released
-    new_claim = claim_one(adapter, W1)
-    assert new_claim.attempts == 2
-    assert adapter.success(old) is False
-    assert adapter.get(job_id).locked_by == W1  # type: ignore[union-attr]
-    assert adapter.success(new_claim) is True
-
-
-def test_register_worker_releases_what_the_same_name_held(
-    adapter: Adapter, clock: FakeClock
+def test_a_live_name_is_never_taken_and_nothing_is_released(
+    adapter: Adapter, clock: FakeClock, procs: Processes
 ) -> None:
-    register(adapter, W1)
-    register(adapter, W2)
-    mine = adapter.schedule(new(1))
-    other = adapter.schedule(new(2))
-    claim_one(adapter, W1)
-    claim_one(adapter, W2)
+    """A newcomer wanting a live worker's name (a second runner, an in-process workoff) is
+    refused in the same transaction as the check; the live worker's job stays its own."""
+    from litejobs.errors import WorkerNameTaken
+
+    live = register(adapter, procs, worker(procs)).worker
+    job_id = adapter.enqueue(new())
+    claim_one(adapter, live)
+    clock.advance(30)
+    with pytest.raises(WorkerNameTaken, match=r"host/litejobs-worker\.\*\.1 \(pid \d+\)"):
+        register(adapter, procs, worker(procs, live.name))
+    row = adapter.require(job_id)
+    assert (row.state, row.lock_token) == ("running", live.token)
+    assert [w.token for w in adapter.workers()] == [live.token]
+
+
+def test_a_newcomer_gets_the_first_free_name(
+    adapter: Adapter, clock: FakeClock, procs: Processes
+) -> None:
+    live = register(adapter, procs, worker(procs, "host/w.0")).worker
+    dead = register(adapter, procs, worker(procs, "host/w.1")).worker
+    procs.kill(dead.pid)
+    names = ["host/w.0", "host/w.1", "host/w.2"]
+    got = adapter.register_worker(worker(procs, ""), names, procs.observer())
+    assert got.worker.name == "host/w.1" and got.rescued.workers == ("host/w.1",)
+    again = adapter.register_worker(worker(procs, ""), names, procs.observer())
+    assert again.worker.name == "host/w.2"
+    assert sorted(w.name for w in adapter.workers()) == names
+    assert live.name == "host/w.0"
+
+
+def test_a_dead_predecessor_of_the_same_name_is_rescued_at_once(
+    adapter: Adapter, clock: FakeClock, procs: Processes
+) -> None:
+    """Same-name reclaim: the old process is provably gone (same machine, pid gone), so its
+    job is ready again immediately, its attempt counted; another name's job is untouched."""
+    old = register(adapter, procs, worker(procs)).worker
+    other = register(adapter, procs, worker(procs, "host/litejobs-worker.*.2")).worker
+    mine, theirs = adapter.enqueue(new(1)), adapter.enqueue(new(2))
+    stale = claim_one(adapter, old)
+    claim_one(adapter, other)
+    procs.kill(old.pid)
     clock.advance(2)
-    assert adapter.register_worker(W1, host="host", pid=99, queues="*") == 1
-    row = adapter.get(mine)
-    assert row is not None
-    assert (row.state, row.locked_by, row.attempts, row.run_at) == ("ready", None, 1, clock.now())
-    assert row.last_error is not None and W1 in row.last_error
-    assert adapter.get(other).locked_by == W2  # type: ignore[union-attr]
-    assert {w.name: w.pid for w in adapter.workers()}[W1] == 99
+    got = register(adapter, procs, worker(procs, old.name))
+    assert (got.rescued.released, got.rescued.job_ids) == (1, (mine,))
+    row = adapter.require(mine)
+    assert (row.state, row.lock_token, row.attempts, row.run_at) == ("ready", None, 1, clock.now())
+    assert row.last_error == f"restarted: worker {old.name} stopped during attempt 1"
+    assert adapter.require(theirs).lock_token == other.token
+    assert succeed(adapter, stale) is False
+    new_claim = claim_one(adapter, got.worker)
+    assert new_claim.attempts == 2 and succeed(adapter, new_claim) is True
 
 
-def test_register_worker_fails_a_job_on_its_last_attempt(adapter: Adapter) -> None:
-    register(adapter, W1)
-    job_id = adapter.schedule(new(max_attempts=1))
-    claim_one(adapter, W1)
-    assert adapter.register_worker(W1, host="host", pid=2, queues="*", max_attempts=24) == 1
-    row = adapter.get(job_id)
-    assert row is not None
-    assert (row.state, row.run_at) == ("failed", None)
-    assert row.failed_at is not None
-
-
-def test_recover_stale_heartbeat_unknown_and_live_workers(
-    adapter: Adapter, clock: FakeClock
+def test_a_reused_pid_is_not_the_worker_that_held_it(
+    adapter: Adapter, clock: FakeClock, procs: Processes
 ) -> None:
-    register(adapter, W1)
-    register(adapter, W2)
-    silent, live, unknown = (adapter.schedule(new(i)) for i in range(3))
-    claim_one(adapter, W1)
-    claim_one(adapter, W2)
-    claim_one(adapter, "host/never-registered.0")
-    clock.advance(STALE - 1)
-    adapter.heartbeat(W2)
-    assert adapter.recover_stale(STALE, 24) == (1, 0)  # only the unknown worker's job
-    assert adapter.get(unknown).state == "ready"  # type: ignore[union-attr]
-    assert adapter.get(silent).locked_by == W1  # type: ignore[union-attr]
-    clock.advance(2)  # W1 silent for STALE + 1; W2 heartbeated 2 s ago
-    assert adapter.recover_stale(STALE, 24) == (1, 0)
-    assert adapter.get(silent).state == "ready"  # type: ignore[union-attr]
-    assert "lost" in (adapter.get(silent).last_error or "")  # type: ignore[union-attr]
-    for _ in range(5):  # a live, heartbeating worker's job is never taken
-        clock.advance(STALE - 1)
-        adapter.heartbeat(W2)
-        assert adapter.recover_stale(STALE, 24) == (0, 0)
-    row = adapter.get(live)
-    assert row is not None
-    assert (row.state, row.locked_by) == ("running", W2)
+    old = register(adapter, procs, worker(procs)).worker
+    adapter.enqueue(new())
+    claim_one(adapter, old)
+    procs.reuse(old.pid)  # died; a newer process got its pid
+    assert adapter.rescue(procs.observer()).released == 1
 
 
-def test_recover_stale_fails_jobs_out_of_attempts(adapter: Adapter, clock: FakeClock) -> None:
-    register(adapter, W1)
-    own_limit = adapter.schedule(new(1, max_attempts=1))
-    worker_limit = adapter.schedule(new(2))
-    more_left = adapter.schedule(new(3, max_attempts=5))
-    adapter.claim(W1, None, 3)
-    clock.advance(STALE + 1)
-    assert adapter.recover_stale(STALE, 1) == (1, 2)
-    assert adapter.get(own_limit).state == "failed"  # type: ignore[union-attr]
-    assert adapter.get(worker_limit).state == "failed"  # type: ignore[union-attr]
-    assert adapter.get(more_left).state == "ready"  # type: ignore[union-attr]
-    assert adapter.get(own_limit).run_at is None  # type: ignore[union-attr]
+def test_a_pid_in_another_pid_namespace_proves_nothing(
+    adapter: Adapter, clock: FakeClock, procs: Processes
+) -> None:
+    """A container on this machine: its pids mean nothing here, only its silence counts
+    (measured on the shared monotonic clock)."""
+    boxed = register(adapter, procs, worker(procs, host=CONTAINER)).worker
+    adapter.enqueue(new())
+    claim_one(adapter, boxed)
+    procs.kill(boxed.pid)  # not visible from here: must not matter
+    assert not adapter.rescue(procs.observer())
+    clock.advance(61)
+    assert adapter.rescue(procs.observer()).released == 1
 
 
-def test_recover_stale_lock_timeout_is_the_last_resort(adapter: Adapter, clock: FakeClock) -> None:
-    register(adapter, W1)
-    job_id = adapter.schedule(new())
-    claim_one(adapter, W1)
-    clock.advance(100)
-    adapter.heartbeat(W1)
-    assert adapter.recover_stale(STALE, 24, lock_timeout=200) == (0, 0)
-    clock.advance(101)
-    adapter.heartbeat(W1)
-    assert adapter.recover_stale(STALE, 24, lock_timeout=200) == (1, 0)
-    assert adapter.get(job_id).state == "ready"  # type: ignore[union-attr]
+def test_each_worker_is_judged_by_its_own_deadline(
+    adapter: Adapter, clock: FakeClock, procs: Processes
+) -> None:
+    """Groups with different settings: a slow group's worker silent for 20 s is alive (its
+    own limit is 60 s), whoever looks; a fast group's worker silent for 6 s is gone."""
+    slow = register(adapter, procs, worker(procs, "host/slow.0", stale_after=60)).worker
+    fast = register(adapter, procs, worker(procs, "host/fast.0", stale_after=5)).worker
+    slow_job, fast_job = adapter.enqueue(new(1)), adapter.enqueue(new(2))
+    claim_one(adapter, slow)
+    claim_one(adapter, fast)
+    clock.advance(6)
+    assert adapter.rescue(procs.observer()).job_ids == (fast_job,)
+    clock.advance(14)  # slow silent 20 s
+    assert not adapter.rescue(procs.observer())
+    assert adapter.require(slow_job).lock_token == slow.token
+    clock.advance(41)
+    assert adapter.rescue(procs.observer()).job_ids == (slow_job,)
 
 
-def test_deregister_worker_makes_its_jobs_recoverable(adapter: Adapter) -> None:
-    register(adapter, W1)
-    job_id = adapter.schedule(new())
-    claim_one(adapter, W1)
-    assert adapter.recover_stale(STALE, 24) == (0, 0)
-    adapter.deregister_worker(W1)
-    assert W1 not in {w.name for w in adapter.workers()}
-    assert adapter.recover_stale(STALE, 24) == (1, 0)
-    assert adapter.get(job_id).state == "ready"  # type: ignore[union-attr]
+def test_a_heartbeating_worker_keeps_its_job_across_a_wall_clock_jump(
+    adapter: Adapter, clock: FakeClock, procs: Processes
+) -> None:
+    """The wall clock is set forward by three days: a worker on this machine is judged by the
+    monotonic clock, so it is not silent; its row is neither pruned nor its job taken."""
+    live = register(adapter, procs, worker(procs)).worker
+    job_id = adapter.enqueue(new())
+    claim_one(adapter, live)
+    clock.advance(30)
+    clock.jump(3 * 86_400)
+    assert not adapter.rescue(procs.observer())
+    adapter.heartbeat(live)
+    clock.advance(59)
+    assert not adapter.rescue(procs.observer())
+    assert adapter.require(job_id).lock_token == live.token
+    assert [w.token for w in adapter.workers()] == [live.token]
+
+
+def test_a_worker_on_another_machine_is_judged_by_its_declared_deadline(
+    adapter: Adapter, clock: FakeClock, procs: Processes
+) -> None:
+    remote = register(adapter, procs, worker(procs, "other/w.0", host=ELSEWHERE)).worker
+    job_id = adapter.enqueue(new())
+    claim_one(adapter, remote)
+    procs.kill(remote.pid)  # a pid on another machine proves nothing here
+    clock.advance(59)
+    assert not adapter.rescue(procs.observer())
+    adapter.heartbeat(remote)
+    clock.advance(59)
+    assert not adapter.rescue(procs.observer())
+    clock.advance(2)  # its deadline: last heartbeat + its own 60 s
+    assert adapter.rescue(procs.observer()).job_ids == (job_id,)
+
+
+def test_a_deleted_worker_row_comes_back_with_the_next_heartbeat(
+    adapter: Adapter, clock: FakeClock, procs: Processes
+) -> None:
+    """A row deleted by hand is no death certificate: an observer adopts the orphaned lock with
+    a stand-in row (the grace, on its monotonic clock, so a wall-clock jump changes nothing);
+    the worker's next heartbeat makes the row its own again, and its job stays its own."""
+    live = register(adapter, procs, worker(procs)).worker
+    job_id = adapter.enqueue(new())
+    claim_one(adapter, live)
+    delete_row(adapter, live)
+    observer = procs.observer(orphan_grace=600)
+    assert not adapter.rescue(observer)
+    [stand_in] = adapter.workers()
+    assert (stand_in.token, stand_in.name, stand_in.pid, stand_in.stale_after) == (
+        live.token,
+        live.name,
+        0,
+        600,
+    )
+    clock.jump(10 * 86_400)
+    clock.advance(9)
+    assert not adapter.rescue(observer)
+    assert adapter.heartbeat(live) is True  # the stand-in becomes its own row again
+    [row] = adapter.workers()
+    assert (row.pid, row.stale_after) == (live.pid, live.stale_after)
+    clock.advance(3600)
+    adapter.heartbeat(live)
+    assert not adapter.rescue(observer)
+    assert adapter.require(job_id).lock_token == live.token
+    delete_row(adapter, live)
+    assert adapter.heartbeat(live) is False  # re-created
+
+
+def test_an_orphaned_lock_is_rescued_after_the_grace(
+    adapter: Adapter, clock: FakeClock, procs: Processes
+) -> None:
+    """A lock whose worker row is gone and never comes back (an older litejobs' lock, a
+    deleted row of a dead worker) is rescued once its stand-in row expires -- also when each
+    look is made by a different observer (cron workoffs), since the stand-in is stored."""
+    gone = worker(procs)  # never registered
+    job_id = adapter.enqueue(new())
+    claim_one(adapter, gone)
+    assert not adapter.rescue(procs.observer(orphan_grace=300))
+    clock.advance(299)
+    assert not adapter.rescue(procs.observer(orphan_grace=5))  # the first adopter's rules hold
+    clock.advance(2)
+    assert adapter.rescue(procs.observer()).job_ids == (job_id,)
+    assert adapter.workers() == []
+
+
+def test_rescue_follows_the_holders_rules_for_a_last_attempt(
+    adapter: Adapter, clock: FakeClock, procs: Processes
+) -> None:
+    """A job on its last attempt when its worker died fails (and is deleted when the worker's
+    group deletes failed jobs); a job's own max_attempts wins over the group's."""
+    keeper = register(adapter, procs, worker(procs, "host/a.0", max_attempts=1)).worker
+    deleter = register(
+        adapter, procs, worker(procs, "host/b.0", max_attempts=1, delete_failed=True)
+    ).worker
+    kept_id, deleted_id = adapter.enqueue(new(1)), adapter.enqueue(new(2))
+    own = adapter.enqueue(new(3, max_attempts=5))
+    claim_one(adapter, keeper)
+    claim_one(adapter, deleter)
+    claim_one(adapter, keeper)
+    procs.kill(keeper.pid)
+    procs.kill(deleter.pid)
+    result = adapter.rescue(procs.observer(max_attempts=99))
+    assert (result.released, result.failed) == (1, 2)
+    row = adapter.require(kept_id)
+    assert (row.state, row.run_at) == ("failed", None) and row.failed_at == clock.now()
+    assert adapter.get(deleted_id) is None
+    assert adapter.require(own).state == "ready"
+
+
+def test_reserved_jobs_are_not_charged_and_go_back_uncounted_when_the_worker_dies(
+    adapter: Adapter, clock: FakeClock, procs: Processes
+) -> None:
+    """A batch claim starts its first job (attempt counted) and reserves the rest (not counted).
+    If the worker dies, the reserved ones go back with no attempt charged -- even jobs with
+    max_attempts=1 -- keep their place (run_at), and are marked suspect (one may have been
+    running): their next start is charged before they run."""
+    w = register(adapter, procs, worker(procs, max_attempts=1)).worker
+    ids = adapter.enqueue_many([new(i, max_attempts=1) for i in range(4)])
+    first, *rest = adapter.claim(w, None, 4)
+    assert (first.id, first.charged, first.attempts) == (ids[0], True, 1)
+    assert [(j.charged, j.attempts) for j in rest] == [(False, 1)] * 3
+    assert [adapter.require(i).state for i in ids] == ["running"] + ["reserved"] * 3
+    assert [adapter.require(i).attempts for i in ids] == [1, 0, 0, 0]
+    procs.kill(w.pid)
+    result = adapter.rescue(procs.observer())
+    assert (result.released, result.failed, result.returned) == (0, 1, 3)
+    assert [adapter.require(i).state for i in ids] == ["failed", "ready", "ready", "ready"]
+    assert [adapter.require(i).attempts for i in ids[1:]] == [0, 0, 0]
+    again = adapter.claim(register(adapter, procs, worker(procs)).worker, None, 3)
+    # The first is charged by the claim itself; the reserved ones will be charged at start.
+    assert [(j.id, j.charged, j.suspect) for j in again] == [
+        (ids[1], True, False),
+        (ids[2], False, True),
+        (ids[3], False, True),
+    ]
+
+
+def test_starting_a_reserved_job_charges_it_and_is_fenced(
+    adapter: Adapter, clock: FakeClock, procs: Processes
+) -> None:
+    w = register(adapter, procs, worker(procs)).worker
+    adapter.enqueue_many([new(i) for i in range(3)])
+    first, second, third = adapter.claim(w, None, 3)
+    written, started = adapter.record([Outcome(first, "succeeded", delete=True)], second)
+    assert written == [True] and started is not None and started.charged
+    row = adapter.require(second.id)
+    assert (row.state, row.attempts) == ("running", 1)
+    assert succeed(adapter, second) is False  # the uncharged claim no longer matches
+    assert succeed(adapter, started) is True
+    # A reserved job recorded without being started first is charged by its outcome.
+    assert err(adapter, third, "E", clock.now() + 1) is True
+    assert adapter.require(third.id).attempts == 1
+    # A start refused (the job was taken back) returns None.
+    assert adapter.record([], third) == ([], None)
+
+
+def test_give_back_returns_everything_unstarted(
+    adapter: Adapter, clock: FakeClock, procs: Processes
+) -> None:
+    w = register(adapter, procs, worker(procs)).worker
+    ids = adapter.enqueue_many([new(i) for i in range(3)])
+    adapter.claim(w, None, 3)
+    assert adapter.give_back(w) == 3
+    assert [(adapter.require(i).state, adapter.require(i).attempts) for i in ids] == [
+        ("ready", 0)
+    ] * 3
+
+
+def test_deregister_rescues_what_the_worker_still_holds(
+    adapter: Adapter, clock: FakeClock, procs: Processes
+) -> None:
+    """A stop that could not wait: the running job is released at once (its attempt counts),
+    reserved ones go back uncounted, and the row is gone."""
+    w = register(adapter, procs, worker(procs)).worker
+    ids = adapter.enqueue_many([new(i) for i in range(2)])
+    adapter.claim(w, None, 2)
+    result = adapter.deregister_worker(w)
+    assert (result.released, result.returned) == (1, 1)
+    assert [adapter.require(i).attempts for i in ids] == [1, 0]
+    assert "stopped: worker" in (adapter.require(ids[0]).last_error or "")
+    assert adapter.workers() == []
+
+
+def test_worker_rows_carry_identity_and_deadline(
+    adapter: Adapter, clock: FakeClock, procs: Processes
+) -> None:
+    w = register(adapter, procs, worker(procs, stale_after=45, max_attempts=7)).worker
+    clock.advance(5)
+    adapter.heartbeat(w)
+    [row] = adapter.workers()
+    assert (row.token, row.name, row.host, row.boot_id, row.pid) == (
+        w.token,
+        w.name,
+        "host",
+        "boot-here",
+        w.pid,
+    )
+    assert (row.heartbeat_at, row.expires_at, row.beat_mono) == (
+        clock.now(),
+        clock.now() + 45,
+        clock.monotonic(),
+    )
+    assert (row.stale_after, row.max_attempts, row.delete_failed) == (45, 7, False)
 
 
 # -- unique jobs --------------------------------------------------------------------------------
 def test_unique_key_returns_the_active_job(adapter: Adapter, clock: FakeClock) -> None:
-    first = adapter.schedule(new(1, unique_key="user:42", run_at=clock.now() + 60))
-    assert adapter.schedule(new(2, unique_key="user:42")) == first  # scheduled
+    first = adapter.enqueue(new(1, unique_key="user:42", run_at=clock.now() + 60))
+    assert adapter.enqueue(new(2, unique_key="user:42")) == first  # scheduled
     clock.advance(60)
-    assert adapter.schedule(new(3, unique_key="user:42")) == first  # ready
+    assert adapter.enqueue(new(3, unique_key="user:42")) == first  # ready
     job = claim_one(adapter)
-    assert adapter.schedule(new(4, unique_key="user:42")) == first  # running
-    assert adapter.schedule(new(5, unique_key="user:7")) != first
-    assert adapter.schedule_many([new(6, unique_key="user:42")]) == [first]
+    assert adapter.enqueue(new(4, unique_key="user:42")) == first  # running
+    assert adapter.enqueue(new(5, unique_key="user:7")) != first
+    assert adapter.enqueue_many([new(6, unique_key="user:42")]) == [first]
     assert json.loads(job.handler)["args"] == [1]  # the twin did not overwrite it
-    assert adapter.success(job)
-    second = adapter.schedule(new(7, unique_key="user:42"))
+    assert succeed(adapter, job)
+    second = adapter.enqueue(new(7, unique_key="user:42"))
     assert second != first
     assert adapter.get(second).unique_key == "user:42"  # type: ignore[union-attr]
 
 
 def test_unique_key_is_free_again_after_failure_or_kept_success(adapter: Adapter) -> None:
-    failed = adapter.schedule(new(unique_key="k"))
-    adapter.failure(claim_one(adapter), "x")
-    kept = adapter.schedule(new(unique_key="k"))
+    failed = adapter.enqueue(new(unique_key="k"))
+    fail(adapter, claim_one(adapter), "x")
+    kept = adapter.enqueue(new(unique_key="k"))
     assert kept != failed
-    adapter.success(claim_one(adapter), delete=False)
-    assert adapter.schedule(new(unique_key="k")) not in (failed, kept)
+    succeed(adapter, claim_one(adapter), delete=False)
+    assert adapter.enqueue(new(unique_key="k")) not in (failed, kept)
 
 
 # -- administration -----------------------------------------------------------------------------
 def test_retry_makes_a_failed_job_ready_now_with_fresh_attempts(
     adapter: Adapter, clock: FakeClock
 ) -> None:
-    job_id = adapter.schedule(new(max_attempts=1))
-    adapter.failure(claim_one(adapter), "x")
+    job_id = adapter.enqueue(new(max_attempts=1))
+    fail(adapter, claim_one(adapter), "x")
     clock.advance(10)
     assert adapter.retry(job_id) is True
     row = adapter.get(job_id)
@@ -470,16 +671,16 @@ def test_retry_makes_a_failed_job_ready_now_with_fresh_attempts(
 
 
 def test_retry_makes_a_scheduled_job_ready_now(adapter: Adapter, clock: FakeClock) -> None:
-    job_id = adapter.schedule(new(run_at=clock.now() + 3600))
+    job_id = adapter.enqueue(new(run_at=clock.now() + 3600))
     assert adapter.retry(job_id) is True
     assert adapter.get(job_id).run_at == clock.now()  # type: ignore[union-attr]
     assert claim_one(adapter).id == job_id
 
 
 def test_retry_failed_by_queue(adapter: Adapter) -> None:
-    ids = adapter.schedule_many([new(i, queue=q) for i, q in enumerate(["a", "a", "b"])])
+    ids = adapter.enqueue_many([new(i, queue=q) for i, q in enumerate(["a", "a", "b"])])
     for job in adapter.claim(W1, None, 3):
-        adapter.failure(job, "x")
+        fail(adapter, job, "x")
     assert adapter.retry_failed("a") == 2
     assert [adapter.get(i).state for i in ids] == ["ready", "ready", "failed"]  # type: ignore[union-attr]
     assert adapter.retry_failed() == 1
@@ -487,7 +688,7 @@ def test_retry_failed_by_queue(adapter: Adapter) -> None:
 
 
 def test_delete(adapter: Adapter) -> None:
-    job_id = adapter.schedule(new())
+    job_id = adapter.enqueue(new())
     assert adapter.delete(job_id) is True
     assert adapter.delete(job_id) is False
     assert adapter.get(job_id) is None
@@ -496,10 +697,10 @@ def test_delete(adapter: Adapter) -> None:
 @pytest.fixture
 def mixed(adapter: Adapter, clock: FakeClock) -> Iterator[Adapter]:
     """Queue a: 2 ready + 1 failed; queue b: 1 scheduled + 1 running."""
-    adapter.schedule_many([new(0, queue="a"), new(1, queue="a"), new(2, queue="a")])
-    adapter.failure(claim_one(adapter, queues=["a"]), "x")
-    adapter.schedule(new(3, queue="b", run_at=clock.now() + 50))
-    adapter.schedule(new(4, queue="b"))
+    adapter.enqueue_many([new(0, queue="a"), new(1, queue="a"), new(2, queue="a")])
+    fail(adapter, claim_one(adapter, queues=["a"]), "x")
+    adapter.enqueue(new(3, queue="b", run_at=clock.now() + 50))
+    adapter.enqueue(new(4, queue="b"))
     claim_one(adapter, queues=["b"])
     yield adapter
 
@@ -552,10 +753,10 @@ def test_oldest_ready_at_and_next_run_at(adapter: Adapter, clock: FakeClock) -> 
     now = clock.now()
     assert adapter.oldest_ready_at() is None
     assert adapter.next_run_at(None) is None
-    adapter.schedule(new(0, queue="a", run_at=now - 30))
-    adapter.schedule(new(1, queue="b", run_at=now - 5))
-    adapter.schedule(new(2, queue="a", run_at=now + 20))
-    adapter.schedule(new(3, queue="b", run_at=now + 10))
+    adapter.enqueue(new(0, queue="a", run_at=now - 30))
+    adapter.enqueue(new(1, queue="b", run_at=now - 5))
+    adapter.enqueue(new(2, queue="a", run_at=now + 20))
+    adapter.enqueue(new(3, queue="b", run_at=now + 10))
     assert adapter.oldest_ready_at() == now - 30
     assert adapter.next_run_at(None) == now + 10
     assert adapter.next_run_at(["a"]) == now + 20
@@ -566,7 +767,7 @@ def test_oldest_ready_at_and_next_run_at(adapter: Adapter, clock: FakeClock) -> 
 
 def test_schedule_many_returns_ids_in_order(adapter: Adapter, clock: FakeClock) -> None:
     rows = [new(i, queue=f"q{i % 3}", priority=1 + i, run_at=clock.now() + i) for i in range(50)]
-    ids = adapter.schedule_many(rows)
+    ids = adapter.enqueue_many(rows)
     assert len(set(ids)) == 50
     for i, job_id in enumerate(ids):
         record = adapter.get(job_id)
@@ -578,17 +779,17 @@ def test_schedule_many_returns_ids_in_order(adapter: Adapter, clock: FakeClock) 
             clock.now() + i,
             0,
         )
-    assert adapter.schedule_many([]) == []
+    assert adapter.enqueue_many([]) == []
 
 
 def test_prune_deletes_only_old_finished_rows(adapter: Adapter, clock: FakeClock) -> None:
-    ids = adapter.schedule_many([new(i) for i in range(4)])
+    ids = adapter.enqueue_many([new(i) for i in range(4)])
     a, b, c, _ = adapter.claim(W1, None, 4)
-    adapter.success(a, delete=False)
-    adapter.failure(b, "x")
+    succeed(adapter, a, delete=False)
+    fail(adapter, b, "x")
     clock.advance(100)
-    adapter.success(c, delete=False)  # finished, but recent
-    late = adapter.schedule(new(9))  # pending: never pruned
+    succeed(adapter, c, delete=False)  # finished, but recent
+    late = adapter.enqueue(new(9))  # pending: never pruned
     assert adapter.prune(clock.now() - 50) == 2
     assert [adapter.get(i) is not None for i in ids] == [False, False, True, True]
     assert adapter.get(late) is not None
@@ -632,7 +833,7 @@ def test_claim_order_property(
     """Claims return exactly the first ``limit`` eligible jobs by ``(priority, run_at, id)``."""
     adapter.clear()
     now = clock.now()
-    ids = adapter.schedule_many(
+    ids = adapter.enqueue_many(
         [new(i, priority=p, run_at=now + off, queue=q) for i, (p, off, q) in enumerate(jobs)]
     )
     eligible = sorted(
@@ -673,7 +874,7 @@ def _stored_handlers(adapter: Adapter, ids: list[int]) -> list[object]:
         ]
     assert isinstance(adapter, PostgresAdapter)
     with adapter.connection.cursor() as cur:
-        sql = f"SELECT handler FROM {adapter._jobs} WHERE id = %s"
+        sql = f"SELECT handler FROM {adapter._s}.background_jobs WHERE id = %s"
         return [cur.execute(sql, (i,)).fetchone()[0] for i in ids]  # type: ignore[index]
 
 
@@ -703,9 +904,9 @@ def test_a_job_batch_stores_what_one_by_one_scheduling_stores(
     adapter.clear()
     now = clock.now()
     batch = build_job_batch(items, now=now, wait=wait, priority=7)  # type: ignore[arg-type]
-    many = adapter.schedule_many(batch)
+    many = adapter.enqueue_many(batch)
     single = [
-        adapter.schedule(build_new_job(job, args, now=now, wait=wait, priority=7))  # type: ignore[arg-type]
+        adapter.enqueue(build_new_job(job, args, now=now, wait=wait, priority=7))  # type: ignore[arg-type]
         for job, args in items
     ]
     assert len(many) == len(items) and many == sorted(set(many))
@@ -739,7 +940,7 @@ def test_a_run_too_deep_for_the_json_parser_is_stored_row_by_row(
     try:
         now = clock.now()
         items = [(sample_jobs.record, [deep]), (sample_jobs.record, [1])]
-        ids = adapter.schedule_many(build_job_batch(items, now=now))
+        ids = adapter.enqueue_many(build_job_batch(items, now=now))
         expected = [build_new_job(job, args, now=now).handler for job, args in items]
         assert _stored_handlers(adapter, ids) == expected
     finally:

@@ -521,7 +521,7 @@ def test_default_path_from_platformdirs(tmp_path: Path, monkeypatch: pytest.Monk
     assert tmp_path in expected.parents
     adapter = SQLiteAdapter()
     assert adapter.path == str(expected)
-    adapter.schedule(jobs_new_job())  # the default directory is created on first use
+    adapter.enqueue(jobs_new_job())  # the default directory is created on first use
     adapter.close()
     assert expected.is_file()
 
@@ -541,7 +541,7 @@ def test_database_files_are_private(db_path: Path) -> None:
     old = os.umask(0o022)
     try:
         adapter = SQLiteAdapter(db_path)
-        adapter.schedule(jobs_new_job())
+        adapter.enqueue(jobs_new_job())
         suffixes = ["", "-wal", "-shm"]
         modes = {s: stat.S_IMODE(os.stat(f"{db_path}{s}").st_mode) for s in suffixes}
         adapter.close()
@@ -552,7 +552,7 @@ def test_database_files_are_private(db_path: Path) -> None:
 
 def test_schema_version_is_recorded_and_wal_is_on(db_path: Path) -> None:
     adapter = SQLiteAdapter(db_path)
-    job_id = adapter.schedule(jobs_new_job())
+    job_id = adapter.enqueue(jobs_new_job())
     adapter.close()
     assert len(MIGRATIONS) == SCHEMA_VERSION
     conn = apsw.Connection(str(db_path))

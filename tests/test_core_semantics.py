@@ -1,4 +1,4 @@
-"""Execution semantics (SPEC §4) through the public API: ``JobManager``, ``later`` and a real
+"""Execution semantics through the public API: ``JobManager``, ``later`` and a real
 :class:`~litejobs.worker.Worker` running jobs from a real SQLite file.
 
 Why: these are the promises users build on -- the exact backoff, when a job fails for good, what

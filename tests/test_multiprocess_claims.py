@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 from collections import Counter
 from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
@@ -29,6 +30,7 @@ from litejobs import JobManager, SQLiteAdapter, WorkerConfig
 from litejobs.adapters.base import NewJob, Outcome
 
 from . import sample_jobs
+from .workers import Processes, worker
 
 CTX = multiprocessing.get_context("fork")
 TIMEOUT = 60  # seconds any process may take before the test gives up on it
@@ -38,12 +40,13 @@ def claim_loop(db: str, name: str, out: str, start: Barrier, produced: Event) ->
     """Claim and complete jobs until the producer is done and nothing is left; write
     ``[[id, n], ...]`` of every job this process received to ``out``."""
     adapter = SQLiteAdapter(db)
+    me = worker(Processes(), name, pid=os.getpid())
     got: list[tuple[int, int]] = []
     claims = 0
     start.wait(TIMEOUT)
     while True:
         done = produced.is_set()  # read *before* claiming: then an empty claim means the end
-        jobs = adapter.claim(name, None, 1 + claims % 3)
+        jobs = adapter.claim(me, None, 1 + claims % 3)
         claims += 1
         if not jobs:
             if done:
@@ -52,7 +55,7 @@ def claim_loop(db: str, name: str, out: str, start: Barrier, produced: Event) ->
             continue
         for job in jobs:
             got.append((job.id, json.loads(job.handler)["args"][0]))
-        written = adapter.record([Outcome(job, "success", delete=True) for job in jobs])
+        written, _ = adapter.record([Outcome(job, "succeeded", delete=True) for job in jobs])
         assert all(written), "a completion was refused: another process held the job"
     adapter.close()
     Path(out).write_text(json.dumps({"jobs": got, "claims": claims}))
@@ -71,7 +74,7 @@ def test_raw_claims_from_several_processes_never_overlap(
     db = tmp_path / "jobs.db"
     adapter = SQLiteAdapter(db)
     total = 4000
-    first = adapter.schedule_many([new(n) for n in range(total // 2)])
+    first = adapter.enqueue_many([new(n) for n in range(total // 2)])
     start, produced = CTX.Barrier(processes + 1), CTX.Event()
     outs = [tmp_path / f"claims.{i}.json" for i in range(processes)]
     procs = [
@@ -88,7 +91,7 @@ def test_raw_claims_from_several_processes_never_overlap(
         start.wait(TIMEOUT)
         ids = list(first)
         for low in range(total // 2, total, 100):  # keep enqueueing while they claim
-            ids += adapter.schedule_many([new(n) for n in range(low, low + 100)])
+            ids += adapter.enqueue_many([new(n) for n in range(low, low + 100)])
         produced.set()
         for proc in procs:
             proc.join(TIMEOUT)

@@ -91,15 +91,15 @@ def test_bad_definitions_are_rejected_with_a_clear_message(sqlite_adapter: SQLit
 # -- the database decides ---------------------------------------------------------------------
 def test_schedule_tick_fires_each_tick_once(adapter: Adapter) -> None:
     job = NewJob(handler='{"name":"record","path":"tests.sample_jobs:record","args":[1]}')
-    assert adapter.schedule_tick("s", T0, job) is None  # first sight: the starting point
-    assert adapter.schedule_tick("s", T0, job) is None
-    first = adapter.schedule_tick("s", T0 + 900, job)
+    assert adapter.enqueue_tick("s", T0, job) is None  # first sight: the starting point
+    assert adapter.enqueue_tick("s", T0, job) is None
+    first = adapter.enqueue_tick("s", T0 + 900, job)
     assert first is not None
-    assert adapter.schedule_tick("s", T0 + 900, job) is None  # same tick again
-    assert adapter.schedule_tick("s", T0 + 450, job) is None  # older than the last: never
-    second = adapter.schedule_tick("s", T0 + 1800, job)
+    assert adapter.enqueue_tick("s", T0 + 900, job) is None  # same tick again
+    assert adapter.enqueue_tick("s", T0 + 450, job) is None  # older than the last: never
+    second = adapter.enqueue_tick("s", T0 + 1800, job)
     assert second is not None and second != first
-    assert adapter.schedule_tick("other", T0 + 1800, job) is None  # names are independent
+    assert adapter.enqueue_tick("other", T0 + 1800, job) is None  # names are independent
     assert [j.id for j in adapter.list_jobs()] == [first, second]
     assert adapter.last_ticks() == {"s": T0 + 1800, "other": T0 + 1800}
 
@@ -162,9 +162,9 @@ class CountingAdapter(SQLiteAdapter):
 
     calls = 0
 
-    def schedule_tick(self, name: str, tick_at: float, job: NewJob) -> int | None:
+    def enqueue_tick(self, name: str, tick_at: float, job: NewJob) -> int | None:
         self.calls += 1
-        return super().schedule_tick(name, tick_at, job)
+        return super().enqueue_tick(name, tick_at, job)
 
 
 def test_ticker_touches_the_database_only_when_a_tick_is_due(
@@ -195,6 +195,9 @@ class FileClock:
     def now(self) -> float:
         with open(self.path) as f:
             return float(f.read())
+
+    def monotonic(self) -> float:
+        return time.monotonic()  # the file's jumps are wall-clock steps; real time passes
 
 
 def _set_time(path: Path, when: float) -> None:
@@ -350,6 +353,9 @@ class OffsetClock:
 
     def now(self) -> float:
         return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 def test_an_idle_worker_wakes_for_the_next_tick(db_path: Path) -> None:

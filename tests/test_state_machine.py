@@ -1,15 +1,25 @@
 """The adapter against a reference model: a Hypothesis state machine, one per adapter kind.
 
 Why: a job queue is only worth using if it never loses or double-runs a job, and the cases that
-break queues (a late completion after a takeover, a retry racing a recovery, a unique key reused
-after a failure) are sequences no one writes by hand. Hypothesis generates the sequences; a tiny
+break queues (a late completion after a takeover, a retry racing a rescue, a unique key reused
+after a failure, a newcomer taking a live worker's name, a deleted worker row, a wall clock set
+forward by days) are sequences no one writes by hand. Hypothesis generates the sequences; a small
 in-memory model says what must be true after each step; the adapter is driven only through the
-:class:`~litejobs.adapters.base.Adapter` interface, with a :class:`FakeClock`, so time is exact.
+:class:`~litejobs.adapters.base.Adapter` interface, with a :class:`FakeClock` (both faces: wall
+and monotonic) and a fake process table, so time and death are exact.
 
-After every step the adapter's whole view (every job's state, attempts, lock, run_at) must equal
-the model's, and the invariants of issue 5 must hold: a job is locked by at most one worker, no job
-is claimed before its ``run_at``, a failed job is never claimed, ``attempts`` never exceeds
-``max_attempts``, the backoff is ``attempts ** 4`` s, every job is in exactly one state.
+Workers here are identities with a life: a process that is alive (heartbeating), paused (alive
+but silent, as under SIGSTOP), dead, or stopped cleanly; a row that exists or was deleted by hand;
+a machine (this one, a container on it, or -- on PostgreSQL -- another host) and its own settings
+(``stale_after``, ``max_attempts``, ``delete_failed``). After every step the adapter's whole view
+(every job's state, attempts, lock, run_at; every worker row) must equal the model's, and:
+
+* a job is held by at most one claim that can still record an outcome (fencing);
+* **a worker whose process lives and whose heartbeat is within its own deadline never loses a
+  job** -- whoever looks, whatever the wall clock did;
+* no attempt is charged to a job that never started (reserved jobs count only when started);
+* no job is claimed before its ``run_at``, a failed job is never claimed, ``attempts`` never
+  exceeds ``max_attempts``, every job is in exactly one state.
 
 Tuning: the ``dev`` profile (default) runs a few seconds; ``HYPOTHESIS_PROFILE=ci`` runs more
 examples and longer programs (see ``STEPS``), within the suite's budget.
@@ -29,15 +39,17 @@ from hypothesis import event, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from litejobs import FakeClock
-from litejobs.adapters.base import Adapter, ClaimedJob, NewJob, Outcome
-from litejobs.errors import ValidationError
+from litejobs.adapters.base import Adapter, ClaimedJob, NewJob, Outcome, Rescued
+from litejobs.errors import ValidationError, WorkerNameTaken
+from litejobs.liveness import HostIdentity, WorkerInfo
 from tests.conftest import ADAPTER_KINDS, make_adapter
+from tests.workers import CONTAINER, ELSEWHERE, HERE, Processes, worker
 
 QUEUES = ("default", "email", "reports")
-WORKERS = ("host/w.0", "host/w.1", "host/w.2")
+NAMES = ("host/w.0", "host/w.1", "host/w.2")
 #: The claiming workers' ``max_attempts`` for jobs that carry none (as WorkerConfig would).
 WORKER_MAX_ATTEMPTS = 3
-STALE_AFTER = 60
+ORPHAN_GRACE = 20
 #: Steps per program: longer programs in CI find deeper sequences (and the profile runs more).
 STEPS = 50 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 40
 HANDLER = '{"name":"record","path":"tests.sample_jobs:record","args":[%d]}'
@@ -54,9 +66,16 @@ class MJob:
     max_attempts: int | None
     unique_key: str | None
     attempts: int = 0
-    state: str = "waiting"  # waiting (ready or scheduled, by run_at) | running | failed | succeeded
+    # waiting (ready or scheduled, by run_at) | reserved | running | failed | succeeded
+    state: str = "waiting"
+    lock_token: str | None = None
     locked_by: str | None = None
     locked_at: float | None = None
+    suspect: bool = False
+    #: Stored as ``ready`` (not ``scheduled``): set when its time came at enqueue, at a claim
+    #: (due jobs are promoted), or by a release, rescue or retry. A stored ``ready`` job stays
+    #: ready if the wall clock is later set back.
+    promoted: bool = False
 
     @property
     def limit(self) -> int:
@@ -65,8 +84,33 @@ class MJob:
     def view(self, now: float) -> str:
         if self.state == "waiting":
             assert self.run_at is not None
-            return "ready" if self.run_at <= now else "scheduled"
+            return "ready" if self.promoted or self.run_at <= now else "scheduled"
         return self.state
+
+    def unlock(self) -> None:
+        self.lock_token = self.locked_by = self.locked_at = None
+
+
+@dataclass
+class MWorker:
+    """The model's idea of one worker process: its identity and its life."""
+
+    info: WorkerInfo
+    process: str = "alive"  # alive | paused | dead
+    beat_mono: float = 0.0  # its last heartbeat (monotonic): ground truth for "alive"
+
+    @property
+    def token(self) -> str:
+        return self.info.token
+
+
+@dataclass
+class MRow:
+    """The model's idea of one worker row: what a worker (or an adopting observer) declared."""
+
+    info: WorkerInfo
+    beat_wall: float
+    beat_mono: float
 
 
 class AdapterMachine(RuleBasedStateMachine):
@@ -79,10 +123,14 @@ class AdapterMachine(RuleBasedStateMachine):
         self.tmp = Path(tempfile.mkdtemp(prefix="litejobs-sm-"))
         self.clock = FakeClock()
         self.adapter: Adapter = make_adapter(self.kind, self.tmp, self.clock)
+        self.procs = Processes()
+        self.observer = self.procs.observer(
+            HERE, max_attempts=WORKER_MAX_ATTEMPTS, orphan_grace=ORPHAN_GRACE
+        )
+        self.rows: dict[str, MRow] = {}  # token -> worker row
         self.jobs: dict[int, MJob] = {}
+        self.workers: dict[str, MWorker] = {}  # token -> worker, every one ever started
         self.tokens: list[ClaimedJob] = []  # every claim ever made, current or not
-        self.beats: dict[str, float] = {}  # registered workers -> last heartbeat
-        self.dead: set[str] = set()  # crashed workers: silent until restarted
         self.seq = 0
 
     def teardown(self) -> None:
@@ -93,32 +141,82 @@ class AdapterMachine(RuleBasedStateMachine):
     def now(self) -> float:
         return self.clock.now()
 
+    @property
+    def mono(self) -> float:
+        return self.clock.monotonic()
+
     def current(self, token: ClaimedJob) -> bool:
-        """Would the ``(id, locked_by, attempts, locked_at)`` fence accept an outcome for
-        ``token``?"""
+        """Would the fence (token, claim time, stored attempts) accept an outcome for it?"""
         job = self.jobs.get(token.id)
         return (
             job is not None
-            and job.state == "running"
-            and job.locked_by == token.locked_by
-            and job.attempts == token.attempts
+            and job.state in ("reserved", "running")
+            and job.lock_token == token.lock_token
             and job.locked_at == token.locked_at
+            and job.attempts == token.stored_attempts
         )
 
     def unique_taken(self, key: str | None) -> bool:
+        active = ("waiting", "reserved", "running")
         return key is not None and any(
-            j.unique_key == key and j.state in ("waiting", "running") for j in self.jobs.values()
+            j.unique_key == key and j.state in active for j in self.jobs.values()
         )
 
-    def _release_model(self, job: MJob, given_max: int) -> str:
-        """What recovery does to a job whose worker is gone: ready now, or failed if spent."""
-        limit = job.max_attempts if job.max_attempts is not None else given_max
-        job.locked_by = job.locked_at = None
-        if job.attempts >= limit:
-            job.state, job.run_at = "failed", None
-            return "failed"
-        job.state, job.run_at = "waiting", self.now
-        return "released"
+    # -- the model's liveness rule ----------------------------------------------------------
+    def gone(self, row: MRow) -> bool:
+        """The rule, stated independently of litejobs.liveness: dead on this machine and in
+        this PID namespace; or silent past its own deadline, measured on the monotonic clock
+        when it shares this machine, on the wall clock otherwise."""
+        host = row.info.host
+        same_pids = host.boot_id == HERE.boot_id and host.pid_ns == HERE.pid_ns
+        if same_pids and self.procs.probe(row.info.pid) is None:
+            return True
+        if host.boot_id == HERE.boot_id:
+            return self.mono - row.beat_mono > row.info.stale_after
+        return self.now > row.beat_wall + row.info.stale_after
+
+    def truly_alive(self, token: str) -> bool:
+        """Ground truth for the promise: the process holding ``token`` lives and heartbeated
+        within its own deadline of real (monotonic) time."""
+        w = self.workers.get(token)
+        return (
+            w is not None and w.process == "alive" and self.mono - w.beat_mono <= w.info.stale_after
+        )
+
+    def _retire_model(self, token: str, reason: str) -> Rescued:
+        row = self.rows.pop(token)
+        counts = self._rescue_model(token, row.info.max_attempts, row.info.delete_failed, reason)
+        return Rescued(*counts, workers=(row.info.name,))
+
+    def _rescue_model(
+        self, token: str, max_attempts: int, delete_failed: bool, reason: str
+    ) -> tuple[int, int, int]:
+        """What rescuing ``token``'s jobs does: reserved back uncounted (suspect), running
+        released counted (or failed/deleted if spent). Returns (released, failed, returned)."""
+        released = failed = returned = 0
+        for job in sorted(self.jobs.values(), key=lambda j: j.id):
+            if job.lock_token != token or job.state not in ("reserved", "running"):
+                continue
+            if job.state == "reserved":
+                job.state, job.suspect, job.promoted = "waiting", True, True
+                job.unlock()
+                returned += 1
+                continue
+            limit = job.max_attempts if job.max_attempts is not None else max_attempts
+            if job.attempts >= limit:
+                failed += 1
+                if delete_failed:
+                    del self.jobs[job.id]
+                    continue
+                job.state, job.run_at = "failed", None
+            else:
+                released += 1
+                job.state, job.run_at, job.promoted = "waiting", self.now, True
+            job.unlock()
+        event(f"rescue ({reason}): released={released > 0} failed={failed > 0}")
+        if returned:
+            event(f"rescue ({reason}): reserved jobs returned uncounted")
+        return released, failed, returned
 
     # -- scheduling -------------------------------------------------------------------------
     @initialize(
@@ -133,8 +231,8 @@ class AdapterMachine(RuleBasedStateMachine):
             max_size=6,
         )
     )
-    def start(self, jobs: list[tuple[str, int, int, int | None]]) -> None:
-        """Begin with work to do, so that claims, outcomes and recoveries happen early."""
+    def begin(self, jobs: list[tuple[str, int, int, int | None]]) -> None:
+        """Begin with work to do, so that claims, outcomes and rescues happen early."""
         assert self.adapter.list_jobs(limit=None) == []
         for queue, priority, wait, max_attempts in jobs:
             self.schedule(queue, priority, wait, max_attempts, None)
@@ -152,11 +250,13 @@ class AdapterMachine(RuleBasedStateMachine):
         self.seq += 1
         run_at = self.now + wait if wait else None
         job = NewJob(HANDLER % self.seq, queue, priority, run_at, max_attempts, unique)
-        job_id = self.adapter.schedule(job)
+        job_id = self.adapter.enqueue(job)
         twin = [
             j
             for j in self.jobs.values()
-            if unique is not None and j.unique_key == unique and j.state in ("waiting", "running")
+            if unique is not None
+            and j.unique_key == unique
+            and j.state in ("waiting", "reserved", "running")
         ]
         if twin:
             assert job_id == twin[0].id, "a unique key must return the pending job's id"
@@ -169,6 +269,7 @@ class AdapterMachine(RuleBasedStateMachine):
             run_at if run_at is not None else self.now,
             max_attempts,
             unique,
+            promoted=run_at is None or run_at <= self.now,
         )
 
     @rule(n=st.integers(2, 4), queue=st.sampled_from(QUEUES))
@@ -177,187 +278,302 @@ class AdapterMachine(RuleBasedStateMachine):
         for _ in range(n):
             self.seq += 1
             rows.append(NewJob(HANDLER % self.seq, queue, 50, None, None, None))
-        ids = self.adapter.schedule_many(rows)
+        ids = self.adapter.enqueue_many(rows)
         assert len(set(ids)) == n
         for job_id in ids:
             assert job_id not in self.jobs
-            self.jobs[job_id] = MJob(job_id, queue, 50, self.now, None, None)
+            self.jobs[job_id] = MJob(job_id, queue, 50, self.now, None, None, promoted=True)
 
     # -- claiming and outcomes --------------------------------------------------------------
+    def _claimers(self) -> list[MWorker]:
+        return [w for w in self.workers.values() if w.process == "alive"]
+
+    @precondition(lambda self: self._claimers())
     @rule(
-        worker=st.sampled_from(WORKERS),
+        data=st.data(),
         queues=st.sampled_from([None, None, ["default"], ["email", "reports"], list(QUEUES)]),
         limit=st.sampled_from([1, 1, 2, 5]),
     )
-    def claim(self, worker: str, queues: list[str] | None, limit: int) -> None:
-        if worker in self.dead:
-            return
+    def claim(self, data: st.DataObject, queues: list[str] | None, limit: int) -> None:
+        """A live worker claims (its row may be gone: it does not know, and must stay safe)."""
+        w = data.draw(st.sampled_from(self._claimers()))
         now = self.now
+        for job in self.jobs.values():  # a claim promotes every due job first
+            if job.state == "waiting" and job.run_at is not None and job.run_at <= now:
+                job.promoted = True
         eligible = sorted(
             (
                 j
                 for j in self.jobs.values()
-                if j.state == "waiting"
-                and j.run_at is not None
-                and j.run_at <= now
-                and (queues is None or j.queue in queues)
+                if j.state == "waiting" and j.promoted and (queues is None or j.queue in queues)
             ),
             key=lambda j: (j.priority, j.run_at, j.id),
-        )
-        expected = [j.id for j in eligible[:limit]]
-        claimed = self.adapter.claim(worker, queues, limit)
-        assert [c.id for c in claimed] == expected, "claim must take the right jobs, in order"
-        for token in claimed:
+        )[:limit]
+        claimed = self.adapter.claim(w.info, queues, limit)
+        assert [c.id for c in claimed] == [j.id for j in eligible], "claim order"
+        for index, token in enumerate(claimed):
             job = self.jobs[token.id]
-            # The invariants at the moment of claiming:
             assert job.state != "failed", "a failed job was claimed"
-            assert job.run_at is not None and job.run_at <= now, "claimed before its run_at"
-            job.attempts += 1
-            assert token.attempts == job.attempts, "attempts must be incremented at claim"
-            assert job.attempts <= job.limit, "attempts exceeded max_attempts"
-            assert token.locked_by == worker
-            job.state, job.locked_by, job.locked_at = "running", worker, now
-            # A claim the fence cannot tell from an older one (same job, worker, attempt and
-            # claim time: a retry and a re-claim within one fake instant) *is* that claim.
+            assert job.promoted, "claimed before its run_at"
+            charged = index == 0  # the first starts; the rest are reserved, uncounted
+            assert token.suspect == (job.suspect and not charged), "a suspect job is told"
+            assert (token.charged, token.attempts) == (charged, job.attempts + 1)
+            job.attempts += charged
+            job.state = "running" if charged else "reserved"
+            job.suspect = job.suspect and not charged
+            job.lock_token, job.locked_by, job.locked_at = w.token, w.info.name, now
+            assert token.lock_token == w.token and token.locked_by == w.info.name
             self.tokens = [t for t in self.tokens if _fence(t) != _fence(token)]
             self.tokens.append(token)
+
+    @rule()
+    def ghost_claim(self) -> None:
+        """A lock no worker row will ever name (taken by an older litejobs, or by a worker whose
+        row a person deleted before it died): only the orphan grace can free it."""
+        ghost = worker(self.procs, "host/ghost.0")
+        self.procs.kill(ghost.pid)
+        eligible = sorted(
+            (j for j in self.jobs.values() if j.state == "waiting" and j.view(self.now) == "ready"),
+            key=lambda j: (j.priority, j.run_at, j.id),
+        )[:1]
+        claimed = self.adapter.claim(ghost, None, 1)
+        if not claimed:
+            return
+        for job in self.jobs.values():  # the claim promoted every due job
+            if job.state == "waiting" and job.run_at is not None and job.run_at <= self.now:
+                job.promoted = True
+        job = self.jobs[claimed[0].id]
+        assert [job.id] == [j.id for j in eligible]
+        job.attempts += 1
+        job.state, job.suspect = "running", False
+        job.lock_token, job.locked_by, job.locked_at = ghost.token, ghost.name, self.now
+        self.workers[ghost.token] = MWorker(ghost, process="dead")
+        self.tokens.append(claimed[0])
+        event("ghost lock taken")
 
     # Outcomes: one rule, so every program that claims also records (Hypothesis' swarm testing
     # switches whole rules off per program; related actions share a rule to stay switched on).
     @precondition(lambda self: self.tokens)
-    @rule(data=st.data(), kind=st.sampled_from(["succeed", "succeed", "error", "error", "release"]))
+    @rule(
+        data=st.data(),
+        kind=st.sampled_from(["succeed", "succeed", "error", "error", "release", "start"]),
+    )
     def outcome(self, data: st.DataObject, kind: str) -> None:
+        token = data.draw(st.sampled_from(self.tokens))
         if kind == "succeed":
-            self.succeed(data, data.draw(st.booleans()))
+            self.succeed(token, data.draw(st.booleans()))
         elif kind == "error":
-            self.error(data, data.draw(st.booleans()), data.draw(st.booleans()))
+            self.error(token, data.draw(st.booleans()), data.draw(st.booleans()))
+        elif kind == "release":
+            self.release(token)
         else:
-            self.release(data)
+            self.start(token)
 
     def _record(self, outcome: Outcome) -> bool:
         expected = self.current(outcome.job)
         event(f"{outcome.kind} {'written' if expected else 'fenced off'}")
-        written = self.adapter.record([outcome])
+        written, _ = self.adapter.record([outcome])
         assert written == [expected], (
             f"fence: outcome {outcome.kind} for job {outcome.job.id} written={written}, "
             f"expected {expected}"
         )
         return expected
 
-    def succeed(self, data: st.DataObject, delete: bool) -> None:
-        token = data.draw(st.sampled_from(self.tokens))
-        if self._record(Outcome(token, "success", delete=delete)):
+    def succeed(self, token: ClaimedJob, delete: bool) -> None:
+        if self._record(Outcome(token, "succeeded", delete=delete)):
             job = self.jobs[token.id]
             if delete:
                 del self.jobs[token.id]
             else:
-                job.state, job.locked_by, job.locked_at, job.run_at = "succeeded", None, None, None
+                job.state, job.run_at, job.attempts, job.suspect = (
+                    "succeeded",
+                    None,
+                    token.attempts,
+                    False,
+                )
+                job.unlock()
 
-    def error(self, data: st.DataObject, timed_out: bool, delete_failed: bool) -> None:
+    def error(self, token: ClaimedJob, timed_out: bool, delete_failed: bool) -> None:
         """The job raised (or timed out): retry after ``attempts ** 4`` s, or fail if spent."""
-        token = data.draw(st.sampled_from(self.tokens))
         message = "JobTimeoutError: timed out after 5 s" if timed_out else "ValueError: boom"
         limit = token.max_attempts if token.max_attempts is not None else WORKER_MAX_ATTEMPTS
         if token.attempts >= limit:
-            outcome = Outcome(token, "failure", error=message, delete=delete_failed)
+            outcome = Outcome(token, "failed", error=message, delete=delete_failed)
         else:
             retry_at = self.now + token.attempts**4
-            outcome = Outcome(token, "error", error=message, retry_at=retry_at)
+            outcome = Outcome(token, "errored", error=message, retry_at=retry_at)
         if not self._record(outcome):
             return
         job = self.jobs[token.id]
-        job.locked_by = job.locked_at = None
-        if outcome.kind == "failure":
+        job.unlock()
+        job.attempts, job.suspect = token.attempts, False
+        if outcome.kind == "failed":
             if delete_failed:
                 del self.jobs[token.id]
             else:
                 job.state, job.run_at = "failed", None
             return
-        job.state, job.run_at = "waiting", self.now + job.attempts**4
-        stored = self.adapter.get(job.id)
-        assert stored is not None and stored.run_at == self.now + stored.attempts**4, "backoff"
+        job.state, job.run_at, job.promoted = "waiting", self.now + job.attempts**4, False
+        stored = self.adapter.require(job.id)
+        assert stored.run_at == self.now + stored.attempts**4, "backoff"
         assert stored.last_error == message
 
-    def release(self, data: st.DataObject) -> None:
-        """Claimed but never started (graceful stop): ready again, the attempt given back."""
-        token = data.draw(st.sampled_from(self.tokens))
+    def release(self, token: ClaimedJob) -> None:
+        """Given back unstarted (graceful stop, or a busy worker): ready again, uncounted."""
         # The owner discards a token it gave back. (It must: the release returns the attempt,
-        # so the same worker re-claiming the job within one fake instant would make the old
-        # token match the fence again. Only the owner ever holds that token.)
+        # so the same claim could match the fence again. Only the owner holds that token.)
         self.tokens.remove(token)
-        if self._record(Outcome(token, "release")):
+        if self._record(Outcome(token, "released")):
             job = self.jobs[token.id]
-            job.state, job.locked_by, job.locked_at = "waiting", None, None
-            job.attempts -= 1
+            job.state, job.attempts, job.promoted = "waiting", token.attempts - 1, True
+            job.unlock()
 
-    # -- workers, heartbeats, recovery ------------------------------------------------------
-    @rule(worker=st.sampled_from(WORKERS))
-    def register_worker(self, worker: str) -> None:
-        """A worker (re)starts under a name: whatever that name held was left by a dead one."""
-        count = self.adapter.register_worker(
-            worker, host="host", pid=1, queues="*", max_attempts=WORKER_MAX_ATTEMPTS
-        )
-        self.beats[worker] = self.now
-        self.dead.discard(worker)
-        held = [j for j in self.jobs.values() if j.state == "running" and j.locked_by == worker]
-        for job in held:
-            self._release_model(job, WORKER_MAX_ATTEMPTS)
-        assert count == len(held), "same-name restart must release what the name held"
+    def start(self, token: ClaimedJob) -> None:
+        """The worker starts a reserved job: it is charged first (one write)."""
+        expected = self.current(token) and self.jobs[token.id].state == "reserved"
+        _, started = self.adapter.record([], token)
+        event(f"start {'written' if expected else 'fenced off'}")
+        assert (started is not None) == expected, "start must be fenced like an outcome"
+        if started is None:
+            return
+        job = self.jobs[token.id]
+        job.state, job.attempts, job.suspect = "running", token.attempts, False
+        assert started.charged and started.attempts == token.attempts
+        self.tokens.remove(token)
+        self.tokens.append(started)
+
+    # -- workers ----------------------------------------------------------------------------
+    def _hosts(self) -> list[HostIdentity]:
+        # SQLite is one machine's file (containers share it); PostgreSQL serves many hosts.
+        return [HERE, HERE, CONTAINER] + ([ELSEWHERE] if self.kind == "postgres" else [])
 
     @rule(
-        worker=st.sampled_from(WORKERS),
-        what=st.sampled_from(["heartbeat", "heartbeat", "crash", "deregister"]),
+        data=st.data(),
+        name=st.sampled_from(NAMES),
+        stale_after=st.sampled_from([5, 60, 60]),
+        max_attempts=st.sampled_from([1, 3, 3]),
+        delete_failed=st.sampled_from([False, False, True]),
     )
-    def worker_life(self, worker: str, what: str) -> None:
-        """A worker heartbeats, crashes (goes silent) or stops cleanly (deregisters)."""
-        getattr(self, what)(worker)
-
-    def heartbeat(self, worker: str) -> None:
-        if worker in self.dead:
+    def start_worker(
+        self,
+        data: st.DataObject,
+        name: str,
+        stale_after: int,
+        max_attempts: int,
+        delete_failed: bool,
+    ) -> None:
+        """A process starts a worker under a name: refused while a live worker holds it; a gone
+        holder's jobs are rescued by the gone worker's own rules (same-name reclaim)."""
+        host = data.draw(st.sampled_from(self._hosts()))
+        info = worker(
+            self.procs,
+            name,
+            host=host,
+            stale_after=stale_after,
+            max_attempts=max_attempts,
+            delete_failed=delete_failed,
+        )
+        holders = [t for t, r in self.rows.items() if r.info.name == name]
+        live = [t for t in holders if not self.gone(self.rows[t])]
+        if live:
+            with pytest.raises(WorkerNameTaken):
+                self.adapter.register_worker(replace(info, name=""), [name], self.observer)
+            self.procs.kill(info.pid)
+            event("start_worker refused: name live")
             return
-        self.adapter.heartbeat(worker)
-        if worker in self.beats:  # only a registered worker has a row to update
-            self.beats[worker] = self.now
+        got = self.adapter.register_worker(replace(info, name=""), [name], self.observer)
+        expected = Rescued()
+        for token in holders:
+            expected += self._retire_model(token, "restarted")
+        assert _counts(got.rescued) == _counts(expected), "same-name reclaim"
+        self.workers[info.token] = MWorker(info, beat_mono=self.mono)
+        self.rows[info.token] = MRow(info, self.now, self.mono)
 
-    def crash(self, worker: str) -> None:
-        """The worker vanishes: no deregistration, no more heartbeats; its tokens linger (a
-        zombie may still try to record a late outcome: the fence must refuse it)."""
-        self.dead.add(worker)  # its row stays, it just goes silent
+    def _pick(self, data: st.DataObject, *processes: str) -> MWorker | None:
+        found = [w for w in self.workers.values() if w.process in processes]
+        return data.draw(st.sampled_from(found)) if found else None
 
-    def deregister(self, worker: str) -> None:
-        self.adapter.deregister_worker(worker)
-        self.beats.pop(worker, None)
+    @rule(
+        data=st.data(),
+        what=st.sampled_from(
+            ["heartbeat", "heartbeat", "heartbeat", "crash", "pause", "resume", "stop", "unrow"]
+        ),
+    )
+    def worker_life(self, data: st.DataObject, what: str) -> None:
+        """A worker heartbeats, dies (SIGKILL), is paused or resumed (SIGSTOP/SIGCONT), stops
+        cleanly, or loses its row to a person's DELETE."""
+        if what in ("heartbeat", "stop", "pause"):
+            w = self._pick(data, "alive")
+        elif what == "resume":
+            w = self._pick(data, "paused")
+        else:
+            w = self._pick(data, "alive", "paused")
+        if w is None:
+            return
+        getattr(self, f"_{what}")(w)
 
-    @rule(seconds=st.sampled_from([1, 1, 2, 5, 16, 30, 61, 81, 256, 3600, 90_000]))
+    def _heartbeat(self, w: MWorker) -> None:
+        existed = self.adapter.heartbeat(w.info)
+        assert existed == (w.token in self.rows), "a heartbeat re-creates a missing row"
+        self.rows[w.token] = MRow(w.info, self.now, self.mono)  # its whole identity
+        w.beat_mono = self.mono
+
+    def _crash(self, w: MWorker) -> None:
+        w.process = "dead"  # its row and locks stay; late outcomes from it are impossible now
+        self.procs.kill(w.info.pid)
+
+    def _pause(self, w: MWorker) -> None:
+        w.process = "paused"
+
+    def _resume(self, w: MWorker) -> None:
+        w.process = "alive"
+
+    def _stop(self, w: MWorker) -> None:
+        """Deregistration: what it holds goes back at once (a stop that could not wait)."""
+        got = self.adapter.deregister_worker(w.info)
+        counts = self._rescue_model(w.token, w.info.max_attempts, w.info.delete_failed, "stopped")
+        assert _counts(got) == _counts(Rescued(*counts)), "deregistration rescues what it held"
+        self.rows.pop(w.token, None)
+        w.process = "dead"
+        self.procs.kill(w.info.pid)
+
+    def _unrow(self, w: MWorker) -> None:
+        from tests.workers import delete_row
+
+        delete_row(self.adapter, w.info)
+        self.rows.pop(w.token, None)
+
+    @rule(seconds=st.sampled_from([1, 1, 2, 5, 16, 30, 61, 81, 256, 3600]))
     def advance(self, seconds: int) -> None:
         self.clock.advance(seconds)
 
-    @rule(
-        stale_after=st.sampled_from([STALE_AFTER, 10]),
-        lock_timeout=st.sampled_from([None, None, 300]),
-    )
-    def recover_stale(self, stale_after: int, lock_timeout: int | None) -> None:
-        now = self.now
-        alive = {w for w, beat in self.beats.items() if beat >= now - stale_after}
-        expected = [0, 0]
-        for job in sorted(self.jobs.values(), key=lambda j: j.id):
-            if job.state != "running":
-                continue
-            assert job.locked_at is not None
-            gone = job.locked_by not in alive
-            too_old = lock_timeout is not None and job.locked_at < now - lock_timeout
-            if gone or too_old:
-                kind = self._release_model(job, WORKER_MAX_ATTEMPTS)
-                expected[kind == "failed"] += 1
-        for kind in ("released", "failed"):
-            if expected[kind == "failed"]:
-                event(f"recover_stale {kind} a job")
-        result = self.adapter.recover_stale(
-            stale_after, WORKER_MAX_ATTEMPTS, lock_timeout=lock_timeout
-        )
-        assert tuple(result) == tuple(expected), "recovery released the wrong jobs"
-        # Workers silent for a day are forgotten.
-        self.beats = {w: b for w, b in self.beats.items() if b >= now - 86_400}
+    @precondition(lambda self: self.kind == "sqlite")
+    @rule(seconds=st.sampled_from([3 * 86_400, 600, -600]))
+    def jump(self, seconds: int) -> None:
+        """The machine's wall clock is set (NTP step, date -s, a restored VM snapshot). On
+        PostgreSQL the server's clock is the one everybody uses: no such rule there."""
+        self.clock.jump(seconds)
+
+    @rule()
+    def rescue(self) -> None:
+        """Any worker looks for gone workers and rescues their jobs; it adopts orphaned locks
+        (no row) with a stand-in row that expires after the grace unless their worker beats."""
+        doomed = sorted(t for t, row in self.rows.items() if self.gone(row))
+        for token in doomed:
+            assert not self.truly_alive(token), "a live worker within its deadline was judged gone"
+        held: dict[str, str] = {}
+        for job in sorted(self.jobs.values(), key=lambda j: j.locked_by or ""):
+            if job.state in ("reserved", "running") and job.lock_token is not None:
+                held.setdefault(job.lock_token, job.locked_by or "")
+        orphans = sorted(t for t in held if t not in self.rows)
+        got = self.adapter.rescue(self.observer)
+        expected = Rescued()
+        for token in doomed:
+            expected += self._retire_model(token, "lost")
+        for token in orphans:
+            self.rows[token] = MRow(self.observer.adopt(token, held[token]), self.now, self.mono)
+            event("orphaned lock adopted")
+        assert _counts(got) == _counts(expected), "rescue took the wrong jobs"
 
     # -- administration ---------------------------------------------------------------------
     @precondition(lambda self: self.jobs)
@@ -389,8 +605,10 @@ class AdapterMachine(RuleBasedStateMachine):
         assert self.adapter.retry(job_id)
         if job.state in ("failed", "succeeded"):  # a fresh run: attempts start again
             self._reset_attempts(job)
-        if job.view(self.now) in ("scheduled", "failed", "succeeded"):  # ready/running: as is
-            job.state, job.run_at = "waiting", self.now
+        stored_scheduled = job.state == "waiting" and not job.promoted
+        due = stored_scheduled and job.run_at is not None and job.run_at <= self.now
+        if (job.state in ("failed", "succeeded") or stored_scheduled) and not due:
+            job.state, job.run_at, job.promoted = "waiting", self.now, True
 
     def _reset_attempts(self, job: MJob) -> None:
         """A person retried a failed (or kept succeeded) job: attempts start again from 0.
@@ -414,7 +632,7 @@ class AdapterMachine(RuleBasedStateMachine):
             hit.append(job)
         assert self.adapter.retry_failed(queue) == len(hit)
         for job in hit:
-            job.state, job.run_at = "waiting", self.now
+            job.state, job.run_at, job.promoted = "waiting", self.now, True
             self._reset_attempts(job)
 
     def delete(self, data: st.DataObject) -> None:
@@ -440,16 +658,25 @@ class AdapterMachine(RuleBasedStateMachine):
         assert set(stored) == set(self.jobs), "a job was lost or appeared from nowhere"
         for job_id, job in self.jobs.items():
             r = stored[job_id]
-            got = replace(r)  # a copy, for the message
-            want = (job.view(now), job.attempts, job.locked_by, job.run_at, job.queue)
-            assert (r.state, r.attempts, r.locked_by, r.run_at, r.queue) == want, (got, want)
+            want = (
+                job.view(now),
+                job.attempts,
+                job.lock_token,
+                job.locked_by,
+                job.run_at,
+                job.queue,
+            )
+            got = (r.state, r.attempts, r.lock_token, r.locked_by, r.run_at, r.queue)
+            assert got == want, (job_id, got, want)
             assert r.priority == job.priority
-            # Exactly one state, and the columns agree with it.
-            assert (r.state == "running") == (r.locked_by is not None) == (r.locked_at is not None)
+            held = r.state in ("reserved", "running")
+            assert held == (r.lock_token is not None) == (r.locked_at is not None)
             assert (r.state == "failed") == (r.failed_at is not None)
             assert (r.run_at is None) == (r.state in ("failed", "succeeded"))
-            assert r.attempts <= job.limit, "attempts exceeded max_attempts"
-            assert r.attempts >= 0
+            assert 0 <= r.attempts <= WORKER_MAX_ATTEMPTS, "attempts exceeded max_attempts"
+        stored = sorted((w.token, w.pid, w.stale_after) for w in self.adapter.workers())
+        want = sorted((t, r.info.pid, r.info.stale_after) for t, r in self.rows.items())
+        assert stored == want, "worker rows"
 
     @invariant()
     def counts_agree(self) -> None:
@@ -470,12 +697,16 @@ class AdapterMachine(RuleBasedStateMachine):
             if self.current(token):
                 per_job[token.id] = per_job.get(token.id, 0) + 1
         assert all(n == 1 for n in per_job.values())
-        running = sum(1 for j in self.jobs.values() if j.state == "running")
-        assert running == len(per_job)
+        held = sum(1 for j in self.jobs.values() if j.state in ("reserved", "running"))
+        assert held == len(per_job)
 
 
-def _fence(token: ClaimedJob) -> tuple[int, str, int, float]:
-    return (token.id, token.locked_by, token.attempts, token.locked_at)
+def _counts(rescued: Rescued) -> tuple[int, int, int, tuple[str, ...]]:
+    return (rescued.released, rescued.failed, rescued.returned, tuple(sorted(rescued.workers)))
+
+
+def _fence(token: ClaimedJob) -> tuple[int, str, float, int]:
+    return (token.id, token.lock_token, token.locked_at, token.stored_attempts)
 
 
 def _machine_for(kind: str) -> type[AdapterMachine]:
@@ -496,10 +727,10 @@ def test_retrying_a_failed_unique_job_never_makes_a_twin(adapter: Adapter) -> No
     """Found by the machine above: reviving a failed job whose unique key is pending again
     broke the unique index ("database unavailable"). Now: a clear error, or skipped in bulk."""
     key = "user:42"
-    first = adapter.schedule(NewJob(HANDLER % 1, max_attempts=1, unique_key=key))
-    [token] = adapter.claim("host/w.0", None)
-    assert adapter.record([Outcome(token, "failure", error="ValueError: boom")]) == [True]
-    second = adapter.schedule(NewJob(HANDLER % 2, unique_key=key))
+    first = adapter.enqueue(NewJob(HANDLER % 1, max_attempts=1, unique_key=key))
+    [token] = adapter.claim(worker(Processes(), "host/w.0"), None)
+    assert adapter.record([Outcome(token, "failed", error="ValueError: boom")])[0] == [True]
+    second = adapter.enqueue(NewJob(HANDLER % 2, unique_key=key))
     assert second != first
     with pytest.raises(ValidationError, match="unique key"):
         adapter.retry(first)

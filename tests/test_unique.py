@@ -16,6 +16,7 @@ from litejobs.adapters.base import Adapter
 from litejobs.errors import ValidationError
 from tests import sample_jobs
 from tests.conftest import ROOT
+from tests.workers import Processes, worker
 
 
 def manager_for(adapter: Adapter) -> JobManager:
@@ -58,7 +59,7 @@ def test_key_is_free_again_after_success_and_after_failure(
 def test_running_job_still_holds_its_key(sqlite_adapter: SQLiteAdapter) -> None:
     later = manager_for(sqlite_adapter).create_scheduler()
     first = later(sample_jobs.record, [1], unique_key="k")
-    [claimed] = sqlite_adapter.claim("host/w", None)
+    [claimed] = sqlite_adapter.claim(worker(Processes(), "host/w"), None)
     assert claimed.id == first
     assert later(sample_jobs.record, [1], unique_key="k") == first
 

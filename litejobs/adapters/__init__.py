@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ConfigurationError
-from .base import Adapter, ClaimedJob, JobRecord, JobState, NewJob, Outcome, WorkerRecord
+from .base import Adapter, ClaimedJob, JobRecord, JobState, NewJob, Outcome
 from .sqlite import SQLiteAdapter
 
 __all__ = [
@@ -14,7 +14,6 @@ __all__ = [
     "NewJob",
     "Outcome",
     "SQLiteAdapter",
-    "WorkerRecord",
     "adapter_for_url",
 ]
 

@@ -1,30 +1,64 @@
-"""The storage contract every adapter implements.
+"""The storage contract every adapter implements, and the rows that cross it.
 
 The worker, scheduler and CLI talk only to :class:`Adapter`; an adapter knows SQL and its database,
 nothing about processes, signals or the command line. Times cross this boundary as UTC epoch
 seconds (floats) taken from the adapter's :class:`~litejobs.clock.Clock`, so tests can fake time.
 
-Job states (derived from the columns, never contradicting them):
+Job states (stored in a ``state`` column; ``ready`` is also a ``scheduled`` row whose time came):
 
 ``scheduled``  waiting for ``run_at`` (new with a wait, or retrying after an error)
 ``ready``      ``run_at`` has passed; any matching worker may claim it
-``running``    locked by a worker (``locked_by``, ``locked_at``)
+``reserved``   claimed in a batch by a worker that has not started it yet: no attempt charged,
+               given back within about a second if the worker is busy, and given back
+               uncharged if the worker dies
+``running``    started by a worker (``lock_token``, ``locked_by``, ``locked_at``); ``attempts``
+               counts this start
 ``failed``     ``failed_at`` set: out of attempts; never claimed again unless retried by a person
 ``succeeded``  kept after success (only when ``delete_successful_jobs=False``)
+
+The words (see docs/glossary.md): a worker *claims* jobs (``ready`` → ``running``/``reserved``),
+*starts* a reserved one, *records* an outcome (``succeeded``, ``errored``: will retry,
+``failed``: out of attempts, ``released``: given back unstarted); jobs of a worker that is gone
+are *rescued* (``ready`` again, or ``failed`` if that was their last attempt).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from ..clock import SYSTEM_CLOCK, Clock
+from ..liveness import Observer, WorkerInfo, WorkerRecord
 
-JobState = Literal["scheduled", "ready", "running", "failed", "succeeded"]
-JOB_STATES: tuple[JobState, ...] = ("scheduled", "ready", "running", "failed", "succeeded")
-ACTIVE_STATES: tuple[JobState, ...] = ("scheduled", "ready", "running")
+JobState = Literal["scheduled", "ready", "reserved", "running", "failed", "succeeded"]
+JOB_STATES: tuple[JobState, ...] = (
+    "scheduled",
+    "ready",
+    "reserved",
+    "running",
+    "failed",
+    "succeeded",
+)
+#: States of a job that is still to run (or running): what a unique key protects.
+ACTIVE_STATES: tuple[JobState, ...] = ("scheduled", "ready", "reserved", "running")
+#: States of a job a worker holds.
+HELD_STATES: tuple[JobState, ...] = ("reserved", "running")
+#: Finished states, kept for inspection.
+FINISHED_STATES: tuple[JobState, ...] = ("failed", "succeeded")
+
+OutcomeKind = Literal["succeeded", "errored", "failed", "released"]
+
+#: The one JSON encoding of stored arguments (minified, no NaN): a batch stores byte for byte
+#: what one-by-one enqueueing stores.
+compact_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def initial_state(run_at: float, now: float) -> JobState:
+    """The state a job is stored in: ready when its time has come, else scheduled."""
+    return "ready" if run_at <= now else "scheduled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,32 +74,111 @@ class NewJob:
 
 
 @dataclass(frozen=True, slots=True)
+class JobRun:
+    """Consecutive jobs of one batch that differ only in their arguments.
+
+    Job ``i``'s handler text is ``head + json(args[i]) + tail``, and ``items`` is the JSON array
+    of all of them, encoded (so validated) by one ``json`` call for the whole run: an adapter
+    can store the run with one statement that splits ``items`` in the database, instead of
+    Python encoding, building and binding a row per job.
+    """
+
+    template: NewJob  # queue, priority, run_at and max_attempts of every job of the run
+    head: str
+    tail: str
+    args: list[list[Any]]
+    items: str
+
+    def handler(self, index: int) -> str:
+        return f"{self.head}{compact_json(self.args[index])}{self.tail}"
+
+    def rows(self) -> list[NewJob]:
+        """The run's jobs one by one (for adapters, or inputs, that cannot store a run whole)."""
+        t = self.template
+        return [
+            NewJob(self.handler(i), t.queue, t.priority, t.run_at, t.max_attempts, None)
+            for i in range(len(self.args))
+        ]
+
+
+class JobBatch(Sequence[NewJob]):
+    """The validated rows of one ``later.many`` call, as runs of jobs sharing a template.
+
+    It is a sequence of :class:`NewJob` (built on first access) for any adapter; the SQL
+    adapters read :attr:`runs` instead and never build the per-job objects.
+    """
+
+    __slots__ = ("_rows", "runs")
+
+    def __init__(self, runs: list[JobRun]) -> None:
+        self.runs = runs
+        self._rows: list[NewJob] | None = None
+
+    def _materialise(self) -> list[NewJob]:
+        if self._rows is None:
+            self._rows = [row for run in self.runs for row in run.rows()]
+        return self._rows
+
+    def __len__(self) -> int:
+        return sum(len(run.args) for run in self.runs)
+
+    @overload
+    def __getitem__(self, index: int) -> NewJob: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[NewJob]: ...
+
+    def __getitem__(self, index: int | slice) -> NewJob | list[NewJob]:
+        return self._materialise()[index]
+
+    def __iter__(self) -> Iterator[NewJob]:
+        return iter(self._materialise())
+
+    def __repr__(self) -> str:
+        return f"JobBatch({len(self)} jobs in {len(self.runs)} runs)"
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedJob:
-    """A job a worker holds; ``(id, locked_by, attempts, locked_at)`` fences the recording of its
-    outcome (an outcome is written only while the row is still this very claim)."""
+    """A job a worker holds.
+
+    ``attempts`` is this run's number (1 on the first run). ``charged``: storage already counts
+    this run (a started job); a *reserved* job is charged when the worker starts it or records
+    its outcome. ``(id, lock_token, locked_at, attempts)`` fences every write about the job: an
+    outcome is written only while the row is still this very claim. ``suspect``: its previous
+    holder died while it was reserved, so it may have been running then: it is charged before it
+    starts, never run uncounted (a job that kills its worker must run out of attempts).
+    """
 
     id: int
     handler: str
     queue: str
     priority: int
-    attempts: int  # already incremented by the claim: 1 on the first run
+    attempts: int
     max_attempts: int | None
     locked_by: str
+    lock_token: str
     locked_at: float
     run_at: float | None = None
+    charged: bool = True
+    suspect: bool = False
+
+    @property
+    def stored_attempts(self) -> int:
+        """``attempts`` as storage has it now (one less while the run is not charged yet)."""
+        return self.attempts if self.charged else self.attempts - 1
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What happened to a claimed job, for :meth:`Adapter.record`.
 
-    ``kind`` is ``"success"`` (delete or keep), ``"error"`` (retry at ``retry_at``),
-    ``"failure"`` (out of attempts: delete or keep as failed) or ``"release"`` (claimed but never
-    started: back to ready, the claim's attempt given back).
+    ``succeeded`` (deleted, or kept with ``delete=False``), ``errored`` (retry at ``retry_at``),
+    ``failed`` (out of attempts: kept as failed, or deleted with ``delete=True``), ``released``
+    (given back unstarted: ready again in its place, its attempt not counted).
     """
 
     job: ClaimedJob
-    kind: Literal["success", "error", "failure", "release"]
+    kind: OutcomeKind
     error: str | None = None
     retry_at: float | None = None
     delete: bool = False
@@ -90,6 +203,7 @@ class JobRecord:
     created_at: float
     updated_at: float
     unique_key: str | None = None
+    lock_token: str | None = None
 
     @property
     def name(self) -> str:
@@ -109,23 +223,34 @@ class JobRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerRecord:
-    """A worker as recorded by its heartbeats."""
+class Rescued:
+    """What was done with the jobs of workers that are gone (or stopping)."""
 
-    name: str  # "host/litejobs-worker.<queues>.<id>"
-    host: str
-    pid: int
-    queues: str
-    started_at: float
-    heartbeat_at: float
+    released: int = 0  # started jobs made ready again (the attempt counted)
+    failed: int = 0  # started jobs that had used their last attempt
+    returned: int = 0  # reserved jobs given back unstarted (no attempt counted)
+    workers: tuple[str, ...] = ()  # names of the workers whose rows went
+    job_ids: tuple[int, ...] = ()  # the started jobs released or failed
+
+    def __add__(self, other: Rescued) -> Rescued:
+        return Rescued(
+            self.released + other.released,
+            self.failed + other.failed,
+            self.returned + other.returned,
+            self.workers + other.workers,
+            self.job_ids + other.job_ids,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.released or self.failed or self.returned or self.workers)
 
 
-@dataclass(slots=True)
-class QueueCounts:
-    """Counts per state for one queue, for ``status``."""
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A registered worker: the name it got and what its gone predecessors held."""
 
-    queue: str
-    counts: dict[str, int] = field(default_factory=dict)
+    worker: WorkerInfo
+    rescued: Rescued = field(default_factory=Rescued)
 
 
 class Adapter(abc.ABC):
@@ -140,16 +265,17 @@ class Adapter(abc.ABC):
     def __init__(self, *, clock: Clock | None = None) -> None:
         self.clock: Clock = clock or SYSTEM_CLOCK
 
-    # -- scheduling -------------------------------------------------------------------------
+    # -- enqueueing -------------------------------------------------------------------------
     @abc.abstractmethod
-    def schedule(self, job: NewJob) -> int:
+    def enqueue(self, job: NewJob) -> int:
         """Store one job; return its id. With a ``unique_key`` already active, return that id."""
 
     @abc.abstractmethod
-    def schedule_many(self, jobs: Sequence[NewJob]) -> list[int]:
+    def enqueue_many(self, jobs: Sequence[NewJob]) -> list[int]:
         """Store many jobs in one transaction; return their ids in order."""
 
-    def schedule_tick(self, name: str, tick_at: float, job: NewJob) -> int | None:
+    @abc.abstractmethod
+    def enqueue_tick(self, name: str, tick_at: float, job: NewJob) -> int | None:
         """Enqueue ``job`` for tick ``tick_at`` of recurring schedule ``name``, at most once.
 
         In one transaction: if the schedule has never ticked, record ``tick_at`` as its
@@ -158,38 +284,73 @@ class Adapter(abc.ABC):
         (keyed by ``(name, tick_at)``) and insert the job. Returns the job id, or ``None`` when
         nothing was inserted -- so any number of workers may call this for the same tick.
         """
-        raise NotImplementedError(
-            f"the {self.name} adapter does not support recurring jobs yet; use SQLite for them"
-        )
 
+    @abc.abstractmethod
     def last_ticks(self) -> dict[str, float]:
-        """``{schedule name: latest recorded tick}`` for inspection (empty if unsupported)."""
-        return {}
+        """``{schedule name: latest recorded tick}`` for inspection."""
+
+    # -- workers ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def register_worker(
+        self, worker: WorkerInfo, names: Sequence[str], observer: Observer
+    ) -> Registration:
+        """Record a starting worker under the first of ``names`` no live worker holds.
+
+        In one transaction with the check: holders of a name that are provably gone (see
+        :class:`~litejobs.liveness.Observer`) are removed and their jobs rescued (same-name
+        reclaim); a live holder keeps its name and the next name is tried. Raises
+        :class:`~litejobs.errors.WorkerNameTaken` (naming the live holders) if none is free.
+        """
+
+    @abc.abstractmethod
+    def heartbeat(self, worker: WorkerInfo) -> bool:
+        """Say ``worker`` is alive now (with its monotonic time and its own deadline).
+
+        Re-creates its row if the row is missing; returns ``False`` then, so the worker can say
+        it had been presumed dead (or its row deleted)."""
+
+    @abc.abstractmethod
+    def deregister_worker(self, worker: WorkerInfo, reason: str = "stopped") -> Rescued:
+        """Remove a stopping worker, rescuing whatever it still holds in the same transaction:
+        reserved jobs go back uncounted; a started job (a stop that could not wait) is released
+        with its attempt counted, or failed if that was its last."""
+
+    @abc.abstractmethod
+    def give_back(self, worker: WorkerInfo) -> int:
+        """Put every job ``worker`` holds back to ready, no attempt counted: for a worker that
+        knows it started none of them (its claim failed, but may have committed)."""
+
+    @abc.abstractmethod
+    def rescue(self, observer: Observer) -> Rescued:
+        """Rescue the jobs of every worker ``observer`` can prove gone, and remove their rows.
+
+        Cheap when nothing is gone: the check reads; only a rescue writes."""
+
+    @abc.abstractmethod
+    def workers(self) -> list[WorkerRecord]:
+        """Registered workers, with their last heartbeats and declared deadlines."""
 
     # -- execution --------------------------------------------------------------------------
     @abc.abstractmethod
-    def claim(self, worker: str, queues: Sequence[str] | None, limit: int = 1) -> list[ClaimedJob]:
-        """Atomically lock up to ``limit`` ready jobs for ``worker`` and increment their attempts.
+    def claim(
+        self, worker: WorkerInfo, queues: Sequence[str] | None, limit: int = 1
+    ) -> list[ClaimedJob]:
+        """Atomically take up to ``limit`` ready jobs for ``worker``: the first is started
+        (``running``, its attempt counted), the rest ``reserved`` (uncounted until started).
 
         ``queues=None`` means every queue. Order: priority, then run_at, then id.
         """
 
     @abc.abstractmethod
-    def record(self, outcomes: Sequence[Outcome]) -> list[bool]:
-        """Write outcomes in one transaction, each fenced by its claim
-        (``id, locked_by, attempts, locked_at``).
+    def record(
+        self, outcomes: Sequence[Outcome], start: ClaimedJob | None = None
+    ) -> tuple[list[bool], ClaimedJob | None]:
+        """Write ``outcomes`` and start ``start`` (a reserved job: ``running``, attempt
+        counted) in one transaction, each fenced by its claim.
 
-        Returns, per outcome, whether it was written (``False``: the worker had lost the lock).
+        Returns, per outcome, whether it was written (``False``: the claim had been taken over),
+        and the started job (charged) or ``None`` if it could not be started (taken back).
         """
-
-    def success(self, job: ClaimedJob, *, delete: bool = True) -> bool:
-        return self.record([Outcome(job, "success", delete=delete)])[0]
-
-    def error(self, job: ClaimedJob, error: str, retry_at: float) -> bool:
-        return self.record([Outcome(job, "error", error=error, retry_at=retry_at)])[0]
-
-    def failure(self, job: ClaimedJob, error: str, *, delete: bool = False) -> bool:
-        return self.record([Outcome(job, "failure", error=error, delete=delete)])[0]
 
     @abc.abstractmethod
     def has_ready(self, queues: Sequence[str] | None) -> bool:
@@ -210,41 +371,6 @@ class Adapter(abc.ABC):
         time.sleep(max(0.0, timeout))
         return False
 
-    # -- workers and recovery ---------------------------------------------------------------
-    @abc.abstractmethod
-    def register_worker(
-        self, name: str, *, host: str, pid: int, queues: str, max_attempts: int = 24
-    ) -> int:
-        """Record a starting worker and release jobs a previous worker of the same name held.
-
-        A live name is unique, so such jobs were left by a predecessor that died: they become
-        ready at once (or failed, if that was their last attempt). Returns how many.
-        """
-
-    @abc.abstractmethod
-    def heartbeat(self, name: str) -> None:
-        """Say ``name`` is alive now."""
-
-    @abc.abstractmethod
-    def deregister_worker(self, name: str) -> None:
-        """Remove a worker that stopped cleanly."""
-
-    @abc.abstractmethod
-    def recover_stale(
-        self, stale_after: float, max_attempts: int, *, lock_timeout: float | None = None
-    ) -> tuple[int, int]:
-        """Release jobs locked by workers silent for ``stale_after`` seconds (or gone).
-
-        A job whose ``attempts`` already reached ``max_attempts`` (its own, else the given one) is
-        failed instead ("worker died"), so a job that kills its worker cannot loop forever.
-        ``lock_timeout``: also release any lock older than that, whatever the heartbeat (the
-        last-resort fallback). Returns ``(released, failed)``.
-        """
-
-    @abc.abstractmethod
-    def workers(self) -> list[WorkerRecord]:
-        """Workers seen (with their last heartbeat)."""
-
     # -- inspection and administration ------------------------------------------------------
     @abc.abstractmethod
     def get(self, job_id: int) -> JobRecord | None: ...
@@ -254,9 +380,23 @@ class Adapter(abc.ABC):
         self,
         *,
         queue: str | None = None,
-        state: JobState | None = None,
+        state: JobState | Sequence[JobState] | None = None,
         limit: int | None = 100,
-    ) -> list[JobRecord]: ...
+        name: str | None = None,
+        newest: bool = False,
+    ) -> list[JobRecord]:
+        """Jobs, oldest first (``newest``: newest first), filtered by queue, state(s) and job
+        name; ``limit=None`` for all."""
+
+    @abc.abstractmethod
+    def count_jobs(
+        self,
+        *,
+        queue: str | None = None,
+        state: JobState | Sequence[JobState] | None = None,
+        name: str | None = None,
+    ) -> int:
+        """How many jobs :meth:`list_jobs` would list with no limit."""
 
     @abc.abstractmethod
     def counts(self) -> dict[str, dict[str, int]]:
@@ -283,6 +423,15 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def prune(self, older_than: float) -> int:
         """Delete kept succeeded/failed jobs last updated before ``older_than`` (epoch s)."""
+
+    @abc.abstractmethod
+    def exists(self) -> bool:
+        """Whether the database and litejobs' tables exist (creates nothing)."""
+
+    def inspect_only(self) -> None:  # noqa: B027 - optional hook
+        """From now on, never create anything: a missing database is a
+        :class:`~litejobs.errors.StorageError`; one that cannot be written is opened read-only
+        (commands that only look: ``list``, ``show``, ``status``, a read-only mount)."""
 
     def maintenance(self) -> None:  # noqa: B027 - optional hook
         """Periodic housekeeping (SQLite: WAL checkpoint). Called by the supervisor."""

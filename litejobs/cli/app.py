@@ -76,12 +76,15 @@ class Settings:
             raise self._config_errors[0]
         return self._manager
 
-    def adapter(self, *, existing: bool = False) -> Adapter:
-        """The manager's adapter; ``existing``: for commands that only read (or change what is
-        there), which must never create a database behind a mistyped ``--db`` (exit 3)."""
+    def adapter(self, *, existing: bool = False, looking: bool = False) -> Adapter:
+        """The manager's adapter; ``existing``: for commands that change what is there, which
+        must never create a database behind a mistyped ``--db`` (exit 3); ``looking``: for
+        commands that only read, which also work on a database they cannot write."""
         adapter = self.manager().adapter()
-        if existing:
+        if existing or looking:
             require_database(adapter)
+        if looking:
+            adapter.inspect_only()
         return adapter
 
 

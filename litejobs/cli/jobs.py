@@ -19,8 +19,9 @@ from . import complete, render
 from .app import Settings, settings
 
 if TYPE_CHECKING:
-    from litejobs.adapters.base import WorkerRecord
+    from litejobs.adapters.base import Adapter, JobRecord
     from litejobs.daemon import DaemonInfo
+    from litejobs.liveness import WorkerRecord
     from litejobs.manager import Scheduler
 
 QueueFilter = Annotated[str | None, complete.queue_option("Only this queue.")]
@@ -157,7 +158,7 @@ def enqueue(
         wait_until=when,
         max_attempts=max_attempts,
     )
-    job_id = scheduler.adapter.schedule(new)
+    job_id = scheduler.adapter.enqueue(new)
     if as_json:
         render.print_json(render.job_json(scheduler.adapter.require(job_id)))
     else:
@@ -217,12 +218,13 @@ def list_jobs(
 
     check_limit(limit)
     _check_queue_filter(queue)
-    adapter = settings(ctx).adapter(existing=True)
+    adapter = settings(ctx).adapter(looking=True)
     records = adapter.list_jobs(queue=queue, state=state, limit=limit or None)
+    stranded = _stranded(adapter, records)
     if as_json:
-        render.print_json([render.job_json(r) for r in records])
+        render.print_json([render.job_json(r, r.id in stranded) for r in records])
     else:
-        render.jobs_table(records, adapter.clock.now())
+        render.jobs_table(records, adapter.clock.now(), stranded)
         if limit and len(records) == limit:
             sys.stderr.write(f"(showing the first {limit}; --limit 0 shows all)\n")
 
@@ -237,7 +239,7 @@ def show(
     Example: litejobs show 42
     """
     _check_job_id(job_id)
-    adapter = settings(ctx).adapter(existing=True)
+    adapter = settings(ctx).adapter(looking=True)
     record = adapter.require(job_id)
     if as_json:
         render.print_json(render.job_json(record))
@@ -352,17 +354,20 @@ def status(
     from litejobs.adapters.base import JOB_STATES
 
     cfg = settings(ctx)
-    manager = cfg.manager()
-    adapter = cfg.adapter(existing=True)
+    adapter = cfg.adapter(looking=True)
     now = adapter.clock.now()
     counts = adapter.counts()
     oldest = adapter.oldest_ready_at()
-    alive_within = max(c.stale_after for c in manager.workers)
+    from litejobs.inspection import gone_workers, orphaned
+
     daemons = _daemons(cfg, state_dir, all_)
+    rows = adapter.workers()
+    gone = gone_workers(adapter, rows)
     workers = [
-        {**render.worker_json(w, now, alive_within), "supervisor": _supervisor_of(w, daemons)}
-        for w in adapter.workers()
+        {**render.worker_json(w, now, gone.get(w.token)), "supervisor": _supervisor_of(w, daemons)}
+        for w in rows
     ]
+    held = adapter.list_jobs(state=["reserved", "running"], limit=None)
     totals = {s: sum(q.get(s, 0) for q in counts.values()) for s in JOB_STATES}
     data = {
         "queues": {q: {s: c.get(s, 0) for s in JOB_STATES} for q, c in sorted(counts.items())},
@@ -370,12 +375,23 @@ def status(
         "oldest_ready_at": render.iso(oldest),
         "oldest_ready_age_seconds": None if oldest is None else round(max(0.0, now - oldest), 3),
         "workers": workers,
+        "held_by_gone_workers": sorted(orphaned(held, rows, gone)),
         "supervisors": [_daemon_json(d) for d in daemons],
     }
     if as_json:
         render.print_json(data)
         return
     _status_tables(data, JOB_STATES)
+
+
+def _stranded(adapter: Adapter, records: list[JobRecord]) -> set[int]:
+    """Held jobs among ``records`` whose worker is gone (shown as such)."""
+    from litejobs.inspection import gone_workers, orphaned
+
+    if not any(r.state in ("reserved", "running") for r in records):
+        return set()
+    workers = adapter.workers()
+    return orphaned(records, workers, gone_workers(adapter, workers))
 
 
 def _daemons(cfg: Settings, state_dir: Path | None, all_: bool) -> list[DaemonInfo]:
@@ -416,11 +432,18 @@ def _status_tables(data: dict[str, Any], states: tuple[str, ...]) -> None:
         out.print("no jobs")
     age = data["oldest_ready_age_seconds"]
     out.print(f"oldest ready job: {'-' if age is None else render.duration(age) + ' old'}")
+    stranded = data["held_by_gone_workers"]
+    if stranded:
+        ids = ", ".join(str(i) for i in stranded[:10]) + (" ..." if len(stranded) > 10 else "")
+        out.print(
+            f"running jobs whose worker is gone: {len(stranded)} ({ids}); they run again as "
+            "soon as any worker looks (litejobs work / workoff)"
+        )
     alive = [w for w in data["workers"] if w["alive"]]
-    out.print(f"workers seen recently: {len(alive)}")
+    out.print(f"workers alive: {len(alive)}")
     for w in data["workers"]:
         seen = render.duration(w["seen_seconds_ago"])
-        mark = "" if w["alive"] else " (silent: presumed dead)"
+        mark = "" if w["alive"] else f" (gone: {w['gone']})"
         if w["supervisor"] is not None:
             mark += f" (detached supervisor {w['supervisor']})"
         out.print(text(f"  {w['name']} pid {w['pid']} queues {w['queues']} seen {seen} ago{mark}"))

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
-    from litejobs.adapters.base import JobRecord, WorkerRecord
+    from litejobs.adapters.base import JobRecord
+    from litejobs.liveness import WorkerRecord
 
 #: Control characters (C0 but newline and tab, DEL, C1) shown as ``\x1b``-style escapes: a job's
 #: arguments or error must not move the cursor, clear the screen or retitle the terminal.
@@ -34,10 +35,12 @@ def iso(value: float | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def job_json(record: JobRecord) -> dict[str, Any]:
+def job_json(record: JobRecord, worker_gone: bool = False) -> dict[str, Any]:
+    """``worker_gone``: a held job whose worker is gone (it runs again once rescued)."""
     return {
         "id": record.id,
         "state": record.state,
+        "worker_gone": worker_gone,
         "queue": record.queue,
         "priority": record.priority,
         "attempts": record.attempts,
@@ -57,7 +60,8 @@ def job_json(record: JobRecord) -> dict[str, Any]:
     }
 
 
-def worker_json(worker: WorkerRecord, now: float, alive_within: float) -> dict[str, Any]:
+def worker_json(worker: WorkerRecord, now: float, gone: str | None) -> dict[str, Any]:
+    """``gone``: why the worker is provably gone (``None`` while it may be alive)."""
     return {
         "name": worker.name,
         "host": worker.host,
@@ -65,8 +69,10 @@ def worker_json(worker: WorkerRecord, now: float, alive_within: float) -> dict[s
         "queues": worker.queues,
         "started_at": iso(worker.started_at),
         "heartbeat_at": iso(worker.heartbeat_at),
+        "expires_at": iso(worker.expires_at),
         "seen_seconds_ago": round(max(0.0, now - worker.heartbeat_at), 3),
-        "alive": now - worker.heartbeat_at <= alive_within,
+        "alive": gone is None,
+        "gone": gone,
     }
 
 
@@ -160,17 +166,19 @@ def call_text(record: JobRecord) -> str:
     return f"{record.path.partition(':')[2] or record.path}({', '.join(parts)})"
 
 
-def jobs_table(records: Iterable[JobRecord], now: float) -> None:
+def jobs_table(records: Iterable[JobRecord], now: float, stranded: set[int] | None = None) -> None:
     """One line per job. On a narrow terminal only JOB and LAST ERROR are shortened (with …):
-    the short columns keep their full width so ids and states are never cut."""
+    the short columns keep their full width so ids and states are never cut. A held job whose
+    worker is gone (``stranded``) says so in its state."""
     from rich.table import Table
 
     rows: list[tuple[str, ...]] = []
     for r in records:
         when = {"failed": r.failed_at, "running": r.locked_at}.get(r.state, r.run_at)
+        state = f"{r.state} (worker gone)" if stranded and r.id in stranded else r.state
         cells = (
             str(r.id),
-            r.state,
+            state,
             r.queue,
             str(r.priority),
             str(r.attempts),

@@ -352,6 +352,8 @@ def stop(
     pids = daemon.stop(state_dir=state_dir, timeout=timeout, identity=whose)
     if pids:
         sys.stdout.write(f"stopped supervisor pid {', '.join(map(str, pids))}\n")
+        # Workers killed past --timeout left their jobs locked: release them now.
+        daemon.rescue_gone(cfg.manager().adapters.values())
     else:
         scope = "" if all_ else " for this database and app"
         sys.stdout.write(f"no detached workers running{scope}\n")
@@ -375,10 +377,9 @@ def _hint_others(cfg: Settings, state_dir: Path | None) -> None:
             "note",
         )
     manager = cfg.manager()
-    stale_after = max(c.stale_after for c in manager.workers)
     strays = [
         w
-        for w in daemon.live_workers(manager.adapters.values(), stale_after)
+        for w in daemon.live_workers(manager.adapters.values())
         if daemon.supervisor_of(w.host, w.pid, others) is None
     ]
     if strays:

@@ -8,13 +8,21 @@ appends ``token pid`` to an fsync'd log when its work is done. At the end:
 * **lost = 0**: every job a producer saw enqueued ran at least once;
 * nothing is left pending or locked, nothing failed, ``PRAGMA integrity_check`` is ``ok``;
 * every **duplicate** run is explained: all runs of a token but its last were made by a worker
-  process that was then killed, among the jobs of its last claim batch (the outcomes a worker had
-  not recorded yet when it died: at-least-once delivery, nothing more).
+  process that was then killed, among the last jobs it ran (the outcomes a worker had not
+  recorded yet when it died: at-least-once delivery, nothing more);
+* **no overlapping executions**: a job never starts while another execution of it is still
+  going in a process that has not been killed (each execution logs its start; kill times are
+  known), whatever mix of runners shares the database.
+
+``mixed=True`` runs what a real deployment mixes: two ``litejobs work`` runners whose worker
+groups have different liveness settings (``tests.chaos.app``: 60 s and 5 s deadlines) and an
+in-process ``jobs.workoff()`` loop, with kills spread over all of them.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -31,7 +39,10 @@ import apsw
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH_SIZE = 100  # WorkerConfig.batch_size: the most outcomes a worker can hold unrecorded
-ACTIVE_SQL = "SELECT count(*) FROM background_jobs WHERE state IN ('scheduled', 'ready', 'running')"
+ACTIVE_SQL = (
+    "SELECT count(*) FROM background_jobs "
+    "WHERE state IN ('scheduled', 'ready', 'reserved', 'running')"
+)
 
 
 @dataclass
@@ -44,6 +55,8 @@ class Report:
     runs: int = 0
     duplicates: int = 0
     duplicates_explained: int = 0
+    overlaps: int = 0
+    reruns_per_kill: float = 0.0
     lost: int = 0
     left_active: int = 0
     failed: int = 0
@@ -57,9 +70,9 @@ class Report:
         return not self.problems
 
 
-def _spawn(module: str, *args: object) -> subprocess.Popen[bytes]:
+def _spawn(module: str, *args: object, **extra_env: str) -> subprocess.Popen[bytes]:
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "PYTHONPATH": path}
+    env = {**os.environ, "PYTHONPATH": path, **extra_env}
     return subprocess.Popen(
         [sys.executable, "-m", module, *map(str, args)],
         cwd=ROOT,
@@ -173,6 +186,56 @@ class SupervisorPool:
         _reap(self.proc, timeout=30)
 
 
+class MixedPool:
+    """Two runners with different group settings (``tests.chaos.app``) and an in-process
+    ``workoff()`` loop (restarted by this runner when killed). Worker pids come from the
+    database's worker table; the workoff loop's pid is a target too."""
+
+    RUNNERS = (("tests.chaos.app:slow", 2), ("tests.chaos.app:fast", 2))
+
+    def __init__(self, db: Path, workers: int, rng: random.Random) -> None:
+        self.db, self.rng, self.restarts = db, rng, 0
+        env = {"CHAOS_DB": str(db)}
+        self.runners = [_spawn("litejobs", "--app", app, "work", **env) for app, _ in self.RUNNERS]
+        self.workers = sum(count for _, count in self.RUNNERS)
+        self.loop = _spawn("tests.chaos.workoff", db)
+        self.loop_restart_at: float | None = None
+        self.loop_pids = {self.loop.pid}
+        self.seen: set[int] = set()
+        self.loop_restarts = 0
+
+    def tick(self, killed: set[int]) -> list[int]:
+        for runner in self.runners:
+            if runner.poll() is not None:
+                raise RuntimeError(f"a runner exited with {runner.returncode}")
+        now = time.monotonic()
+        if self.loop.poll() is not None and self.loop_restart_at is None:
+            self.loop_restart_at = now + self.rng.choice([0.0, 0.3, 1.0])
+        if self.loop_restart_at is not None and now >= self.loop_restart_at:
+            self.loop = _spawn("tests.chaos.workoff", self.db)
+            self.loop_restart_at = None
+            self.loop_pids.add(self.loop.pid)
+            self.loop_restarts += 1
+        pids = set(SupervisorPool._pids(self))  # type: ignore[arg-type]
+        self.seen.update(pids - self.loop_pids)
+        self.restarts = self.loop_restarts + max(0, len(self.seen) - self.workers)
+        if self.loop.poll() is None:
+            pids.add(self.loop.pid)
+        return sorted(pid for pid in pids if pid not in killed)
+
+    def whole(self) -> bool:
+        supervised = [p for p in SupervisorPool._pids(self) if p != self.loop.pid]  # type: ignore[arg-type]
+        return len(supervised) >= self.workers and self.loop_restart_at is None
+
+    def stop(self) -> None:
+        self.loop.send_signal(signal.SIGTERM)
+        for runner in self.runners:
+            if runner.poll() is None:
+                runner.send_signal(signal.SIGINT)
+        for proc in [*self.runners, self.loop]:
+            _reap(proc, timeout=30)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -206,10 +269,12 @@ def run(
     timeout: float = 300.0,
     directory: Path | None = None,
     supervisor: bool = True,
+    mixed: bool = False,
 ) -> Report:
     """Run one chaos round; returns the report (``report.ok`` and ``report.problems``).
 
-    ``supervisor``: workers run under ``litejobs work -n N`` (else this runner's own pool)."""
+    ``supervisor``: workers run under ``litejobs work -n N`` (else this runner's own pool);
+    ``mixed``: two runners with different settings and an in-process workoff loop."""
     rng = random.Random(seed)
     workdir = Path(directory or tempfile.mkdtemp(prefix="litejobs-chaos-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -220,8 +285,9 @@ def run(
     SQLiteAdapter(db).list_jobs()  # create the schema once, before the crowd arrives
     started = time.monotonic()
     deadline = started + timeout
-    pool: OwnPool | SupervisorPool = (SupervisorPool if supervisor else OwnPool)(db, workers, rng)
-    killed: set[int] = set()
+    kind = MixedPool if mixed else SupervisorPool if supervisor else OwnPool
+    pool: OwnPool | SupervisorPool | MixedPool = kind(db, workers, rng)
+    killed: dict[int, float] = {}  # pid -> monotonic time of its SIGKILL
     per = -(-jobs // producers)
     makers = [
         _spawn(
@@ -244,7 +310,7 @@ def run(
                 victim = rng.choice(alive)
                 time.sleep(rng.uniform(0, 0.01))  # a random moment, not a polling boundary
                 os.kill(victim, signal.SIGKILL)
-                killed.add(victim)
+                killed[victim] = time.monotonic()
                 report.kills += 1
             if not producing_now(makers) and not kill_at and pool.whole() and _active(db) == 0:
                 break
@@ -261,7 +327,7 @@ def run(
 
 
 def _check(
-    report: Report, db: Path, log: Path, workdir: Path, producers: int, killed: set[int]
+    report: Report, db: Path, log: Path, workdir: Path, producers: int, killed: dict[int, float]
 ) -> None:
     enqueued: dict[str, int] = {}
     for p in range(producers):
@@ -276,7 +342,7 @@ def _check(
     order: list[tuple[str, int]] = []
     if log.exists():
         for line in log.read_text().splitlines():
-            token, pid = line.split()
+            token, pid = line.split()[:2]
             runs_by_pid[int(pid)].append(token)
             order.append((token, int(pid)))
     report.runs = len(order)
@@ -297,6 +363,8 @@ def _check(
             report.duplicates_explained += 1
         else:
             report.problems.append(f"job token {token}: unexplained duplicate run by pid {pid}")
+    report.reruns_per_kill = round(report.duplicates / max(1, report.kills), 2)
+    _check_overlaps(report, log, killed)
     conn = apsw.Connection(str(db))
     conn.set_busy_timeout(10_000)
     try:
@@ -317,6 +385,35 @@ def _check(
         report.problems.append(f"{report.failed} job(s) failed")
 
 
+def _check_overlaps(report: Report, log: Path, killed: dict[int, float]) -> None:
+    """No execution of a job may start while an earlier one is still going in a process that
+    has not been killed: an execution lasts from its start mark to its run line, or, if it
+    has none, to its process's SIGKILL (a run with neither never ended: it still counts)."""
+    ends: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for line in log.read_text().splitlines() if log.exists() else []:
+        token, pid, at = line.split()
+        ends[(token, int(pid))].append(float(at))
+    starts: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    starts_log = Path(f"{log}.starts")
+    for line in starts_log.read_text().splitlines() if starts_log.exists() else []:
+        token, pid, at = line.split()
+        starts[token].append((float(at), int(pid)))
+    for token, runs in starts.items():
+        runs.sort()
+        spans: list[tuple[float, float, int]] = []
+        for begin, pid in runs:
+            done = [t for t in ends[(token, pid)] if t >= begin]
+            end = min(done) if done else killed.get(pid, float("inf"))
+            spans.append((begin, end, pid))
+        for (_, first_end, first_pid), (second_begin, _, second_pid) in itertools.pairwise(spans):
+            if second_begin < first_end:
+                report.overlaps += 1
+                report.problems.append(
+                    f"job token {token}: started by pid {second_pid} while pid {first_pid} "
+                    "was still running it"
+                )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.chaos", description=__doc__.split("\n")[0]
@@ -331,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--own-pool", action="store_true", help="run workers without the supervisor"
     )
+    parser.add_argument(
+        "--mixed", action="store_true", help="two runners, different settings, a workoff loop"
+    )
     args = parser.parse_args(argv)
     report = run(
         jobs=args.jobs,
@@ -341,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout,
         directory=args.dir,
         supervisor=not args.own_pool,
+        mixed=args.mixed,
     )
     print(json.dumps(asdict(report) | {"problems": report.problems[:20]}, indent=2))
     return 0 if report.ok else 1

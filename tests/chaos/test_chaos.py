@@ -19,6 +19,7 @@ def _assert_sound(report: Report, kills: int) -> None:
     assert report.lost == 0 and report.left_active == 0 and report.failed == 0
     assert report.integrity == "ok"
     assert report.duplicates == report.duplicates_explained
+    assert report.overlaps == 0
     assert report.runs == report.jobs + report.duplicates
 
 
@@ -37,3 +38,16 @@ def test_chaos_with_stale_recovery_racing_restarts(tmp_path: Path) -> None:
         jobs=800, workers=3, kills=6, seed=7, timeout=120, directory=tmp_path, supervisor=False
     )
     _assert_sound(report, 6)
+
+
+@pytest.mark.timeout(240)
+def test_chaos_with_two_runners_different_settings_and_an_in_process_workoff(
+    tmp_path: Path,
+) -> None:
+    """What a real deployment mixes: two ``litejobs work`` runners whose groups declare
+    different deadlines (60 s and 5 s), a ``jobs.workoff()`` loop taking free names next to
+    them, and kills spread over all of them."""
+    report = run(
+        jobs=1200, workers=4, kills=8, seed=11, timeout=180, directory=tmp_path, mixed=True
+    )
+    _assert_sound(report, 8)

@@ -93,27 +93,32 @@ def _fill(db: str, log: str) -> int:
 
 
 def _work(db: str, seconds: float) -> int:
+    """A long-running worker (``litejobs work``), stopped once the queue is empty: through
+    any storage outage, permanent or not, a service waits and retries (only a ``workoff``
+    gives up on a permanent one)."""
     adapter = SQLiteAdapter(db)
     config = WorkerConfig(sleep_delay=0.1, heartbeat_interval=0.5, stale_after=2)
     worker = Worker(adapter, config, name="host/litejobs-worker.*.victim")
     signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
-    deadline = time.monotonic() + seconds
-    timer = threading.Timer(seconds, worker.stop.set)  # bounded even if storage never returns
-    timer.daemon = True
-    timer.start()
-    stats = worker.stats
-    while time.monotonic() < deadline and not worker.stop.is_set():
-        stats = worker.run(workoff=True)
+    threading.Thread(target=_stop_when_done, args=(worker, db, seconds), daemon=True).start()
+    stats = worker.run()
+    print(json.dumps({"ran": stats.ran, "succeeded": stats.succeeded, "lost": stats.lost}))
+    return 0
+
+
+def _stop_when_done(worker: Worker, db: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds  # bounded even if storage never returns
+    probe = SQLiteAdapter(db)
+    active = ["scheduled", "ready", "reserved", "running"]
+    while not worker.stop.wait(0.1):
+        if time.monotonic() > deadline:
+            break
         try:
-            if not adapter.list_jobs(state="ready", limit=1) and not adapter.list_jobs(
-                state="running", limit=1
-            ):
+            if worker.stats.ran and not probe.list_jobs(state=active, limit=1):  # type: ignore[arg-type]
                 break
         except StorageError:
             pass
-        time.sleep(0.1)
-    print(json.dumps({"ran": stats.ran, "succeeded": stats.succeeded, "lost": stats.lost}))
-    return 0
+    worker.stop.set()
 
 
 if __name__ == "__main__":

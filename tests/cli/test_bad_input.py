@@ -1,5 +1,5 @@
 """Wrong invocations: each exits 2 (input) or 3 (storage) with exactly one line on stderr, no
-traceback, and leaves the database exactly as it was (issue 3, "Must show")."""
+traceback, and leaves the database exactly as it was."""
 
 from __future__ import annotations
 

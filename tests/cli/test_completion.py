@@ -43,6 +43,7 @@ def test_bash_completes_job_states() -> None:
     assert complete("bash", "litejobs list --state ") == [
         "scheduled",
         "ready",
+        "reserved",
         "running",
         "failed",
         "succeeded",
@@ -81,6 +82,7 @@ def test_without_an_app_the_default_queue_is_offered(tmp_path: Path) -> None:
 def test_zsh_and_fish_formats() -> None:
     assert complete("zsh", "litejobs list --state r") == [
         '_arguments \'*: :(("ready"',
+        '"reserved"',
         '"running"))\'',
     ]
     fish = dict(line.split("\t") for line in complete("fish", "litejobs sta"))

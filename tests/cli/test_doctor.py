@@ -50,7 +50,9 @@ def test_a_sound_project_is_ok_on_every_line(tmp_path: Path) -> None:
     }
     assert 'app = "shop:jobs"' in found["pyproject"][1]
     assert "queues mail, bills; workers 2 on mail" in found["app"][1]
-    assert "quick_check ok, schema version 2, WAL" in found["database"][1]
+    from litejobs.adapters.sqlite import SCHEMA_VERSION
+
+    assert f"quick_check ok, schema version {SCHEMA_VERSION}, WAL" in found["database"][1]
 
 
 def test_json_has_the_checks(tmp_path: Path) -> None:

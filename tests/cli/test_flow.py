@@ -1,4 +1,4 @@
-"""The operator's flows, end to end through the real executable (SPEC §5, issue 3 "Must show")."""
+"""The operator's flows, end to end through the real executable."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from litejobs import SQLiteAdapter, enqueue
 from .conftest import APP, EXE, ROOT, clean_env, ran
 
 JOB_FIELDS = {
-    "id", "state", "queue", "priority", "attempts", "max_attempts", "name", "path", "args",
-    "kwargs", "run_at", "locked_at", "locked_by", "last_error", "failed_at", "unique_key",
-    "created_at", "updated_at",
+    "id", "state", "worker_gone", "queue", "priority", "attempts", "max_attempts", "name",
+    "path", "args", "kwargs", "run_at", "locked_at", "locked_by", "last_error", "failed_at",
+    "unique_key", "created_at", "updated_at",
 }  # fmt: skip
 
 
@@ -149,7 +149,7 @@ def test_delete_and_status(cli, db_path: Path) -> None:
     data = status.json()
     assert data["queues"]["email"]["ready"] == 2
     assert data["queues"]["default"] == {
-        "scheduled": 1, "ready": 0, "running": 0, "failed": 0, "succeeded": 0,
+        "scheduled": 1, "ready": 0, "reserved": 0, "running": 0, "failed": 0, "succeeded": 0,
     }  # fmt: skip
     assert data["totals"]["ready"] == 2 and data["oldest_ready_age_seconds"] >= 0
     assert data["workers"] == [] and isinstance(data["supervisors"], list)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg import drop_schema, reset_schema
+
 from .conftest import EXE, ROOT, clean_env, ran
 
 PG_URL = os.environ.get("LITEJOBS_TEST_PG_URL")
@@ -23,9 +25,9 @@ def schema() -> Iterator[str]:
     assert PG_URL
     name = f"cli_{os.getpid()}"
     adapter = PostgresAdapter(PG_URL, schema=name)
-    adapter.reset()
+    reset_schema(adapter)
     yield name
-    adapter.drop()
+    drop_schema(adapter)
     adapter.close()
 
 

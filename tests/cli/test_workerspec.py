@@ -1,4 +1,4 @@
-"""``-n SPEC`` parsing (SPEC §5): Redwood's syntax, everything else inherited from the app."""
+"""``-n SPEC`` parsing: Redwood's syntax, everything else inherited from the app."""
 
 from __future__ import annotations
 

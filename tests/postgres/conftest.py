@@ -11,6 +11,7 @@ import pytest
 
 from litejobs.adapters.postgres import PostgresAdapter
 from tests.conftest import PG_URL
+from tests.pg import drop_schema
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def pg_schema(pg_url: str) -> Iterator[str]:
     schema = f"pgt_{uuid.uuid4().hex[:12]}"
     yield schema
     admin = PostgresAdapter(pg_url, schema=schema)
-    admin.drop()
+    drop_schema(admin)
     admin.close()
 
 

@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from litejobs.adapters.postgres import PostgresAdapter
+from tests.pg import reset_schema
 from tests.postgres.procs import (
     active,
     logged_jobs,
@@ -34,7 +35,7 @@ def test_workers_on_three_hosts_run_every_job_exactly_once(
     pg: PostgresAdapter, pg_url: str, pg_schema: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "runs.log"
-    pg.reset()
+    reset_schema(pg)
     procs = [spawn_worker(pg_url, pg_schema, host, 0) for host in HOSTS]
     try:
         # Same worker id on every host: the names differ by host only, and must not collide.
@@ -43,7 +44,7 @@ def test_workers_on_three_hosts_run_every_job_exactly_once(
         assert names == [f"{h}/litejobs-worker.*.0" for h in HOSTS]
         tokens = [f"j{i}" for i in range(600)]
         for start in range(0, len(tokens), 100):
-            pg.schedule_many(logged_jobs(tokens[start : start + 100], log, work_ms=2))
+            pg.enqueue_many(logged_jobs(tokens[start : start + 100], log, work_ms=2))
         wait_until(lambda: active(pg) == 0, 120, "the workers to drain 600 jobs")
     finally:
         stop_all(procs)
@@ -63,7 +64,7 @@ def test_sigkill_chaos_across_hosts_loses_nothing(
 ) -> None:
     rng = random.Random(8)
     log = tmp_path / "runs.log"
-    pg.reset()
+    reset_schema(pg)
     slots = [(host, index) for host in HOSTS[:2] for index in (0, 1)]
     procs: dict[tuple[str, int], subprocess.Popen[bytes]] = {
         slot: spawn_worker(pg_url, pg_schema, *slot) for slot in slots
@@ -81,7 +82,7 @@ def test_sigkill_chaos_across_hosts_loses_nothing(
             now = time.monotonic()
             assert now - started < 150, "chaos round did not finish within 150 s"
             if pending and now >= next_batch:  # the producer: enqueue while workers run and die
-                pg.schedule_many(logged_jobs(pending.pop(0), log, work_ms=3))
+                pg.enqueue_many(logged_jobs(pending.pop(0), log, work_ms=3))
                 next_batch = now + 0.2
             for slot, proc in procs.items():  # the supervisor: replace the dead, same name
                 if proc.poll() is not None and slot not in restart_at:

@@ -17,6 +17,7 @@ from litejobs.adapters.base import NewJob
 from litejobs.adapters.postgres import SCHEMA_VERSION, PostgresAdapter, redact
 from litejobs.errors import StorageError
 from litejobs.worker import Worker
+from tests.pg import drop_schema
 
 HANDLER = json.dumps({"name": "record", "path": "tests.sample_jobs:record", "args": [1]})
 
@@ -30,14 +31,14 @@ def test_wait_for_change_wakes_on_schedule_and_times_out_without(
         # before LISTEN took effect was announced to no one, so the caller must look once.
         assert pg.wait_for_change(0.05) is True
         assert pg.wait_for_change(0.05) is False
-        threading.Timer(0.2, lambda: other.schedule(NewJob(handler=HANDLER))).start()
+        threading.Timer(0.2, lambda: other.enqueue(NewJob(handler=HANDLER))).start()
         assert pg.wait_for_change(20) is True
         assert pg.wait_for_change(0.05) is False, "one schedule, one wake-up"
         # Another schema's channel does not wake us.
         stranger = PostgresAdapter(pg_url, schema=f"{pg_schema}_x")
-        stranger.schedule(NewJob(handler=HANDLER))
+        stranger.enqueue(NewJob(handler=HANDLER))
         assert pg.wait_for_change(0.2) is False
-        stranger.drop()
+        drop_schema(stranger)
         stranger.close()
     finally:
         other.close()
@@ -75,7 +76,7 @@ def test_idle_worker_is_woken_by_notify_not_by_its_sleep_delay(
             time.sleep(0.3)  # let the worker go idle (LISTENing)
             done.clear()
             enqueued = time.monotonic()
-            pg.schedule(NewJob(handler=HANDLER))
+            pg.enqueue(NewJob(handler=HANDLER))
             assert done.wait(60), "the idle worker was not woken by the NOTIFY"
             latencies.append(started[-1] - enqueued)
     finally:
@@ -105,7 +106,7 @@ def test_concurrent_first_use_migrates_once(pg_url: str, pg_schema: str) -> None
 
 
 def test_forked_child_uses_its_own_connection(pg: PostgresAdapter) -> None:
-    job_id = pg.schedule(NewJob(handler=HANDLER))
+    job_id = pg.enqueue(NewJob(handler=HANDLER))
     parent_conn = pg.connection
     pid = os.fork()
     if pid == 0:  # child: must not reuse (or close) the parent's socket
@@ -113,7 +114,7 @@ def test_forked_child_uses_its_own_connection(pg: PostgresAdapter) -> None:
         try:
             child_conn = pg.connection
             ok = child_conn is not parent_conn and pg.get(job_id) is not None
-            pg.schedule(NewJob(handler=HANDLER))
+            pg.enqueue(NewJob(handler=HANDLER))
             code = 0 if ok else 1
         finally:
             os._exit(code)
@@ -141,7 +142,7 @@ def test_bad_schema_name_is_refused() -> None:
 
 def test_server_restart_is_a_storage_error_then_reconnects(pg: PostgresAdapter) -> None:
     """A connection the server dropped becomes a StorageError once, then a fresh connection."""
-    pg.schedule(NewJob(handler=HANDLER))
+    pg.enqueue(NewJob(handler=HANDLER))
     victim_pid = pg.connection.info.backend_pid
     killer = PostgresAdapter(pg.url, schema=pg.schema)
     killer.connection.execute("SELECT pg_terminate_backend(%s)", (victim_pid,))

@@ -110,3 +110,11 @@ def alarm_in_its_own_frame_and_its_callers() -> str:
         raise AssertionError("an alarm while the job runs must interrupt it")
     handler(signal.SIGALRM, sys._getframe(1))
     return "returned"
+
+
+def deaf(path: str, seconds: float) -> None:
+    """Ignore every stop request (the supervisor's "stop now" too): only SIGKILL ends this."""
+    _mark(path, "started")
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGUSR1, signal.SIGALRM})
+    time.sleep(seconds)
+    _mark(path, "done")

@@ -70,6 +70,44 @@ def test_stop_escalates_when_a_job_outlives_the_timeout(
     assert daemon.stop(state_dir=state, timeout=0.5) == [pid]
     assert group_members(pid) == []
     assert marks(tmp_path / "t", "done") == []
+    # Stopped now, the worker gave its job back on the way out: ready, its attempt counted.
+    (record,) = later.adapter.list_jobs(limit=None)
+    assert (record.state, record.attempts) == ("ready", 1)
+    assert "stopped: worker" in (record.last_error or "")
+
+
+def test_stop_past_its_timeout_releases_a_deaf_jobs_lock_at_once(tmp_path: Path) -> None:
+    """A job deaf to every stop request: `stop` has to kill its worker, and then releases the
+    job itself, at once -- before, it stayed `running` with no worker until one started."""
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "xdg")}
+    base = [sys.executable, "-m", "litejobs", "--db", str(tmp_path / "jobs.db")]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*base, "--path", str(ROOT), *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    trace = tmp_path / "t"
+    started = cli("start", "-n", "1", "--log-file", str(tmp_path / "log"))
+    assert started.returncode == 0, started.stderr
+    try:
+        job = cli("enqueue", f"{JOBS}:deaf", "--args", json.dumps([str(trace), 120]))
+        assert job.returncode == 0, job.stderr
+        wait_for(lambda: marks(trace, "started"), 15, "the deaf job to start")
+        stopped = cli("stop", "--timeout", "0.5")
+        assert stopped.returncode == 0, stopped.stderr
+        listed = cli("list", "--json")
+        (record,) = json.loads(listed.stdout)
+        assert (record["state"], record["attempts"]) == ("ready", 1), record
+        assert "lost: worker" in (record["last_error"] or "")
+    finally:
+        for info in daemon.running(state_dir=tmp_path / "xdg" / "litejobs"):
+            os.killpg(info.pid, 9)
 
 
 def test_start_reports_a_supervisor_that_dies_at_once(state: Path, tmp_path: Path) -> None:

@@ -60,17 +60,25 @@ def test_worker_processes_carry_their_names_as_titles(pools) -> None:
     assert pool.wait() == 0
 
 
-def test_a_second_pool_refuses_worker_names_that_are_live(
-    pools, db: SQLiteAdapter, tmp_path: Path
+def test_a_second_runner_works_under_free_names_next_to_a_live_one(
+    pools, db: SQLiteAdapter, later: Scheduler, tmp_path: Path
 ) -> None:
+    """Next to a live pool (litejobs-worker.*.0), a second runner -- here a workoff -- takes
+    the first free name and runs, touching nothing of the live worker's: two runners never
+    run two live processes under one name."""
     pool = pools()
     wait_for(lambda: db.workers(), 15, "the first pool's worker to register")
-    config = WorkerConfig(**FAST)
-    with pytest.raises(ConfigurationError, match=r"litejobs-worker\.\*\.0 is already running"):
-        run_workers(JobManager({"default": db}), [config], workoff=True)
-    # Free ids are fine alongside it.
-    stats = run_workers(JobManager({"default": db}), [config], workoff=True, worker_ids=[[1]])
-    assert stats.ran == 0
+    [live] = db.workers()
+    names: list[str] = []
+    job_id = later(f"{JOBS}:touch", [str(tmp_path / "t")])
+    manager = JobManager({"default": db})
+    worker = manager.worker(WorkerConfig(**FAST), worker_id=0, pick_free=True)
+    stats = worker.run(workoff=True)
+    names.append(worker.name)
+    assert not stats.any_error
+    assert names[0].endswith("litejobs-worker.*.1"), names
+    wait_for(lambda: db.get(job_id) is None, 15, "the job to run (in either runner)")
+    assert [w.token for w in db.workers()] == [live.token], "the live worker was left alone"
     pool.signal(signal.SIGTERM)
     assert pool.wait() == 0
 

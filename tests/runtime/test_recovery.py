@@ -99,3 +99,36 @@ def test_a_worker_stopped_on_its_own_is_started_again(pools, db: SQLiteAdapter) 
     )
     pool.signal(signal.SIGTERM)
     assert pool.wait() == 0
+
+
+def test_status_and_list_flag_a_running_job_whose_worker_is_gone(
+    pools, later: Scheduler, db: SQLiteAdapter, tmp_path: Path
+) -> None:
+    """The whole pool is killed mid-job: until some worker looks, the job is `running` with no
+    worker -- `status` and `list` say so instead of showing a healthy running job."""
+    import json
+    import subprocess
+    import sys
+
+    trace = tmp_path / "trace"
+    pool = pools({"stale_after": 60})
+    job_id = later(f"{JOBS}:slow_once", [str(trace), 60])
+    wait_for(lambda: marks(trace, "started"), 15, "the job to start")
+    pool.kill_all()
+
+    def cli(*args: str) -> object:
+        done = subprocess.run(
+            [sys.executable, "-m", "litejobs", "--db", db.path, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    status = cli("status", "--json")
+    assert status["held_by_gone_workers"] == [job_id]  # type: ignore[index]
+    assert [w["alive"] for w in status["workers"]] == [False]  # type: ignore[index]
+    assert "is gone" in status["workers"][0]["gone"]  # type: ignore[index]
+    (listed,) = cli("list", "--json")  # type: ignore[misc]
+    assert (listed["state"], listed["worker_gone"]) == ("running", True)

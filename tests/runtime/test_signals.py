@@ -48,9 +48,13 @@ def test_second_sigint_stops_now_and_the_job_is_picked_up_again(
     pool.wait(10)
     assert marks(trace, "done") == []
     assert group_members(pool.pid) == []
+    # A stop that cannot wait gives the job back at once, its attempt counted: nothing waits
+    # for a heartbeat to go stale or for a worker of the same name to start.
     record = db.require(job_id)
-    assert record.state == "running"  # left as it was ...
-    again = pools({"stale_after": 60}, "--workoff")  # ... and released at once by the next run
+    assert (record.state, record.attempts, record.lock_token) == ("ready", 1, None)
+    assert "stopped: worker" in (record.last_error or "")
+    assert db.workers() == []
+    again = pools({"stale_after": 60}, "--workoff")
     assert again.wait() == 0
     assert len(marks(trace, "done")) == 1
     assert db.get(job_id) is None

@@ -1,0 +1,380 @@
+-- Every statement litejobs runs on SQLite, by name.
+--
+-- The Python side (litejobs/adapters/sql/__init__.py) loads this file once and runs statements
+-- by name with named parameters (:name). Times are fixed-width ISO 8601 UTC text
+-- ('2030-01-01T00:00:00.000000Z'): they sort correctly and a person can read the file. Job states
+-- and their transitions are documented in litejobs/adapters/base.py and docs/glossary.md; every
+-- statement here has a twin of the same name in postgres.sql.
+--
+-- Read-then-write transactions run in BEGIN IMMEDIATE (see sqlite.py): a deferred one cannot
+-- wait for the write lock and fails with SQLITE_BUSY however long the busy timeout is.
+
+
+-- ============================================================================ schema ==========
+
+-- name: migration_1
+-- Jobs and workers. An explicit `state` keeps not-yet-due jobs out of the claim indexes:
+-- otherwise a claim ordered by priority steps over every future job that sorts ahead.
+CREATE TABLE IF NOT EXISTS background_jobs (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    state        TEXT    NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER,
+    handler      TEXT    NOT NULL,
+    queue        TEXT    NOT NULL DEFAULT 'default',
+    priority     INTEGER NOT NULL DEFAULT 50,
+    run_at       TEXT,
+    locked_at    TEXT,
+    locked_by    TEXT,
+    last_error   TEXT,
+    failed_at    TEXT,
+    unique_key   TEXT,
+    created_at   TEXT    NOT NULL,
+    updated_at   TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS background_jobs_ready_by_queue
+    ON background_jobs (queue, priority, run_at, id) WHERE state = 'ready';
+CREATE INDEX IF NOT EXISTS background_jobs_ready
+    ON background_jobs (priority, run_at, id) WHERE state = 'ready';
+CREATE INDEX IF NOT EXISTS background_jobs_scheduled
+    ON background_jobs (run_at) WHERE state = 'scheduled';
+CREATE INDEX IF NOT EXISTS background_jobs_running
+    ON background_jobs (locked_by) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS background_jobs_queue_state
+    ON background_jobs (queue, state);
+CREATE UNIQUE INDEX IF NOT EXISTS background_jobs_unique_active
+    ON background_jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'ready', 'running');
+CREATE TABLE IF NOT EXISTS litejobs_workers (
+    name         TEXT PRIMARY KEY,
+    host         TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    queues       TEXT NOT NULL,
+    started_at   TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL
+);
+
+-- name: migration_2
+-- Recurring ticks; the primary key is what makes a tick fire once across all workers.
+CREATE TABLE IF NOT EXISTS litejobs_recurring_ticks (
+    name         TEXT NOT NULL,
+    tick_at      TEXT NOT NULL,
+    job_id       INTEGER,
+    created_at   TEXT NOT NULL,
+    PRIMARY KEY (name, tick_at)
+) WITHOUT ROWID;
+
+-- name: migration_3
+-- Worker identity: a lock names a worker's token (one per worker per process), not its name;
+-- each worker row carries its identity (machine boot, PID namespace, pid and its start time)
+-- and its own deadline and settings. Reserved jobs (claimed, not started, no attempt counted).
+-- Locks taken by an older litejobs get a token no worker holds: rescued after the orphan grace.
+ALTER TABLE background_jobs ADD COLUMN lock_token TEXT;
+ALTER TABLE background_jobs ADD COLUMN suspect INTEGER NOT NULL DEFAULT 0;
+UPDATE background_jobs SET lock_token = 'legacy:' || coalesce(locked_by, '')
+    WHERE state = 'running';
+DROP INDEX IF EXISTS background_jobs_running;
+CREATE INDEX background_jobs_held
+    ON background_jobs (lock_token) WHERE state IN ('reserved', 'running');
+DROP INDEX IF EXISTS background_jobs_unique_active;
+CREATE UNIQUE INDEX background_jobs_unique_active
+    ON background_jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'ready', 'reserved', 'running');
+DROP TABLE IF EXISTS litejobs_workers;
+CREATE TABLE litejobs_workers (
+    token         TEXT PRIMARY KEY,
+    name          TEXT    NOT NULL,
+    host          TEXT    NOT NULL,
+    boot_id       TEXT    NOT NULL,
+    pid_ns        TEXT    NOT NULL,
+    pid           INTEGER NOT NULL,
+    pid_start     INTEGER,
+    queues        TEXT    NOT NULL,
+    started_at    TEXT    NOT NULL,
+    heartbeat_at  TEXT    NOT NULL,
+    beat_mono     REAL    NOT NULL,
+    expires_at    TEXT    NOT NULL,
+    stale_after   REAL    NOT NULL,
+    max_attempts  INTEGER NOT NULL,
+    delete_failed INTEGER NOT NULL
+);
+CREATE INDEX litejobs_workers_name ON litejobs_workers (name);
+
+
+-- ========================================================================= enqueueing ========
+
+-- name: insert_job
+INSERT INTO background_jobs (state, handler, queue, priority, run_at, max_attempts, unique_key,
+                             created_at, updated_at)
+VALUES (:state, :handler, :queue, :priority, :run_at, :max_attempts, :unique_key, :now, :now);
+
+-- name: find_active_unique
+SELECT id FROM background_jobs
+WHERE unique_key = :unique_key AND state IN ('scheduled', 'ready', 'reserved', 'running');
+
+-- name: insert_run
+-- One run of a batch (jobs differing only in their arguments): json_each splits the run's
+-- arguments (one JSON array, element i is job i's) and SQLite builds each handler as
+-- head || element || tail. `value` is the element's own text (Python's encoding is already
+-- minified), so the handler is byte for byte what one-by-one enqueueing stores. Rows come out
+-- of the scan in array order.
+INSERT INTO background_jobs (state, handler, queue, priority, run_at, max_attempts, unique_key,
+                             created_at, updated_at)
+SELECT :state, :head || value || :tail, :queue, :priority, :run_at, :max_attempts, NULL,
+       :now, :now
+FROM json_each(:items);
+
+-- name: tick_last
+SELECT max(tick_at) FROM litejobs_recurring_ticks WHERE name = :name;
+
+-- name: tick_insert
+INSERT INTO litejobs_recurring_ticks (name, tick_at, job_id, created_at)
+VALUES (:name, :tick_at, :job_id, :now);
+
+-- name: tick_trim
+-- Only the latest tick matters for deciding; keep a short history for people.
+DELETE FROM litejobs_recurring_ticks
+WHERE name = :name AND tick_at < (SELECT tick_at FROM litejobs_recurring_ticks
+                                  WHERE name = :name ORDER BY tick_at DESC LIMIT 1 OFFSET 9);
+
+-- name: last_ticks
+SELECT name, max(tick_at) FROM litejobs_recurring_ticks GROUP BY name;
+
+
+-- =========================================================================== claiming =======
+
+-- name: promote_due
+UPDATE background_jobs SET state = 'ready' WHERE state = 'scheduled' AND run_at <= :now;
+
+-- name: claim_candidates_any
+SELECT priority, run_at, id FROM background_jobs WHERE state = 'ready'
+ORDER BY priority, run_at, id LIMIT :limit;
+
+-- name: claim_candidates_queue
+-- One index seek per queue (the caller merges): an IN list over queues would read every ready
+-- job of those queues and sort them.
+SELECT priority, run_at, id FROM background_jobs WHERE state = 'ready' AND queue = :queue
+ORDER BY priority, run_at, id LIMIT :limit;
+
+-- name: claim_take
+-- The first job of a claim starts (its attempt counted); the rest are reserved.
+UPDATE background_jobs
+SET state = CASE WHEN id = :first THEN 'running' ELSE 'reserved' END,
+    attempts = attempts + (id = :first),
+    suspect = CASE WHEN id = :first THEN 0 ELSE suspect END,
+    lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
+WHERE id IN (SELECT value FROM json_each(:ids))
+RETURNING id, handler, queue, priority, attempts, max_attempts, run_at, suspect, state;
+
+
+-- ========================================================================== recording =======
+-- Every outcome is fenced by its claim: the row must still be held by this token, since this
+-- claim (locked_at), at this attempt. A worker presumed dead cannot overwrite a rescued job.
+
+-- name: record_delete
+DELETE FROM background_jobs
+WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
+  AND state IN ('reserved', 'running');
+
+-- name: record_succeeded
+UPDATE background_jobs
+SET state = 'succeeded', attempts = :attempts, lock_token = NULL, locked_by = NULL,
+    locked_at = NULL, run_at = NULL, last_error = NULL, suspect = 0, updated_at = :now
+WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
+  AND state IN ('reserved', 'running');
+
+-- name: record_errored
+UPDATE background_jobs
+SET state = :state, attempts = :attempts, lock_token = NULL, locked_by = NULL, locked_at = NULL,
+    run_at = :retry_at, last_error = :error, suspect = 0, updated_at = :now
+WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
+  AND state IN ('reserved', 'running');
+
+-- name: record_failed
+UPDATE background_jobs
+SET state = 'failed', attempts = :attempts, lock_token = NULL, locked_by = NULL,
+    locked_at = NULL, run_at = NULL, failed_at = :now, last_error = :error, suspect = 0,
+    updated_at = :now
+WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
+  AND state IN ('reserved', 'running');
+
+-- name: record_released
+-- Given back unstarted: ready again in its old place (run_at kept), its attempt not counted.
+UPDATE background_jobs
+SET state = 'ready', attempts = :attempts, lock_token = NULL, locked_by = NULL,
+    locked_at = NULL, updated_at = :now
+WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
+  AND state IN ('reserved', 'running');
+
+-- name: start_reserved
+UPDATE background_jobs
+SET state = 'running', attempts = :attempts, suspect = 0, updated_at = :now
+WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
+  AND state = 'reserved';
+
+
+-- ============================================================================ workers =======
+
+-- name: workers_all
+SELECT token, name, host, boot_id, pid_ns, pid, pid_start, queues, started_at, heartbeat_at,
+       beat_mono, expires_at, stale_after, max_attempts, delete_failed
+FROM litejobs_workers ORDER BY name, started_at;
+
+-- name: worker_insert
+INSERT INTO litejobs_workers (token, name, host, boot_id, pid_ns, pid, pid_start, queues,
+                              started_at, heartbeat_at, beat_mono, expires_at, stale_after,
+                              max_attempts, delete_failed)
+VALUES (:token, :name, :host, :boot_id, :pid_ns, :pid, :pid_start, :queues, :now, :now,
+        :beat_mono, :expires_at, :stale_after, :max_attempts, :delete_failed);
+
+-- name: worker_beat
+-- The whole identity, not just the time: a stand-in row an observer wrote for this worker's
+-- orphaned locks (see litejobs/liveness.py) becomes the worker's own again.
+UPDATE litejobs_workers
+SET name = :name, host = :host, boot_id = :boot_id, pid_ns = :pid_ns, pid = :pid,
+    pid_start = :pid_start, queues = :queues, heartbeat_at = :now, beat_mono = :beat_mono,
+    expires_at = :expires_at, stale_after = :stale_after, max_attempts = :max_attempts,
+    delete_failed = :delete_failed
+WHERE token = :token;
+
+-- name: worker_delete
+DELETE FROM litejobs_workers WHERE token = :token;
+
+-- name: give_back_held
+-- Everything a worker holds back to ready, unstarted: its claim failed, but may have committed.
+UPDATE background_jobs
+SET state = 'ready', attempts = CASE WHEN state = 'running' THEN attempts - 1 ELSE attempts END,
+    lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now
+WHERE lock_token = :token AND state IN ('reserved', 'running');
+
+-- name: held_tokens
+SELECT lock_token, min(locked_by) FROM background_jobs
+WHERE state IN ('reserved', 'running') GROUP BY lock_token;
+
+
+-- ============================================================================ rescue ========
+-- The jobs of a worker that is gone (or stopping): reserved ones go back uncounted (and are
+-- marked suspect: one of them may have been running); started ones are released with their
+-- attempt counted, or failed if it was their last (deleted if its group deletes failed jobs).
+
+-- name: rescue_reserved
+UPDATE background_jobs
+SET state = 'ready', lock_token = NULL, locked_by = NULL, locked_at = NULL, suspect = 1,
+    updated_at = :now
+WHERE lock_token = :token AND state = 'reserved'
+RETURNING id;
+
+-- name: rescue_delete_spent
+DELETE FROM background_jobs
+WHERE lock_token = :token AND state = 'running' AND attempts >= coalesce(max_attempts, :max_attempts)
+RETURNING id;
+
+-- name: rescue_running
+UPDATE background_jobs
+SET state = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts) THEN 'failed'
+                 ELSE 'ready' END,
+    failed_at = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts) THEN :now END,
+    run_at = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts) THEN NULL
+                  ELSE :now END,
+    last_error = :reason || ': worker ' || coalesce(locked_by, '?') || ' stopped during attempt '
+                 || attempts,
+    lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now
+WHERE lock_token = :token AND state = 'running'
+RETURNING id, state;
+
+
+-- ========================================================================= inspection =======
+
+-- name: job_get
+SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
+       last_error, failed_at, created_at, updated_at, unique_key, lock_token
+FROM background_jobs WHERE id = :id;
+
+-- name: jobs_list
+-- Filters are optional (NULL: any). `states` is a JSON array of states as people see them: a
+-- scheduled job whose time has come is ready.
+SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
+       last_error, failed_at, created_at, updated_at, unique_key, lock_token
+FROM background_jobs
+WHERE (:queue IS NULL OR queue = :queue)
+  AND (:name IS NULL OR json_extract(handler, '$.name') = :name)
+  AND (:states IS NULL
+       OR CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END
+          IN (SELECT value FROM json_each(:states)))
+ORDER BY id LIMIT coalesce(:limit, -1);
+
+-- name: jobs_list_newest
+SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
+       last_error, failed_at, created_at, updated_at, unique_key, lock_token
+FROM background_jobs
+WHERE (:queue IS NULL OR queue = :queue)
+  AND (:name IS NULL OR json_extract(handler, '$.name') = :name)
+  AND (:states IS NULL
+       OR CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END
+          IN (SELECT value FROM json_each(:states)))
+ORDER BY id DESC LIMIT coalesce(:limit, -1);
+
+-- name: jobs_count
+SELECT count(*) FROM background_jobs
+WHERE (:queue IS NULL OR queue = :queue)
+  AND (:name IS NULL OR json_extract(handler, '$.name') = :name)
+  AND (:states IS NULL
+       OR CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END
+          IN (SELECT value FROM json_each(:states)));
+
+-- name: counts
+SELECT queue, CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END AS s,
+       count(*)
+FROM background_jobs GROUP BY queue, s;
+
+-- name: oldest_ready
+SELECT min(run_at) FROM background_jobs
+WHERE state = 'ready' OR (state = 'scheduled' AND run_at <= :now);
+
+-- name: has_ready_any
+SELECT EXISTS(SELECT 1 FROM background_jobs WHERE state = 'ready')
+    OR EXISTS(SELECT 1 FROM background_jobs WHERE state = 'scheduled' AND run_at <= :now);
+
+-- name: has_ready_queue
+SELECT EXISTS(SELECT 1 FROM background_jobs WHERE state = 'ready' AND queue = :queue)
+    OR EXISTS(SELECT 1 FROM background_jobs
+              WHERE state = 'scheduled' AND run_at <= :now AND queue = :queue);
+
+-- name: next_run_any
+SELECT min(run_at) FROM background_jobs WHERE state = 'scheduled';
+
+-- name: next_run_queues
+SELECT min(run_at) FROM background_jobs
+WHERE state = 'scheduled' AND queue IN (SELECT value FROM json_each(:queues));
+
+
+-- ===================================================================== administration =======
+
+-- name: retry_read
+SELECT state, run_at, unique_key FROM background_jobs WHERE id = :id;
+
+-- name: retry_one
+-- A failed or kept job starts over with 0 attempts; a scheduled one keeps its attempts.
+UPDATE background_jobs
+SET state = 'ready', failed_at = NULL, run_at = :now, suspect = 0,
+    attempts = CASE WHEN state = 'scheduled' THEN attempts ELSE 0 END, updated_at = :now
+WHERE id = :id;
+
+-- name: retry_failed_candidates
+SELECT id, unique_key FROM background_jobs
+WHERE state = 'failed' AND (:queue IS NULL OR queue = :queue) ORDER BY id;
+
+-- name: retry_failed_some
+UPDATE background_jobs
+SET state = 'ready', failed_at = NULL, run_at = :now, attempts = 0, suspect = 0, updated_at = :now
+WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: delete_job
+DELETE FROM background_jobs WHERE id = :id;
+
+-- name: clear
+DELETE FROM background_jobs
+WHERE (:queue IS NULL OR queue = :queue) AND (NOT :failed_only OR state = 'failed');
+
+-- name: prune
+DELETE FROM background_jobs WHERE state IN ('succeeded', 'failed') AND updated_at < :before;
