@@ -50,6 +50,10 @@ NAMES = ("host/w.0", "host/w.1", "host/w.2")
 #: The claiming workers' ``max_attempts`` for jobs that carry none (as WorkerConfig would).
 WORKER_MAX_ATTEMPTS = 3
 ORPHAN_GRACE = 20
+#: The longest heartbeat interval of a modelled worker. The product caps heartbeat_interval
+#: (120 s) well below the orphan grace (600 s): a live worker whose row was deleted re-creates
+#: it by beating before any stand-in row for its locks can expire. The model keeps the same order.
+LONGEST_BEAT = 16
 #: Steps per program: longer programs in CI find deeper sequences (and the profile runs more).
 STEPS = 50 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 40
 HANDLER = '{"name":"record","path":"tests.sample_jobs:record","args":[%d]}'
@@ -111,6 +115,7 @@ class MRow:
     info: WorkerInfo
     beat_wall: float
     beat_mono: float
+    adopted: bool = False  # a stand-in an observer wrote for an orphaned lock
 
 
 class AdapterMachine(RuleBasedStateMachine):
@@ -177,11 +182,15 @@ class AdapterMachine(RuleBasedStateMachine):
 
     def truly_alive(self, token: str) -> bool:
         """Ground truth for the promise: the process holding ``token`` lives and heartbeated
-        within its own deadline of real (monotonic) time."""
+        within its own deadline of real (monotonic) time. When only a stand-in row speaks for
+        it (its own row was deleted), its deadline is the grace, and the promise rests on a
+        live worker beating, and so re-creating its row, at least every ``LONGEST_BEAT``."""
         w = self.workers.get(token)
-        return (
-            w is not None and w.process == "alive" and self.mono - w.beat_mono <= w.info.stale_after
-        )
+        if w is None or w.process != "alive":
+            return False
+        row = self.rows.get(token)
+        limit = LONGEST_BEAT if row is not None and row.adopted else w.info.stale_after
+        return self.mono - w.beat_mono <= limit
 
     def _retire_model(self, token: str, reason: str) -> Rescued:
         row = self.rows.pop(token)
@@ -571,7 +580,8 @@ class AdapterMachine(RuleBasedStateMachine):
         for token in doomed:
             expected += self._retire_model(token, "lost")
         for token in orphans:
-            self.rows[token] = MRow(self.observer.adopt(token, held[token]), self.now, self.mono)
+            stand_in = self.observer.adopt(token, held[token])
+            self.rows[token] = MRow(stand_in, self.now, self.mono, adopted=True)
             event("orphaned lock adopted")
         assert _counts(got) == _counts(expected), "rescue took the wrong jobs"
 
