@@ -117,9 +117,23 @@ MUTANTS = [
     Mutant(
         "suspects-uncounted",
         "litejobs.worker",
-        "if not (job.suspect or self.outbox.flush_due(self._avg_duration)):",
-        "if not self.outbox.flush_due(self._avg_duration):",
+        "if job.suspect or self.outbox.flush_due(self._avg_duration):",
+        "if self.outbox.flush_due(self._avg_duration):",
         "a job reserved by a worker that died runs uncounted again (crash loops in batches)",
+    ),
+    Mutant(
+        "crash-not-suspect",
+        "sql:sqlite:rescue_running",
+        "suspect = 1,",
+        "",
+        "a job running when its worker died may run uncounted next time (crash loops in batches)",
+    ),
+    Mutant(
+        "charge-finished",
+        "litejobs.worker",
+        "if self.outbox.holds_a_last_attempt(self.config.max_attempts):",
+        "if False:",
+        "a finished job on its last attempt still shows running while the next one runs",
     ),
     Mutant(
         "hold-the-batch",

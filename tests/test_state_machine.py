@@ -200,8 +200,9 @@ class AdapterMachine(RuleBasedStateMachine):
     def _rescue_model(
         self, token: str, max_attempts: int, delete_failed: bool, reason: str
     ) -> tuple[int, int, int]:
-        """What rescuing ``token``'s jobs does: reserved back uncounted (suspect), running
-        released counted (or failed/deleted if spent). Returns (released, failed, returned)."""
+        """What rescuing ``token``'s jobs does: reserved back uncounted, running released
+        counted (or failed/deleted if spent); all suspect (any may have killed the worker).
+        Returns (released, failed, returned)."""
         released = failed = returned = 0
         for job in sorted(self.jobs.values(), key=lambda j: j.id):
             if job.lock_token != token or job.state not in ("reserved", "running"):
@@ -221,6 +222,7 @@ class AdapterMachine(RuleBasedStateMachine):
             else:
                 released += 1
                 job.state, job.run_at, job.promoted = "waiting", self.now, True
+            job.suspect = True
             job.unlock()
         event(f"rescue ({reason}): released={released > 0} failed={failed > 0}")
         if returned:

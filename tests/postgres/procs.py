@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def spawn_worker(url: str, schema: str, host: str, index: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": _path()}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.postgres.worker", url, schema, host, str(index)],
         cwd=ROOT,
@@ -87,3 +87,8 @@ def runs_by_pid(order: list[tuple[str, str, int]]) -> dict[int, list[str]]:
     for token, _host, pid in order:
         by_pid[pid].append(token)
     return by_pid
+
+
+def _path() -> str:
+    """ROOT first, keeping what the caller had (``python -m tests.mutants`` puts its hook there)."""
+    return os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
