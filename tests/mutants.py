@@ -230,8 +230,12 @@ def run(mutant: Mutant) -> tuple[bool, str, float]:
     out = done.stdout + done.stderr
     if "mutant no longer applies" in out or done.returncode not in (0, 1):
         raise RuntimeError(f"mutant {mutant.name} did not run cleanly:\n{out[-3000:]}")
-    lines = [line for line in done.stdout.splitlines() if line.startswith(("E ", "FAILED"))]
-    return done.returncode != 0, (lines[0] if lines else "")[:160], seconds
+    lines = done.stdout.splitlines()
+    failed = next((line.split()[1] for line in lines if line.startswith("FAILED ")), "")
+    detail = next(
+        (line[1:].strip() for line in lines if line.startswith("E ") and line[1:].strip()), ""
+    )
+    return done.returncode != 0, f"{failed}: {detail}"[:200] if failed else "", seconds
 
 
 def main(argv: list[str]) -> int:

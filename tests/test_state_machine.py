@@ -451,6 +451,9 @@ class AdapterMachine(RuleBasedStateMachine):
         job.state, job.attempts, job.suspect = "running", token.attempts, False
         assert started.charged and started.attempts == token.attempts
         self.tokens.remove(token)
+        # An older claim with the very same fence (this worker's own, at this same instant and
+        # attempt: the fake clock stands still, a real one cannot) is this claim to storage.
+        self.tokens = [t for t in self.tokens if _fence(t) != _fence(started)]
         self.tokens.append(started)
 
     # -- workers ----------------------------------------------------------------------------
@@ -623,13 +626,15 @@ class AdapterMachine(RuleBasedStateMachine):
             job.state, job.run_at, job.promoted = "waiting", self.now, True
 
     def _reset_attempts(self, job: MJob) -> None:
-        """A person retried a failed (or kept succeeded) job: attempts start again from 0.
+        """A person retried a failed (or kept succeeded) job: a fresh run, attempts from 0 and
+        no longer suspect (a crash loop that failed it is the person's call now).
 
-        Claims from before the failure are kept: once the count restarts, the same worker name
-        can hold the job at the same attempt again, and only ``locked_at`` in the fence tells
-        that claim from the old one (the same fake instant cannot, in the model or in storage).
+        Claims from before the failure are kept: once the count restarts, a worker can hold the
+        job at the same attempt again, and the token and ``locked_at`` in the fence tell that
+        claim from the old one.
         """
         job.attempts = 0
+        job.suspect = False
 
     def retry_failed(self, queue: str | None) -> None:
         hit: list[MJob] = []
