@@ -23,6 +23,7 @@ The storage rules are :class:`~litejobs.adapters.sqlbase.SQLAdapter`'s; the stat
 from __future__ import annotations
 
 import os
+import random
 import re
 import select
 import threading
@@ -60,6 +61,10 @@ KEEPALIVE = {
     "keepalives_count": "3",
     "tcp_user_timeout": "30000",
 }
+#: Errors that roll back a transaction only because a concurrent one got in its way.
+_CONFLICTS = (pg_errors.DeadlockDetected, pg_errors.UniqueViolation)
+#: How many times a write that met a concurrent one is tried in all.
+CONFLICT_TRIES = 5
 #: Errors a database will keep raising however long a worker waits.
 _PERMANENT = (
     pg_errors.InsufficientPrivilege,
@@ -111,6 +116,11 @@ def _storage_error(exc: BaseException, where: str) -> StorageError:
         )
     elif isinstance(exc, pg_errors.DiskFull):
         msg = f"PostgreSQL {where}: disk full ({detail}); free space and retry (no job was lost)"
+    elif isinstance(exc, pg_errors.DeadlockDetected):
+        msg = (
+            f"PostgreSQL {where}: a concurrent transaction got in the way ({detail}); "
+            "nothing was written, try again"
+        )
     elif isinstance(exc, psycopg.OperationalError) and "does not exist" in detail:
         msg = f"PostgreSQL {where}: {detail}; create it first (createdb) or fix the URL"
     elif isinstance(exc, psycopg.OperationalError) and "authentication failed" in detail:
@@ -421,6 +431,19 @@ class PostgresAdapter(SQLAdapter):
     def _unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, pg_errors.UniqueViolation)
 
+    # -- writes that meet concurrent writers -------------------------------------------------
+    def enqueue_many(self, jobs: Sequence[NewJob]) -> list[int]:
+        """As :class:`SQLAdapter`'s, started again if the server broke a deadlock by failing it
+        (unique batches insert in key order and cannot deadlock each other, but a concurrent
+        ``retry_failed`` can still meet one in the unique index)."""
+        return _again_on_conflict(lambda: SQLAdapter.enqueue_many(self, jobs))
+
+    def retry_failed(self, queue: str | None = None) -> int:
+        """As :class:`SQLAdapter`'s, started again when a job with the unique key of one it
+        revives was enqueued meanwhile (its check could not see that uncommitted twin): the
+        next try sees it and leaves the failed one failed."""
+        return _again_on_conflict(lambda: SQLAdapter.retry_failed(self, queue))
+
     def _insert_one(self, params: dict[str, Any]) -> int:
         row = self._read(
             lambda c: c.execute(
@@ -545,6 +568,21 @@ class PostgresAdapter(SQLAdapter):
             self._local.listener = None
             self._listener()  # raises StorageError if the server is still away
             return True
+
+
+def _again_on_conflict(write: Callable[[], T]) -> T:
+    """``write()``, started again (up to :data:`CONFLICT_TRIES` times, after a short random
+    pause that breaks the symmetry) when the server rolled its transaction back because of a
+    concurrent one: a deadlock, or a unique key taken by a transaction that committed meanwhile.
+    Both roll back everything, so nothing is written twice."""
+    for attempt in range(1, CONFLICT_TRIES + 1):
+        try:
+            return write()
+        except StorageError as exc:
+            if attempt == CONFLICT_TRIES or not isinstance(exc.__cause__, _CONFLICTS):
+                raise
+        time.sleep(random.uniform(0.001, 0.01 * attempt))
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 def _usable(conn: psycopg.Connection[Any]) -> bool:
