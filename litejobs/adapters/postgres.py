@@ -63,6 +63,8 @@ KEEPALIVE = {
 }
 #: Errors that roll back a transaction only because a concurrent one got in its way.
 _CONFLICTS = (pg_errors.DeadlockDetected, pg_errors.UniqueViolation)
+#: Reads of an idle connection's pending input before it is judged (see ``_usable``).
+_IDLE_READS = 4
 #: How many times a write that met a concurrent one is tried in all.
 CONFLICT_TRIES = 5
 #: Errors a database will keep raising however long a worker waits.
@@ -587,27 +589,30 @@ def _again_on_conflict(write: Callable[[], T]) -> T:
 
 def _usable(conn: psycopg.Connection[Any]) -> bool:
     """Whether an idle connection can take a query: not closed, and the server has not said
-    goodbye meanwhile (a restart or failover ends every session with a FATAL message and EOF,
-    which sits unread in the socket until the next query would fail on it)."""
+    goodbye meanwhile. A restart or failover ends every session with a FATAL message, then
+    EOF, both unread in the socket until the next query would fail on them: libpq reads the
+    message as a mere notice and notices the EOF only on a further read, so read until the
+    socket has nothing more to say (or the reads fail)."""
     if conn.closed or conn.broken:
         return False
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         return True
-    try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    except (OSError, ValueError):
-        return False
-    if not readable:
-        return True
     pgconn = conn.pgconn
-    try:
-        pgconn.consume_input()
-    except psycopg.OperationalError:
-        return False
-    return pgconn.status == psycopg.pq.ConnStatus.OK and not _eof(pgconn)
+    for _ in range(_IDLE_READS):
+        if not _readable(conn.fileno()):
+            return True
+        try:
+            pgconn.consume_input()
+        except psycopg.OperationalError:
+            return False
+        if pgconn.status != psycopg.pq.ConnStatus.OK:
+            return False
+    return False  # still talking while idle: not a state worth trusting; reconnecting is cheap
 
 
-def _eof(pgconn: Any) -> bool:
-    """After ``consume_input`` on an idle connection: did the server end the session?"""
-    result = pgconn.get_result() if not pgconn.is_busy() else None
-    return result is not None and result.status == psycopg.pq.ExecStatus.FATAL_ERROR
+def _readable(fd: int) -> bool:
+    """Is there something (or EOF) to read on ``fd`` right now? (``poll``: no 1024-fd limit,
+    unlike ``select``, for processes with many files open.)"""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))

@@ -19,10 +19,15 @@ from litejobs.adapters.postgres import PostgresAdapter
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def spawn_worker(url: str, schema: str, host: str, index: int) -> subprocess.Popen[bytes]:
+def spawn_worker(
+    url: str, schema: str, host: str, index: int, sleep_delay: float = 5.0
+) -> subprocess.Popen[bytes]:
+    """A worker process on (simulated) ``host``; idle, it polls every ``sleep_delay`` s, and
+    wakes at once on a NOTIFY."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [url, schema, host, str(index), str(sleep_delay)]
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.postgres.worker", url, schema, host, str(index)],
+        [sys.executable, "-m", "tests.postgres.worker", *argv],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
