@@ -236,20 +236,25 @@ class PostgresAdapter(SQLAdapter):
     # -- connections ------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            given = conninfo_to_dict(self.url)
-            extra = {k: v for k, v in KEEPALIVE.items() if k not in given}
-            conn = psycopg.connect(
-                make_conninfo(self.url, **extra),
-                autocommit=True,
-                connect_timeout=max(1, int(self.connect_timeout)),
-                application_name="litejobs",
-            )
+            conn = psycopg.connect(self._conninfo(), autocommit=True)
             conn.execute("SET TIME ZONE 'UTC'")
             if self.durability == "normal":
                 conn.execute("SET synchronous_commit = off")
         except psycopg.Error as exc:
             raise _storage_error(exc, self._where) from exc
         return conn
+
+    def _conninfo(self) -> str:
+        """The URL plus litejobs' defaults for what it leaves unsaid: the keepalive bounds
+        (:data:`KEEPALIVE`), ``connect_timeout`` (per host, if the URL lists several) and the
+        ``application_name`` operators see in ``pg_stat_activity``."""
+        given = conninfo_to_dict(self.url)
+        defaults = {
+            **KEEPALIVE,
+            "connect_timeout": str(max(1, int(self.connect_timeout))),
+            "application_name": "litejobs",
+        }
+        return make_conninfo(self.url, **{k: v for k, v in defaults.items() if k not in given})
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
