@@ -338,7 +338,7 @@ class PostgresAdapter(SQLAdapter):
             version = self._installed_version(conn)
             self._check_version(version)
             if version is None:
-                conn.execute(f"CREATE SCHEMA {self._s}")
+                self._create_schema(conn)
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._s}.litejobs_meta (version INTEGER NOT NULL)"
             )
@@ -347,6 +347,19 @@ class PostgresAdapter(SQLAdapter):
             for number in range(version or 0, SCHEMA_VERSION):
                 conn.execute(self.queries[MIGRATION_NAMES[number]].replace("%%", "%"))
             conn.execute(f"UPDATE {self._s}.litejobs_meta SET version = %s", (SCHEMA_VERSION,))
+
+    def _create_schema(self, conn: psycopg.Connection[Any]) -> None:
+        """``CREATE SCHEMA``; a user who may not gets told what a DBA can do about it."""
+        try:
+            conn.execute(f"CREATE SCHEMA {self._s}")
+        except pg_errors.InsufficientPrivilege as exc:
+            user = conn.info.user
+            raise StorageError(
+                f"PostgreSQL {self._where}: the schema does not exist and user {user!r} may "
+                f"not create it ({_first_line(exc)}); have a DBA run CREATE SCHEMA "
+                f"{self._s} AUTHORIZATION \"{user}\" (or GRANT CREATE ON DATABASE to {user!r})",
+                permanent=True,
+            ) from exc
 
     def _lock_key(self) -> str:
         return f"litejobs:{self.schema}"
