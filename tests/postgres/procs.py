@@ -20,11 +20,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def spawn_worker(
-    url: str, schema: str, host: str, index: int, sleep_delay: float = 5.0
+    url: str,
+    schema: str,
+    host: str,
+    index: int,
+    sleep_delay: float = 5.0,
+    path: tuple[Path, ...] = (),
 ) -> subprocess.Popen[bytes]:
     """A worker process on (simulated) ``host``; idle, it polls every ``sleep_delay`` s, and
-    wakes at once on a NOTIFY."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    wakes at once on a NOTIFY. ``path``: directories imported from before the repository (a
+    ``sitecustomize`` there changes the process before it starts)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (*path, ROOT)))}
     argv = [url, schema, host, str(index), str(sleep_delay)]
     return subprocess.Popen(
         [sys.executable, "-m", "tests.postgres.worker", *argv],
