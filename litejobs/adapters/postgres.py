@@ -357,7 +357,7 @@ class PostgresAdapter(SQLAdapter):
             raise StorageError(
                 f"PostgreSQL {self._where}: the schema does not exist and user {user!r} may "
                 f"not create it ({_first_line(exc)}); have a DBA run CREATE SCHEMA "
-                f"{self._s} AUTHORIZATION \"{user}\" (or GRANT CREATE ON DATABASE to {user!r})",
+                f'{self._s} AUTHORIZATION "{user}" (or GRANT CREATE ON DATABASE to {user!r})',
                 permanent=True,
             ) from exc
 
