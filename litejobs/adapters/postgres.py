@@ -353,11 +353,12 @@ class PostgresAdapter(SQLAdapter):
         try:
             conn.execute(f"CREATE SCHEMA {self._s}")
         except pg_errors.InsufficientPrivilege as exc:
-            user = conn.info.user
+            user, database = conn.info.user, conn.info.dbname
             raise StorageError(
                 f"PostgreSQL {self._where}: the schema does not exist and user {user!r} may "
                 f"not create it ({_first_line(exc)}); have a DBA run CREATE SCHEMA "
-                f'{self._s} AUTHORIZATION "{user}" (or GRANT CREATE ON DATABASE to {user!r})',
+                f'{self._s} AUTHORIZATION "{user}" (or GRANT CREATE ON DATABASE "{database}" '
+                f'TO "{user}")',
                 permanent=True,
             ) from exc
 
