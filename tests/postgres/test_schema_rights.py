@@ -42,6 +42,9 @@ def role(pg_url: str) -> Iterator[str]:
     """A login role with no rights beyond PostgreSQL's defaults (no CREATE on the database)."""
     name = f"app_{uuid.uuid4().hex[:10]}"
     admin(pg_url, f'CREATE ROLE "{name}" LOGIN')
+    with psycopg.connect(pg_url) as conn:
+        query = "SELECT has_database_privilege(%s, current_database(), 'CREATE')"
+        assert conn.execute(query, (name,)).fetchone() == (False,)
     yield name
     admin(pg_url, f'DROP OWNED BY "{name}" CASCADE', f'DROP ROLE "{name}"')
 
