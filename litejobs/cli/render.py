@@ -257,4 +257,6 @@ def job_detail(record: JobRecord, now: float) -> None:
     out.print(table)
     if record.last_error:
         out.print(text("last_error", style="bold"))
-        out.print(text(record.last_error.rstrip()))
+        # Each line whole (soft_wrap): the terminal wraps it for the eye; a copied path or
+        # message must not come with a line break the console put in.
+        out.print(text(record.last_error.rstrip()), soft_wrap=True)
