@@ -565,7 +565,9 @@ class PostgresAdapter(SQLAdapter):
         """Block until a ``NOTIFY`` on this schema's channel (a job was enqueued, retried or
         rescued) or ``timeout``. Without ``LISTEN``, sleep ``poll_interval`` and report a
         possible change, so the caller re-checks by polling. A listening connection the server
-        closed is replaced at once (reporting a possible change: notifications may be lost)."""
+        closed is replaced as soon as a wait reads its goodbye and the EOF behind it (a wait of
+        ``timeout=0`` reads once, so may leave the EOF to the next), reporting a possible change:
+        notifications may have been lost."""
         timeout = max(0.0, timeout)
         if not self.listen:
             time.sleep(min(timeout, self.poll_interval))

@@ -243,7 +243,7 @@ def list_jobs(
 
 
 def _check_states(given: list[str] | None) -> list[JobState] | None:
-    """``--state`` values, each one a known state (duplicates folded, order kept)."""
+    """``--state`` values, each a known state; repeats folded, in the states' own order."""
     from litejobs.adapters.base import JOB_STATES
     from litejobs.errors import ValidationError
 
