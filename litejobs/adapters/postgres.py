@@ -61,6 +61,13 @@ KEEPALIVE = {
     "keepalives_count": "3",
     "tcp_user_timeout": "30000",
 }
+#: How long the server lets a litejobs session sit inside a transaction, waiting for its client,
+#: before it ends the session. litejobs never waits for anything inside a transaction, so a
+#: session that does has lost its client (a vanished host, a partition, a process frozen
+#: mid-commit): without this bound its row locks would stay held, and every worker that
+#: touches those rows (a rescue, the reconnected worker's own heartbeat) would wait for them,
+#: until the server's TCP keepalive gave up on the client -- two hours by default.
+IDLE_IN_TRANSACTION = "60s"
 #: Errors that roll back a transaction only because a concurrent one got in its way.
 _CONFLICTS = (pg_errors.DeadlockDetected, pg_errors.UniqueViolation)
 #: Reads of an idle connection's pending input before it is judged (see ``_usable``).
@@ -237,12 +244,22 @@ class PostgresAdapter(SQLAdapter):
     def _connect(self) -> psycopg.Connection[Any]:
         try:
             conn = psycopg.connect(self._conninfo(), autocommit=True)
-            conn.execute("SET TIME ZONE 'UTC'")
-            if self.durability == "normal":
-                conn.execute("SET synchronous_commit = off")
+            conn.execute(self._session_settings())  # no parameters: one round trip for all
         except psycopg.Error as exc:
             raise _storage_error(exc, self._where) from exc
         return conn
+
+    def _session_settings(self) -> str:
+        """``SET`` statements for each new session: UTC, the durability, and how long the server
+        lets it sit inside a transaction without a word (:data:`IDLE_IN_TRANSACTION`, unless the
+        URL's ``options`` set it)."""
+        settings = ["SET TIME ZONE 'UTC'"]
+        if self.durability == "normal":
+            settings.append("SET synchronous_commit = off")
+        options = str(conninfo_to_dict(self.url).get("options") or "")
+        if "idle_in_transaction_session_timeout" not in options:
+            settings.append(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
+        return "; ".join(settings)
 
     def _conninfo(self) -> str:
         """The URL plus litejobs' defaults for what it leaves unsaid: the keepalive bounds

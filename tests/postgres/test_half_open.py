@@ -17,12 +17,14 @@ second host, the way a client lists a standby: the worker must give up on the fi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from litejobs.adapters.base import NewJob
 from litejobs.adapters.postgres import KEEPALIVE, PostgresAdapter
 from tests.postgres import forwarder
 from tests.postgres.procs import ROOT, logged_jobs, runs, spawn_worker, stop_all, wait_until
@@ -38,6 +41,10 @@ from tests.postgres.procs import ROOT, logged_jobs, runs, spawn_worker, stop_all
 #: Short bounds for the test (the defaults, 30 s idle + 3 probes 10 s apart and 30 s of
 #: unacknowledged data, would make it last minutes).
 SHORT = "keepalives_idle=1&keepalives_interval=1&keepalives_count=2&tcp_user_timeout=2000"
+#: And a short life for a session the vanished client left inside a transaction (it holds
+#: locks the reconnected worker needs: see the test of it below).
+SHORT_IDLE = "options=-c%20idle_in_transaction_session_timeout%3D2s"
+HANDLER = json.dumps({"name": "record", "path": "tests.sample_jobs:record", "args": [1]})
 SOCKET_OPTIONS = {
     "keepalives_idle": (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1),
     "keepalives_interval": (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1),
@@ -102,6 +109,41 @@ def test_the_urls_connect_timeout_and_application_name_win(pg_url: str, pg_schem
     finally:
         mine.close()
         plain.close()
+
+
+def test_a_transaction_whose_client_vanished_ends_and_frees_its_locks(
+    pg_url: str, pg_schema: str
+) -> None:
+    """A client that vanishes between two statements of a transaction leaves its session
+    "idle in transaction" on the server, holding its row locks; every worker touching those
+    rows (a rescue, the reconnected worker's own heartbeat: seen in the test below) would wait
+    for them until the server's TCP keepalive gave up on the client, two hours by default.
+    litejobs' sessions tell the server to end such a session (60 s; here the URL says 1 s)."""
+    sep = "&" if "?" in pg_url else "?"
+    vanishing = PostgresAdapter(
+        f"{pg_url}{sep}options=-c%20idle_in_transaction_session_timeout%3D1s", schema=pg_schema
+    )
+    other = PostgresAdapter(pg_url, schema=pg_schema)
+    try:
+        assert other.connection.execute("SHOW idle_in_transaction_session_timeout").fetchone() == (
+            "1min",
+        )
+        job_id = other.enqueue(NewJob(handler=HANDLER))
+        orphan = vanishing.connection
+        orphan.execute("BEGIN")
+        orphan.execute(
+            f'SELECT 1 FROM "{pg_schema}".background_jobs WHERE id = %s FOR UPDATE', (job_id,)
+        )
+        started = time.monotonic()
+        assert other.delete(job_id)  # waits for the lock until the server ends the orphan
+        assert time.monotonic() - started < 30
+        gone = other.connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (orphan.info.backend_pid,)
+        ).fetchone()
+        assert gone == (0,), "the server ended the orphaned session"
+    finally:
+        vanishing.close()
+        other.close()
 
 
 @dataclass
@@ -178,6 +220,7 @@ def test_a_worker_whose_server_vanished_goes_on_within_seconds(
         front = namespace.run(argv, cwd=ROOT, stdout=out, stderr=subprocess.DEVNULL)
     log = tmp_path / "runs.log"
     url = f"postgresql://postgres@/postgres?host={namespace.address},{directory}&{SHORT}"
+    url += f"&{SHORT_IDLE}"
     url += "&connect_timeout=2"
     worker = None
     try:
@@ -185,11 +228,14 @@ def test_a_worker_whose_server_vanished_goes_on_within_seconds(
         worker = spawn_worker(url, pg_schema, "host-a", 0, sleep_delay=120)
         pg.enqueue_many(logged_jobs(["before"], log, 0))
         wait_until(lambda: len(runs(log)) == 1, 60, "the job enqueued before")
-        through_front = accepted.read_text().count("accepted")
-        assert through_front >= 2, "the worker's connections (work, LISTEN) go through the front"
+        # Its connections (work, heartbeat, and LISTEN once idle) all go through the front.
+        through = lambda: accepted.read_text().count("accepted") >= 3  # noqa: E731
+        wait_until(through, 30, "the idle worker's three connections through the front")
         namespace.vanish()
+        vanished = time.monotonic()
         pg.enqueue_many(logged_jobs(["after"], log, 0))
         wait_until(lambda: len(runs(log)) == 2, 45, "the job enqueued after the host vanished")
+        print(f"the job ran {time.monotonic() - vanished:.1f} s after the host vanished")
         assert worker.poll() is None
     finally:
         stop_all([worker] if worker else [])
