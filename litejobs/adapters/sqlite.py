@@ -498,14 +498,10 @@ class SQLiteAdapter(SQLAdapter):
             ids = [row[2] for row in candidates[:limit]]
             if not ids:
                 return []
-            params = {
-                "first": ids[0],
-                "ids": compact_json(ids),
-                "token": worker.token,
-                "name": worker.name,
-                "now": now_s,
-            }
-            return list(conn.execute(Q["claim_take"], params))
+            params = {"first": ids[0], "token": worker.token, "name": worker.name, "now": now_s}
+            if len(ids) == 1:
+                return list(conn.execute(Q["claim_take_one"], params))
+            return list(conn.execute(Q["claim_take"], {**params, "ids": compact_json(ids)}))
 
     # -- change signal ----------------------------------------------------------------------
     def data_version(self) -> int:

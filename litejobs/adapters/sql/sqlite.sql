@@ -166,6 +166,15 @@ SET state = CASE WHEN id = :first THEN 'running' ELSE 'reserved' END,
 WHERE id IN (SELECT value FROM json_each(:ids))
 RETURNING id, handler, queue, priority, attempts, max_attempts, run_at, suspect, state;
 
+-- name: claim_take_one
+-- A claim of one job (an idle worker woken for it): the same change, found by its id alone
+-- (the list form builds a temporary index for its IN, a tenth of a millisecond).
+UPDATE background_jobs
+SET state = 'running', attempts = attempts + 1, suspect = 0,
+    lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
+WHERE id = :first
+RETURNING id, handler, queue, priority, attempts, max_attempts, run_at, suspect, state;
+
 
 -- ========================================================================== recording =======
 -- Every outcome is fenced by its claim: the row must still be held by this token, since this
