@@ -283,6 +283,8 @@ def schema_insert(db: Path, count: int, batch: int = 1) -> float:
         "run_at": now,
         "max_attempts": None,
         "unique_key": None,
+        "max_runtime": None,
+        "retry": None,
         "now": now,
     }
     sql = Q["insert_job"]

@@ -103,6 +103,8 @@ def call_with_alarm(
         _Alarm.phase = _IDLE  # before disarming: an alarm in between is a late one
         signal.setitimer(signal.ITIMER_REAL, 0)
         _Alarm.run = None
+        if _Alarm.cancel == run:
+            _Alarm.cancel = None  # carried out (or too late): never meant for another run
 
 
 _OURS = frozenset({_invoke.__code__, call_with_alarm.__code__})
@@ -181,6 +183,7 @@ class AsyncRunner:
             return loop.run_until_complete(task)
         finally:
             self._task = None
+            self._cancel = None
 
     def cancel(self, run: object) -> bool:
         """From another thread: cancel ``run`` if it is the coroutine running on our loop."""

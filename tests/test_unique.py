@@ -15,7 +15,7 @@ from litejobs import FakeClock, JobManager, SQLiteAdapter, WorkerConfig
 from litejobs.adapters.base import Adapter
 from litejobs.errors import ValidationError
 from tests import sample_jobs
-from tests.conftest import ROOT
+from tests.conftest import ADAPTER_KINDS, ROOT, make_adapter
 from tests.workers import Processes, worker
 
 
@@ -125,3 +125,82 @@ def test_processes_racing_for_the_same_keys_create_one_row_per_key(tmp_path: Pat
     by_key = {r.unique_key: r.id for r in rows}
     for ids in results:  # every process was handed the one row's id for each key
         assert ids == [by_key[f"key:{i % 5}"] for i in range(40)]
+
+
+PERIOD_RACER = """
+import json, sys, time
+from tests.test_unique import open_adapter
+from litejobs import enqueue
+kind, where, start, n = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+adapter = open_adapter(kind, where)
+adapter.list_jobs()  # connect first, so the race is about the enqueue
+while time.time() < start:
+    time.sleep(0.001)
+ids = [
+    enqueue("tests.sample_jobs:record", [i], db=adapter, unique_key=f"key:{i % 5}",
+            unique_for=3600)
+    for i in range(n)
+]
+print(json.dumps(ids))
+"""
+
+CONSUMER = """
+import sys, time
+from tests.test_unique import open_adapter
+from tests.workers import Processes, worker
+from litejobs.adapters.base import Outcome
+kind, where, until = sys.argv[1], sys.argv[2], float(sys.argv[3])
+adapter = open_adapter(kind, where)
+me = worker(Processes(), "host/consumer")
+done = 0
+while time.time() < until:
+    for job in adapter.claim(me, None, 10):
+        adapter.record([Outcome(job, "succeeded", delete=True)])  # the row goes at once
+        done += 1
+print(done)
+"""
+
+
+def open_adapter(kind: str, where: str) -> Adapter:
+    """The adapter a child process of these tests opens (``where``: a path, or a schema)."""
+    if kind == "sqlite":
+        return SQLiteAdapter(where)
+    from litejobs.adapters.postgres import PostgresAdapter
+    from tests.conftest import PG_URL
+
+    assert PG_URL
+    return PostgresAdapter(PG_URL, schema=where)
+
+
+@pytest.mark.parametrize("kind", ADAPTER_KINDS)
+def test_processes_racing_on_keys_held_for_a_period_create_one_job_per_key(
+    kind: str, tmp_path: Path
+) -> None:
+    """Six processes enqueue five keys held for an hour while a seventh deletes every job as
+    soon as it succeeds: the period still holds each key, so only five jobs are ever made."""
+    adapter = make_adapter(kind, tmp_path, None)
+    where = str(tmp_path / "jobs.db") if kind == "sqlite" else adapter.schema  # type: ignore[attr-defined]
+    start = time.time() + 1.0
+    run = [sys.executable, "-c"]
+    procs = [
+        subprocess.Popen(
+            [*run, PERIOD_RACER, kind, where, repr(start), "40"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    consumer = subprocess.Popen(
+        [*run, CONSUMER, kind, where, repr(start + 3)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    seen: set[int] = set()
+    for proc in procs:
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        seen.update(json.loads(out))
+    out, _ = consumer.communicate(timeout=60)
+    assert consumer.returncode == 0
+    assert len(seen) == 5, f"{len(seen)} jobs made for 5 keys (consumer ran {out.strip()})"
+    assert int(out) >= 1  # jobs did finish (and vanish) while others enqueued
+    adapter.close()

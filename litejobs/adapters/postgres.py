@@ -491,19 +491,17 @@ class PostgresAdapter(SQLAdapter):
             "token": worker.token,
             "name": worker.name,
         }
-        plain, controlled = "claim_any", "claim_controlled_any"
-        params["queues"] = None
+        statement, params["queues"] = "claim_any", None
         if queues is not None:
-            plain, controlled = "claim_queues", "claim_controlled_queues"
-            params["queues"] = list(queues)
-        # One round trip: the plain claim takes nothing while some queue is paused or limited;
-        # then the limited queues in scope are locked and the controlled claim takes over.
+            statement, params["queues"] = "claim_queues", list(queues)
+        # One round trip: the limited queues in scope are locked (nothing to lock, usually),
+        # then one statement claims the plain way or, while some queue is paused or limited,
+        # the controlled way.
         with self._write(pipeline=True) as conn:
             conn.execute(self.queries["promote_due"], params)
-            first = conn.execute(self.queries[plain], params)
             conn.execute(self.queries["lock_limited_queues"], params)
-            second = conn.cursor().execute(self.queries[controlled], params)
-        return self._guard(lambda: [*first.fetchall(), *second.fetchall()])
+            cur = conn.execute(self.queries[statement], params)
+        return self._guard(cur.fetchall)
 
     # -- change signal ----------------------------------------------------------------------
     def _listener(self) -> psycopg.Connection[Any]:

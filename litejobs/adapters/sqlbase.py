@@ -664,7 +664,8 @@ class SQLAdapter(Adapter):
     def delete(self, job_id: int, *, force: bool = False) -> bool:
         with self._write() as conn:
             if not force:
-                state = self._one(conn, "job_state", {"id": job_id})
+                now = self._t(self.clock.now())
+                state = self._one(conn, "job_state", {"id": job_id, "now": now})
                 if state in HELD_STATES:
                     raise JobRunningError(
                         f"job {job_id} is {state}: its worker would go on running it; cancel it "
@@ -684,7 +685,7 @@ class SQLAdapter(Adapter):
     def cancel(self, job_id: int) -> JobState | None:
         now = self._t(self.clock.now())
         with self._write() as conn:
-            state: JobState | None = self._one(conn, "job_state", {"id": job_id})
+            state: JobState | None = self._one(conn, "job_state", {"id": job_id, "now": now})
             if state in ("scheduled", "ready", "reserved"):
                 self._count(conn, "cancel_now", {"id": job_id, "now": now})
             elif state == "running":

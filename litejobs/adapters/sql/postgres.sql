@@ -217,57 +217,30 @@ WHERE id IN (SELECT id FROM {s}.background_jobs WHERE state = 'scheduled' AND ru
              FOR UPDATE SKIP LOCKED);
 
 -- name: claim_any
--- One statement: pick in order, skipping rows other claimers hold; the first starts (attempt
--- counted), the rest are reserved. It takes nothing while some queue is paused or limited:
--- claim_controlled_* (sent with it, in the same transaction) claims then.
-WITH picked AS (
+-- One statement, two ways, exactly one of which takes anything (both see one snapshot):
+-- * plain, while no queue is paused or limited: pick in order, skipping rows other claimers
+--   hold (FOR UPDATE SKIP LOCKED); the first starts (attempt counted), the rest are reserved;
+-- * controlled, otherwise: per ready queue that is not paused (one index seek each, however
+--   big a paused backlog), up to its allowance (a limited queue: its limit minus what is held
+--   now -- lock_limited_queues, run just before in the transaction, serialises the claimers of
+--   limited queues, so this statement's snapshot counts every claim that committed), then the
+--   first :limit in order.
+WITH RECURSIVE plain_picked AS (
     SELECT id, priority, run_at FROM {s}.background_jobs
     WHERE state = 'ready' AND NOT EXISTS (SELECT 1 FROM {s}.litejobs_queues)
     ORDER BY priority, run_at, id LIMIT :limit FOR UPDATE SKIP LOCKED
-), head AS (
-    SELECT id FROM picked ORDER BY priority, run_at, id LIMIT 1
-)
-UPDATE {s}.background_jobs AS j
-SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved' END,
-    attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM head) THEN 1 ELSE 0 END,
-    suspect = j.suspect AND j.id <> (SELECT id FROM head),
-    lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
-FROM picked WHERE j.id = picked.id
-RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
-          j.state, j.max_runtime, j.retry;
-
--- name: claim_queues
-WITH picked AS (
-    SELECT id, priority, run_at FROM {s}.background_jobs
-    WHERE state = 'ready' AND queue = ANY(:queues::text[])
-      AND NOT EXISTS (SELECT 1 FROM {s}.litejobs_queues)
-    ORDER BY priority, run_at, id LIMIT :limit FOR UPDATE SKIP LOCKED
-), head AS (
-    SELECT id FROM picked ORDER BY priority, run_at, id LIMIT 1
-)
-UPDATE {s}.background_jobs AS j
-SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved' END,
-    attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM head) THEN 1 ELSE 0 END,
-    suspect = j.suspect AND j.id <> (SELECT id FROM head),
-    lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
-FROM picked WHERE j.id = picked.id
-RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
-          j.state, j.max_runtime, j.retry;
-
-
--- name: lock_limited_queues
--- Serialises the claimers of limited queues (in one order: no deadlock): the claim after it in
--- the transaction starts with a fresh snapshot, so it counts every claim that committed before.
-SELECT queue FROM {s}.litejobs_queues
-WHERE held_limit IS NOT NULL AND (:queues::text[] IS NULL OR queue = ANY(:queues::text[]))
-ORDER BY queue FOR UPDATE;
-
--- name: claim_controlled_any
--- The claim while some queue is paused or limited, when the plain claim before it took nothing:
--- per ready queue that is not paused (one index seek each, however big the paused backlogs),
--- up to its allowance (a limited queue: its limit minus what is held now), then the first
--- :limit in order.
-WITH RECURSIVE ready_queues(queue) AS (
+), plain_head AS (
+    SELECT id FROM plain_picked ORDER BY priority, run_at, id LIMIT 1
+), plain AS (
+    UPDATE {s}.background_jobs AS j
+    SET state = CASE WHEN j.id = (SELECT id FROM plain_head) THEN 'running' ELSE 'reserved' END,
+        attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM plain_head) THEN 1 ELSE 0 END,
+        suspect = j.suspect AND j.id <> (SELECT id FROM plain_head),
+        lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
+    FROM plain_picked WHERE j.id = plain_picked.id
+    RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
+              j.state, j.max_runtime, j.retry
+), ready_queues(queue) AS (
     SELECT (SELECT min(queue) FROM {s}.background_jobs WHERE state = 'ready')
     UNION ALL
     SELECT (SELECT min(b.queue) FROM {s}.background_jobs AS b
@@ -280,7 +253,8 @@ WITH RECURSIVE ready_queues(queue) AS (
                                                    WHERE h.queue = r.queue
                                                      AND h.state IN ('reserved', 'running')))
            END AS n
-    FROM ready_queues AS r LEFT JOIN {s}.litejobs_queues AS c ON c.queue = r.queue
+    FROM ready_queues AS r
+    LEFT JOIN {s}.litejobs_queues AS c ON c.queue = r.queue
     WHERE r.queue IS NOT NULL AND c.paused_at IS NULL
 ), picked AS (
     SELECT p.id, p.priority, p.run_at FROM allowance AS a CROSS JOIN LATERAL (
@@ -288,26 +262,41 @@ WITH RECURSIVE ready_queues(queue) AS (
         WHERE state = 'ready' AND queue = a.queue
         ORDER BY priority, run_at, id LIMIT greatest(a.n, 0) FOR UPDATE SKIP LOCKED
     ) AS p
-    WHERE EXISTS (SELECT 1 FROM {s}.litejobs_queues)
-      AND NOT EXISTS (SELECT 1 FROM {s}.background_jobs
-                      WHERE lock_token = :token AND locked_at = :now
-                        AND state IN ('reserved', 'running'))
+    WHERE EXISTS (SELECT 1 FROM {s}.litejobs_queues) AND NOT EXISTS (SELECT 1 FROM plain)
 ), chosen AS (
     SELECT id, priority, run_at FROM picked ORDER BY priority, run_at, id LIMIT :limit
 ), head AS (
     SELECT id FROM chosen ORDER BY priority, run_at, id LIMIT 1
+), controlled AS (
+    UPDATE {s}.background_jobs AS j
+    SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved' END,
+        attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM head) THEN 1 ELSE 0 END,
+        suspect = j.suspect AND j.id <> (SELECT id FROM head),
+        lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
+    FROM chosen WHERE j.id = chosen.id
+    RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
+              j.state, j.max_runtime, j.retry
 )
-UPDATE {s}.background_jobs AS j
-SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved' END,
-    attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM head) THEN 1 ELSE 0 END,
-    suspect = j.suspect AND j.id <> (SELECT id FROM head),
-    lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
-FROM chosen WHERE j.id = chosen.id
-RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
-          j.state, j.max_runtime, j.retry;
+SELECT * FROM plain UNION ALL SELECT * FROM controlled;
 
--- name: claim_controlled_queues
-WITH allowance AS (
+-- name: claim_queues
+WITH plain_picked AS (
+    SELECT id, priority, run_at FROM {s}.background_jobs
+    WHERE state = 'ready' AND queue = ANY(:queues::text[])
+      AND NOT EXISTS (SELECT 1 FROM {s}.litejobs_queues)
+    ORDER BY priority, run_at, id LIMIT :limit FOR UPDATE SKIP LOCKED
+), plain_head AS (
+    SELECT id FROM plain_picked ORDER BY priority, run_at, id LIMIT 1
+), plain AS (
+    UPDATE {s}.background_jobs AS j
+    SET state = CASE WHEN j.id = (SELECT id FROM plain_head) THEN 'running' ELSE 'reserved' END,
+        attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM plain_head) THEN 1 ELSE 0 END,
+        suspect = j.suspect AND j.id <> (SELECT id FROM plain_head),
+        lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
+    FROM plain_picked WHERE j.id = plain_picked.id
+    RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
+              j.state, j.max_runtime, j.retry
+), allowance AS (
     SELECT w.queue,
            CASE WHEN c.held_limit IS NULL THEN :limit
                 ELSE least(:limit, c.held_limit - (SELECT count(*) FROM {s}.background_jobs AS h
@@ -316,30 +305,36 @@ WITH allowance AS (
            END AS n
     FROM unnest(:queues::text[]) AS w(queue)
     LEFT JOIN {s}.litejobs_queues AS c ON c.queue = w.queue
-    WHERE c.paused_at IS NULL
+    WHERE w.queue IS NOT NULL AND c.paused_at IS NULL
 ), picked AS (
     SELECT p.id, p.priority, p.run_at FROM allowance AS a CROSS JOIN LATERAL (
         SELECT id, priority, run_at FROM {s}.background_jobs
         WHERE state = 'ready' AND queue = a.queue
         ORDER BY priority, run_at, id LIMIT greatest(a.n, 0) FOR UPDATE SKIP LOCKED
     ) AS p
-    WHERE EXISTS (SELECT 1 FROM {s}.litejobs_queues)
-      AND NOT EXISTS (SELECT 1 FROM {s}.background_jobs
-                      WHERE lock_token = :token AND locked_at = :now
-                        AND state IN ('reserved', 'running'))
+    WHERE EXISTS (SELECT 1 FROM {s}.litejobs_queues) AND NOT EXISTS (SELECT 1 FROM plain)
 ), chosen AS (
     SELECT id, priority, run_at FROM picked ORDER BY priority, run_at, id LIMIT :limit
 ), head AS (
     SELECT id FROM chosen ORDER BY priority, run_at, id LIMIT 1
+), controlled AS (
+    UPDATE {s}.background_jobs AS j
+    SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved' END,
+        attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM head) THEN 1 ELSE 0 END,
+        suspect = j.suspect AND j.id <> (SELECT id FROM head),
+        lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
+    FROM chosen WHERE j.id = chosen.id
+    RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
+              j.state, j.max_runtime, j.retry
 )
-UPDATE {s}.background_jobs AS j
-SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved' END,
-    attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM head) THEN 1 ELSE 0 END,
-    suspect = j.suspect AND j.id <> (SELECT id FROM head),
-    lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
-FROM chosen WHERE j.id = chosen.id
-RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
-          j.state, j.max_runtime, j.retry;
+SELECT * FROM plain UNION ALL SELECT * FROM controlled;
+
+-- name: lock_limited_queues
+-- Serialises the claimers of limited queues (in one order: no deadlock): the claim after it in
+-- the transaction starts with a fresh snapshot, so it counts every claim that committed before.
+SELECT queue FROM {s}.litejobs_queues
+WHERE held_limit IS NOT NULL AND (:queues::text[] IS NULL OR queue = ANY(:queues::text[]))
+ORDER BY queue FOR UPDATE;
 
 -- name: ready_queues
 WITH RECURSIVE q(queue) AS (
@@ -610,7 +605,9 @@ WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < :before;
 -- ====================================================================== job control =========
 
 -- name: job_state
-SELECT state FROM {s}.background_jobs WHERE id = :id FOR UPDATE;
+-- A job's state as people see it (a scheduled job whose time has come is ready).
+SELECT CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END
+FROM {s}.background_jobs WHERE id = :id FOR UPDATE;
 
 -- name: cancel_now
 UPDATE {s}.background_jobs

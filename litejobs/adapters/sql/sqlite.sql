@@ -492,7 +492,9 @@ WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < :before;
 -- ====================================================================== job control =========
 
 -- name: job_state
-SELECT state FROM background_jobs WHERE id = :id;
+-- A job's state as people see it (a scheduled job whose time has come is ready).
+SELECT CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END
+FROM background_jobs WHERE id = :id;
 
 -- name: cancel_now
 -- A job that has not started is cancelled at once (a reserved one's start is then fenced off).
