@@ -494,12 +494,11 @@ class PostgresAdapter(SQLAdapter):
         statement, params["queues"] = "claim_any", None
         if queues is not None:
             statement, params["queues"] = "claim_queues", list(queues)
-        # One round trip: the limited queues in scope are locked (nothing to lock, usually),
-        # then one statement claims the plain way or, while some queue is paused or limited,
-        # the controlled way.
+        # One round trip: due jobs promoted and the limited queues in scope locked (nothing to
+        # lock, usually), then one statement claims the plain way or, while some queue is
+        # paused or limited, the controlled way.
         with self._write(pipeline=True) as conn:
-            conn.execute(self.queries["promote_due"], params)
-            conn.execute(self.queries["lock_limited_queues"], params)
+            conn.execute(self.queries["claim_prepare"], params)
             cur = conn.execute(self.queries[statement], params)
         return self._guard(cur.fetchall)
 

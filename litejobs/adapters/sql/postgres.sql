@@ -210,36 +210,35 @@ DELETE FROM {s}.litejobs_unique_keys WHERE expires_at <= :now;
 
 -- =========================================================================== claiming =======
 
--- name: promote_due
--- Rows another claimer is promoting are skipped.
+-- name: claim_prepare
+-- Before a claim, in its transaction: promote the due jobs (rows another claimer is promoting
+-- are skipped), and lock the rows of the limited queues in the claim's scope (in one order: no
+-- deadlock). That serialises the claimers of a limited queue: the claim statement after this
+-- one starts with a fresh snapshot, so it counts every claim that committed before it.
+WITH limited AS (
+    SELECT queue FROM {s}.litejobs_queues
+    WHERE held_limit IS NOT NULL AND (:queues::text[] IS NULL OR queue = ANY(:queues::text[]))
+    ORDER BY queue FOR UPDATE
+)
 UPDATE {s}.background_jobs SET state = 'ready'
 WHERE id IN (SELECT id FROM {s}.background_jobs WHERE state = 'scheduled' AND run_at <= :now
-             FOR UPDATE SKIP LOCKED);
+             FOR UPDATE SKIP LOCKED)
+  AND (SELECT count(*) FROM limited) >= 0;
 
 -- name: claim_any
--- One statement, two ways, exactly one of which takes anything (both see one snapshot):
--- * plain, while no queue is paused or limited: pick in order, skipping rows other claimers
---   hold (FOR UPDATE SKIP LOCKED); the first starts (attempt counted), the rest are reserved;
--- * controlled, otherwise: per ready queue that is not paused (one index seek each, however
---   big a paused backlog), up to its allowance (a limited queue: its limit minus what is held
---   now -- lock_limited_queues, run just before in the transaction, serialises the claimers of
---   limited queues, so this statement's snapshot counts every claim that committed), then the
---   first :limit in order.
-WITH RECURSIVE plain_picked AS (
+-- One statement picks the plain way or the controlled way -- never both: each is guarded by
+-- whether any queue is paused or limited, as this statement's one snapshot sees it -- and one
+-- UPDATE takes what was picked; the first job starts (attempt counted), the rest are reserved.
+-- * plain: in order, skipping rows other claimers hold (FOR UPDATE SKIP LOCKED);
+-- * controlled: per ready queue that is not paused (one index seek each, however big a paused
+--   backlog), up to its allowance (a limited queue: its limit minus what is held now --
+--   claim_prepare, run just before in the transaction, serialises the claimers of limited
+--   queues, so this statement's snapshot counts every claim that committed), then the first
+--   :limit in order.
+WITH RECURSIVE plain AS (
     SELECT id, priority, run_at FROM {s}.background_jobs
     WHERE state = 'ready' AND NOT EXISTS (SELECT 1 FROM {s}.litejobs_queues)
     ORDER BY priority, run_at, id LIMIT :limit FOR UPDATE SKIP LOCKED
-), plain_head AS (
-    SELECT id FROM plain_picked ORDER BY priority, run_at, id LIMIT 1
-), plain AS (
-    UPDATE {s}.background_jobs AS j
-    SET state = CASE WHEN j.id = (SELECT id FROM plain_head) THEN 'running' ELSE 'reserved' END,
-        attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM plain_head) THEN 1 ELSE 0 END,
-        suspect = j.suspect AND j.id <> (SELECT id FROM plain_head),
-        lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
-    FROM plain_picked WHERE j.id = plain_picked.id
-    RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
-              j.state, j.max_runtime, j.retry
 ), ready_queues(queue) AS (
     SELECT (SELECT min(queue) FROM {s}.background_jobs WHERE state = 'ready')
     UNION ALL
@@ -256,46 +255,35 @@ WITH RECURSIVE plain_picked AS (
     FROM ready_queues AS r
     LEFT JOIN {s}.litejobs_queues AS c ON c.queue = r.queue
     WHERE r.queue IS NOT NULL AND c.paused_at IS NULL
-), picked AS (
+      AND EXISTS (SELECT 1 FROM {s}.litejobs_queues)
+), controlled AS (
     SELECT p.id, p.priority, p.run_at FROM allowance AS a CROSS JOIN LATERAL (
         SELECT id, priority, run_at FROM {s}.background_jobs
         WHERE state = 'ready' AND queue = a.queue
         ORDER BY priority, run_at, id LIMIT greatest(a.n, 0) FOR UPDATE SKIP LOCKED
     ) AS p
-    WHERE EXISTS (SELECT 1 FROM {s}.litejobs_queues) AND NOT EXISTS (SELECT 1 FROM plain)
-), chosen AS (
-    SELECT id, priority, run_at FROM picked ORDER BY priority, run_at, id LIMIT :limit
+), picked AS (
+    SELECT id, priority, run_at FROM plain
+    UNION ALL
+    (SELECT id, priority, run_at FROM controlled ORDER BY priority, run_at, id LIMIT :limit)
 ), head AS (
-    SELECT id FROM chosen ORDER BY priority, run_at, id LIMIT 1
-), controlled AS (
-    UPDATE {s}.background_jobs AS j
-    SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved' END,
-        attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM head) THEN 1 ELSE 0 END,
-        suspect = j.suspect AND j.id <> (SELECT id FROM head),
-        lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
-    FROM chosen WHERE j.id = chosen.id
-    RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
-              j.state, j.max_runtime, j.retry
+    SELECT id FROM picked ORDER BY priority, run_at, id LIMIT 1
 )
-SELECT * FROM plain UNION ALL SELECT * FROM controlled;
+UPDATE {s}.background_jobs AS j
+SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved' END,
+    attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM head) THEN 1 ELSE 0 END,
+    suspect = j.suspect AND j.id <> (SELECT id FROM head),
+    lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
+FROM picked WHERE j.id = picked.id
+RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
+          j.state, j.max_runtime, j.retry;
 
 -- name: claim_queues
-WITH plain_picked AS (
+WITH plain AS (
     SELECT id, priority, run_at FROM {s}.background_jobs
     WHERE state = 'ready' AND queue = ANY(:queues::text[])
       AND NOT EXISTS (SELECT 1 FROM {s}.litejobs_queues)
     ORDER BY priority, run_at, id LIMIT :limit FOR UPDATE SKIP LOCKED
-), plain_head AS (
-    SELECT id FROM plain_picked ORDER BY priority, run_at, id LIMIT 1
-), plain AS (
-    UPDATE {s}.background_jobs AS j
-    SET state = CASE WHEN j.id = (SELECT id FROM plain_head) THEN 'running' ELSE 'reserved' END,
-        attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM plain_head) THEN 1 ELSE 0 END,
-        suspect = j.suspect AND j.id <> (SELECT id FROM plain_head),
-        lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
-    FROM plain_picked WHERE j.id = plain_picked.id
-    RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
-              j.state, j.max_runtime, j.retry
 ), allowance AS (
     SELECT w.queue,
            CASE WHEN c.held_limit IS NULL THEN :limit
@@ -306,35 +294,28 @@ WITH plain_picked AS (
     FROM unnest(:queues::text[]) AS w(queue)
     LEFT JOIN {s}.litejobs_queues AS c ON c.queue = w.queue
     WHERE w.queue IS NOT NULL AND c.paused_at IS NULL
-), picked AS (
+      AND EXISTS (SELECT 1 FROM {s}.litejobs_queues)
+), controlled AS (
     SELECT p.id, p.priority, p.run_at FROM allowance AS a CROSS JOIN LATERAL (
         SELECT id, priority, run_at FROM {s}.background_jobs
         WHERE state = 'ready' AND queue = a.queue
         ORDER BY priority, run_at, id LIMIT greatest(a.n, 0) FOR UPDATE SKIP LOCKED
     ) AS p
-    WHERE EXISTS (SELECT 1 FROM {s}.litejobs_queues) AND NOT EXISTS (SELECT 1 FROM plain)
-), chosen AS (
-    SELECT id, priority, run_at FROM picked ORDER BY priority, run_at, id LIMIT :limit
+), picked AS (
+    SELECT id, priority, run_at FROM plain
+    UNION ALL
+    (SELECT id, priority, run_at FROM controlled ORDER BY priority, run_at, id LIMIT :limit)
 ), head AS (
-    SELECT id FROM chosen ORDER BY priority, run_at, id LIMIT 1
-), controlled AS (
-    UPDATE {s}.background_jobs AS j
-    SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved' END,
-        attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM head) THEN 1 ELSE 0 END,
-        suspect = j.suspect AND j.id <> (SELECT id FROM head),
-        lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
-    FROM chosen WHERE j.id = chosen.id
-    RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
-              j.state, j.max_runtime, j.retry
+    SELECT id FROM picked ORDER BY priority, run_at, id LIMIT 1
 )
-SELECT * FROM plain UNION ALL SELECT * FROM controlled;
-
--- name: lock_limited_queues
--- Serialises the claimers of limited queues (in one order: no deadlock): the claim after it in
--- the transaction starts with a fresh snapshot, so it counts every claim that committed before.
-SELECT queue FROM {s}.litejobs_queues
-WHERE held_limit IS NOT NULL AND (:queues::text[] IS NULL OR queue = ANY(:queues::text[]))
-ORDER BY queue FOR UPDATE;
+UPDATE {s}.background_jobs AS j
+SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved' END,
+    attempts = j.attempts + CASE WHEN j.id = (SELECT id FROM head) THEN 1 ELSE 0 END,
+    suspect = j.suspect AND j.id <> (SELECT id FROM head),
+    lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
+FROM picked WHERE j.id = picked.id
+RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
+          j.state, j.max_runtime, j.retry;
 
 -- name: ready_queues
 WITH RECURSIVE q(queue) AS (
