@@ -374,3 +374,30 @@ def test_a_jobs_own_timeout_and_retry_policy_reach_its_worker(adapter: Adapter) 
 
 def _fields(job: ClaimedJob) -> dict[str, object]:
     return {name: getattr(job, name) for name in job.__slots__}  # type: ignore[attr-defined]
+
+
+def test_a_cancel_between_a_look_and_the_first_wait_is_seen(adapter: Adapter) -> None:
+    """The keeper asks storage, then sleeps on the cancel signal: a cancel committed in
+    between by another process must wake it, even on the first wait of its thread (found by
+    the cancel benchmark: the first job of a worker was stopped only by the 1 s poll)."""
+    job_id = adapter.enqueue(new())
+    [job] = claim(adapter)
+    assert not adapter.cancel_requested(job)
+    other = _another_connection(adapter)
+    assert other.cancel(job_id) == "running"
+    assert adapter.wait_for_cancel(5.0)
+    assert adapter.cancel_requested(job)
+    other.close()
+
+
+def _another_connection(adapter: Adapter) -> Adapter:
+    """The same database through another adapter object: another process, as far as change
+    signals go."""
+    from litejobs import SQLiteAdapter
+
+    if isinstance(adapter, SQLiteAdapter):
+        return SQLiteAdapter(adapter.path, clock=adapter.clock)
+    from litejobs.adapters.postgres import PostgresAdapter
+
+    assert isinstance(adapter, PostgresAdapter)
+    return PostgresAdapter(adapter.url, schema=adapter.schema, clock=adapter.clock)

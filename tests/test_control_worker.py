@@ -205,3 +205,22 @@ def test_the_managers_cancel_pause_and_resume(jobs: JobManager, adapter: Adapter
     assert jobs.resume("email")
     assert jobs.workoff().ran == 1
     assert adapter.get(mail) is None and sample_jobs.CALLS == [2]
+
+
+def test_the_test_harness_follows_a_jobs_own_retry_policy_and_snoozes(tmp_path: Path) -> None:
+    """``litejobs.testing`` runs jobs through the worker: its clock jumps by the job's own
+    retry intervals, and a snooze is not an attempt."""
+    from litejobs.testing import temp_jobs
+
+    manager = JobManager(workers=[WorkerConfig(max_attempts=3)])
+    sample_jobs.CALLS.clear()
+    with temp_jobs(manager, tmp_path) as harness:
+        started = harness.clock.now()
+        job_id = harness.later(sample_jobs.boom, retry=[7, 70])
+        stats = harness.drain()
+        assert (stats.errored, stats.failed) == (2, 1)
+        assert harness.adapter.require(job_id).failed_at == started + 7 + 70
+        harness.later(sample_jobs.snooze, [30], max_attempts=1)
+        stats = harness.drain(within=100)
+        assert (stats.snoozed, stats.failed) == (4, 0)  # every 30 s, within 100 s
+        assert sample_jobs.CALLS == ["snoozed"] * 4

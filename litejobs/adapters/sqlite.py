@@ -552,7 +552,9 @@ class SQLiteAdapter(SQLAdapter):
         committed. Between checks the thread sleeps on an inotify watch of the ``-wal`` file,
         which every commit writes: woken within microseconds from any process, no CPU while
         idle, re-checked every 0.5 s for safety. Without inotify it polls every ``poll``
-        seconds (about 1-2 % of a core at 5 ms, measured by ``scripts/bench``).
+        seconds (about 1-2 % of a core at 5 ms, measured by ``scripts/bench``). A thread's first
+        call (or the first after its connection was reopened) returns ``True`` at once: there is
+        nothing to compare with yet, so the caller should look.
         """
         import time
 
@@ -565,7 +567,12 @@ class SQLiteAdapter(SQLAdapter):
             watcher = local.watch = watch(self.path + "-wal")
         baseline = getattr(local, "data_version", None)
         if baseline is None:
-            baseline = local.data_version = self.data_version()
+            # No baseline yet in this thread: what was committed before now cannot be told
+            # apart from what comes next. Report a possible change, so the caller looks once
+            # after this baseline is taken (a cancel committed between the caller's last look
+            # and this moment would otherwise go unseen).
+            local.data_version = self.data_version()
+            return True
         deadline = time.monotonic() + max(0.0, timeout)
         settle = 0.0
         while True:

@@ -31,7 +31,7 @@ def cancel(
         typer.Option(
             "--wait",
             metavar="SECONDS",
-            help="How long to wait for running jobs to stop (0: do not wait) [default: 5].",
+            help="How long to wait for running jobs to stop (0: do not wait).",
         ),
     ] = CANCEL_WAIT,
 ) -> None:
