@@ -108,9 +108,11 @@ def _fresh(url: str) -> PostgresAdapter:
 
 
 def _pending(adapter: PostgresAdapter) -> bool:
+    """Whether jobs the workers may run are left (paused queues' jobs wait, by design)."""
     row = adapter.connection.execute(
         f'SELECT EXISTS(SELECT 1 FROM "{adapter.schema}".background_jobs '
-        "WHERE state IN ('scheduled', 'ready', 'running'))"
+        "WHERE state IN ('scheduled', 'ready', 'reserved', 'running') "
+        "AND queue NOT LIKE 'paused%')"
     ).fetchone()
     return bool(row and row[0])
 
@@ -137,10 +139,15 @@ def enqueue_rates(url: str, single: int, batches: int) -> dict[str, float]:
         adapter.close()
 
 
-def drain_rate(url: str, workers: int, jobs: int) -> float:
+def drain_rate(
+    url: str, workers: int, jobs: int, prepare: Callable[[PostgresAdapter], None] | None = None
+) -> float:
     """Jobs/s for ``workers`` idle worker processes to drain ``jobs`` no-op jobs enqueued in one
-    transaction (from the commit, which wakes them, to the last success)."""
+    transaction (from the commit, which wakes them, to the last success). ``prepare`` sets the
+    database up first (paused queues, limits: ``bench.control``)."""
     adapter = _fresh(url)
+    if prepare is not None:
+        prepare(adapter)
     procs = _spawn(url, adapter.schema, workers)
     try:
         _wait(lambda: len(adapter.workers()) == workers, 60, f"{workers} workers to start")
@@ -208,6 +215,26 @@ def run(url: str, *, quick: bool) -> dict[str, float]:
     lat = latencies(url, 60 if quick else 300)
     out["latency_p50_ms"] = _percentile(lat, 50)
     out["latency_p99_ms"] = _percentile(lat, 99)
+    out.update(control(url, runs, drain_jobs, 20 if quick else 50, 1000))
+    return out
+
+
+def control(url: str, runs: int, jobs: int, samples: int, backlog: int) -> dict[str, float]:
+    """Job control on PostgreSQL: the drain of 2 workers with 10 paused queues and a limit
+    against without (interleaved run by run), and cancel latency (``bench.control``)."""
+    from .control import pg_cancel_latency, pg_drain_controlled
+
+    plain: list[float] = []
+    controlled: list[float] = []
+    for _ in range(runs):
+        plain.append(drain_rate(url, 2, jobs))
+        controlled.append(pg_drain_controlled(url, 2, jobs, backlog))
+    out = {
+        "control_plain_drain_per_s": statistics.median(plain),
+        "control_drain_per_s": statistics.median(controlled),
+    }
+    out["control_drain_ratio"] = out["control_drain_per_s"] / out["control_plain_drain_per_s"]
+    out.update(pg_cancel_latency(url, samples))
     return out
 
 

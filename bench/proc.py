@@ -60,8 +60,13 @@ def pool(db: str, count: str) -> None:
 
 
 def serve(db: str, index: str, sleep_delay: str = "5") -> None:
-    """One long-running litejobs worker, stopped gracefully when stdin closes."""
+    """One long-running litejobs worker, stopped gracefully when stdin closes (its log lines,
+    one per cancelled job in the cancel section, are not the benchmark's output)."""
+    import logging
+
     from litejobs import WorkerConfig
+
+    logging.getLogger("litejobs").setLevel(logging.ERROR)
 
     manager = _manager(db)
     config = WorkerConfig(adapter="sqlite", queue="*", sleep_delay=float(sleep_delay))

@@ -99,6 +99,30 @@ TARGETS: list[Target] = [
         lambda v: v <= 1,
         "≤ 1",
     ),
+    (
+        "cancel → job stops, p50 (ms)",
+        lambda r: _get(r, "litejobs", "cancel_p50_ms"),
+        lambda v: v <= 50,
+        "≤ 50",
+    ),
+    (
+        "drain with 10 paused queues + a limit / without",
+        lambda r: _get(r, "litejobs", "control_drain_ratio"),
+        lambda v: v >= 0.9,
+        "≥ 0.9x",
+    ),
+    (
+        "PostgreSQL: cancel → job stops, p50 (ms)",
+        lambda r: _get(r, "postgres", "cancel_p50_ms"),
+        lambda v: v <= 100,
+        "≤ 100",
+    ),
+    (
+        "PostgreSQL: drain with paused queues + a limit / without",
+        lambda r: _get(r, "postgres", "control_drain_ratio"),
+        lambda v: v >= 0.9,
+        "≥ 0.9x",
+    ),
 ]
 
 ROWS = [
@@ -117,6 +141,11 @@ ROWS = [
     ("claim at 1k pending (µs)", "claim_1k_us", None),
     ("claim at 1M pending (µs)", "claim_1m_us", None),
     ("claim 1M / 1k", "claim_1m_over_1k", None),
+    ("drain, no paused queue or limit (jobs/s)", "control_plain_drain_per_s", None),
+    ("drain, 10 paused queues + a limit (jobs/s)", "control_drain_per_s", None),
+    ("  ratio, with / without", "control_drain_ratio", None),
+    ("cancel → job stops, p50 (ms)", "cancel_p50_ms", None),
+    ("cancel → job stops, p99 (ms)", "cancel_p99_ms", None),
     ("WAL max under load (MiB)", "wal_max_mib", None),
     ("WAL run: longest single enqueue (ms)", "wal_enqueue_max_ms", None),
     ("WAL run: jobs enqueued", "wal_enqueued", None),

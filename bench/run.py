@@ -47,6 +47,8 @@ class Sizes:
     wal_hold: float
     rss_jobs: int
     startup_runs: int = 10
+    cancel_samples: int = 30  # cancels timed (one running job at a time)
+    control_backlog: int = 1_000  # urgent jobs in each of the 10 paused queues
 
 
 QUICK = Sizes(
@@ -98,7 +100,18 @@ FULL = Sizes(
 
 Measure = Callable[[Path], float]
 
-SECTIONS = ("enqueue", "drain", "latency", "claim", "wal", "rss", "huey", "raw", "startup")
+SECTIONS = (
+    "enqueue",
+    "drain",
+    "latency",
+    "claim",
+    "control",
+    "wal",
+    "rss",
+    "huey",
+    "raw",
+    "startup",
+)
 
 
 class Bench:
@@ -271,6 +284,8 @@ class Bench:
                 f"{z.claim_large:,} pending", lambda d: s.lj_claim_cost(d, z.claim_large, z.claims)
             )
             lj.update(claim_1k_us=small, claim_1m_us=large, claim_1m_over_1k=large / small)
+        if self.want("control"):
+            self.control(lj)
         if self.want("wal"):
             self.log(
                 f"WAL: {z.wal_seconds:g} s of enqueue+drain, a reader holding "
@@ -309,6 +324,38 @@ class Bench:
 
             out["postgres"] = postgres_bench.run(pg_url, quick=self.sizes.rss_jobs < FULL.rss_jobs)
         return {k: v for k, v in out.items() if v}
+
+    def control(self, lj: dict[str, Any]) -> None:
+        """Job control: the drain with 10 paused queues and a limit against without (same
+        run, interleaved), and cancel → the job stops (``bench.control``)."""
+        from . import control
+
+        z = self.sizes
+        self.log(
+            f"job control: drain, 2 processes, {control.PAUSED_QUEUES} paused queues of "
+            f"{z.control_backlog:,} urgent jobs and a limit, against none (jobs/s)"
+        )
+        self.interleave(
+            [
+                (lj, "control_plain_drain_per_s", "no paused queue, no limit", _drain(z.drain)),
+                (
+                    lj,
+                    "control_drain_per_s",
+                    "paused queues + a limit",
+                    lambda d: control.lj_drain_controlled(d, z.drain, z.control_backlog),
+                ),
+            ]
+        )
+        lj["control_drain_ratio"] = lj["control_drain_per_s"] / lj["control_plain_drain_per_s"]
+        self.log(f"  ratio {lj['control_drain_ratio']:.3f}")
+        self.log(f"cancel → the running job stops (ms, {z.cancel_samples} cancels)")
+        r = control.lj_cancel_latency(self.db("cancel"), z.cancel_samples)
+        lj.update(r)
+        self.log(f"  litejobs {_kv(r)}")
+
+
+def _drain(count: int) -> Measure:
+    return lambda d: s.lj_drain(d, count)
 
 
 def _fmt(value: float) -> str:

@@ -55,8 +55,11 @@ def lj_enqueue_batch(db: Path, count: int, batch: int = 1000) -> float:
     return count / elapsed
 
 
-def lj_fill(db: Path, count: int, *, scheduled_every: int = 0) -> None:
-    """Insert ``count`` ready no-op jobs with plain SQL (fast set-up, not a measurement).
+def lj_fill(
+    db: Path, count: int, *, scheduled_every: int = 0, queue: str = "default", priority: int = 50
+) -> None:
+    """Insert ``count`` ready no-op jobs with plain SQL (fast set-up, not a measurement), in
+    ``queue`` at ``priority``.
 
     With ``scheduled_every=k``, every k-th job is instead due in a day at priority 1: the
     not-yet-due jobs that make a naive claim query walk past them.
@@ -73,9 +76,9 @@ def lj_fill(db: Path, count: int, *, scheduled_every: int = 0) -> None:
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
             "INSERT INTO background_jobs (state, handler, queue, priority, run_at, created_at, "
             "updated_at) SELECT CASE WHEN x % ? = 0 THEN 'scheduled' ELSE 'ready' END, "
-            f"{HANDLER_SQL}, 'default', CASE WHEN x % ? = 0 THEN 1 ELSE 50 END, "
+            f"{HANDLER_SQL}, ?, CASE WHEN x % ? = 0 THEN 1 ELSE ? END, "
             "CASE WHEN x % ? = 0 THEN ? ELSE ? END, ?, ? FROM c",
-            (count, k, k, k, future_s, now_s, now_s, now_s),
+            (count, k, queue, k, priority, k, future_s, now_s, now_s, now_s),
         )
     later.adapter.close()
 
@@ -283,6 +286,8 @@ def schema_insert(db: Path, count: int, batch: int = 1) -> float:
         "run_at": now,
         "max_attempts": None,
         "unique_key": None,
+        "max_runtime": None,
+        "retry": None,
         "now": now,
     }
     sql = Q["insert_job"]

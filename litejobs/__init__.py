@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import errors
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from .context import JobContext, current_job
     from .job import Job
     from .manager import JobManager, Scheduler
+    from .outcomes import Cancel, Discard, Snooze
+    from .retry import RetryPolicy
     from .scheduling import Wait
     from .worker import Worker, WorkerStats
 
@@ -31,6 +33,10 @@ _LAZY = {
     "Job": ".job",
     "JobManager": ".manager",
     "Scheduler": ".manager",
+    "Cancel": ".outcomes",
+    "Discard": ".outcomes",
+    "Snooze": ".outcomes",
+    "RetryPolicy": ".retry",
     "Worker": ".worker",
     "WorkerStats": ".worker",
 }
@@ -55,12 +61,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Adapter",
+    "Cancel",
+    "Discard",
     "FakeClock",
     "Job",
     "JobContext",
     "JobManager",
+    "RetryPolicy",
     "SQLiteAdapter",
     "Scheduler",
+    "Snooze",
     "SystemClock",
     "Worker",
     "WorkerConfig",
@@ -99,6 +109,10 @@ def enqueue(
     unique_key: str | None = None,
     unique: bool = False,
     check: bool = True,
+    max_runtime: float | timedelta | None = None,
+    retry: RetryPolicy | Sequence[float] | None = None,
+    unique_for: float | timedelta | None = None,
+    unique_states: Sequence[str] | None = None,
 ) -> int:
     """Schedule any importable function without defining a manager; returns the job id.
 
@@ -107,7 +121,8 @@ def enqueue(
     would; ``db=`` may only name that same place. Otherwise ``db`` is a SQLite path, a
     ``postgresql://`` URL or an adapter (default: ``$LITEJOBS_DB`` or the default file).
     ``check=False`` skips importing the function (for a producer without the job's code), so
-    the job's manager is not known either: ``db`` decides.
+    the job's manager is not known either: ``db`` decides. The other options are ``later``'s
+    (:class:`~litejobs.manager.Scheduler`).
     """
     from .manager import declared_scheduler
     from .scheduling import build_new_job
@@ -120,6 +135,10 @@ def enqueue(
         "max_attempts": max_attempts,
         "unique_key": unique_key,
         "unique": unique,
+        "max_runtime": max_runtime,
+        "retry": retry,
+        "unique_for": unique_for,
+        "unique_states": unique_states,
     }
     declared = declared_scheduler(job, check_import=check)
     if declared is not None:

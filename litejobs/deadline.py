@@ -1,4 +1,5 @@
-"""A job's hard timeout (``max_runtime``): a ``SIGALRM`` timer for sync code, a deadline for async.
+"""A job's hard timeout (``max_runtime``): a ``SIGALRM`` timer for sync code, a deadline for async;
+and the interruption of a job a person cancelled, through the same two doors.
 
 Only litejobs' own deadline becomes a :class:`~litejobs.errors.JobTimeoutError`. A job that raises
 the builtin ``TimeoutError`` itself (a socket, ``urllib``, ``smtplib``, its own
@@ -9,6 +10,12 @@ its alarm fires in the same instant: the handler tells "the job is running" (a f
 is executing) from "the job has returned" (only this module's frames are left). That test needs
 the job to run in Python frames of its own; for a job that is a C function (``os:system``), the
 two cannot be told apart, and an alarm in that instant still counts as a timeout.
+
+A cancel comes from another thread (the worker's keeper): it names the run to stop and sends
+``SIGALRM`` to the main thread (:func:`interrupt_main`), or cancels the async job's task
+(:meth:`AsyncRunner.cancel`). The job then sees :class:`~litejobs.errors.JobCancelledError`, never
+a :class:`~litejobs.errors.JobTimeoutError`: a cancelled job ends cancelled, not retried. The run
+is named (job id, claim time, attempt), so a signal that arrives late never stops the next job.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .errors import JobTimeoutError
+from .errors import JobCancelledError, JobTimeoutError
 
 try:  # the C function: signal.getsignal's enum conversion costs more than a no-op job
     from _signal import getsignal as _c_getsignal  # type: ignore[import-not-found]
@@ -48,6 +55,8 @@ class _Alarm:
 
     phase = _IDLE  # _ARMING: the timer is being set; _RUNNING: the job was called
     c_job = False  # the job is a C function: its return cannot be told from its running
+    run: object = None  # the run being called (set around the call)
+    cancel: object = None  # the run a cancel was asked for (set from another thread)
 
 
 def _on_alarm(signum: int, frame: types.FrameType | None) -> None:
@@ -56,7 +65,16 @@ def _on_alarm(signum: int, frame: types.FrameType | None) -> None:
         return  # no job is running: a late alarm, after the job returned
     if phase == _RUNNING and not _Alarm.c_job and frame is not None and frame.f_code in _OURS:
         return  # only our frames are left: the job returned the instant the alarm fired
+    if _Alarm.cancel is not None and _Alarm.cancel == _Alarm.run:
+        raise JobCancelledError("cancelled while running")
     raise JobTimeoutError("timed out")
+
+
+def interrupt_main(run: object) -> None:
+    """From another thread: stop ``run`` (the sync job in the main thread) with
+    :class:`JobCancelledError`, if it is the one running (checked by the handler)."""
+    _Alarm.cancel = run
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGALRM)
 
 
 def _invoke(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], limit: float) -> Any:
@@ -68,16 +86,25 @@ def _invoke(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], l
 
 
 def call_with_alarm(
-    func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], limit: float
+    func: Callable[..., Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    limit: float,
+    run: object = None,
 ) -> Any:
     """Call ``func`` in the main thread with a ``SIGALRM`` after ``limit`` seconds (the
-    handler must be installed: :func:`install_alarm_handler`)."""
+    handler must be installed: :func:`install_alarm_handler`); ``run`` names this run for
+    :func:`interrupt_main`."""
     _Alarm.c_job = isinstance(func, types.BuiltinFunctionType)
+    _Alarm.run = run
     try:
         return _invoke(func, args, kwargs, limit)
     finally:
         _Alarm.phase = _IDLE  # before disarming: an alarm in between is a late one
         signal.setitimer(signal.ITIMER_REAL, 0)
+        _Alarm.run = None
+        if _Alarm.cancel == run:
+            _Alarm.cancel = None  # carried out (or too late): never meant for another run
 
 
 _OURS = frozenset({_invoke.__code__, call_with_alarm.__code__})
@@ -100,8 +127,12 @@ def install_alarm_handler() -> Any:
     return previous if previous is not None else signal.SIG_DFL
 
 
-async def bounded(awaitable: Awaitable[Any], limit: float) -> Any:
+async def bounded(
+    awaitable: Awaitable[Any], limit: float, cancelled: Callable[[], bool] | None = None
+) -> Any:
     """Await ``awaitable`` for at most ``limit`` seconds; past that, :class:`JobTimeoutError`.
+    A cancellation of the task that ``cancelled()`` says was a person's cancel becomes
+    :class:`JobCancelledError`.
 
     ``asyncio.wait_for`` would turn both our deadline and the job's own ``TimeoutError`` into
     the same exception; :func:`asyncio.timeout` says which one it was.
@@ -114,6 +145,10 @@ async def bounded(awaitable: Awaitable[Any], limit: float) -> Any:
         if deadline.expired():
             raise JobTimeoutError("timed out") from None
         raise  # the job's own TimeoutError
+    except asyncio.CancelledError:
+        if cancelled is not None and cancelled():
+            raise JobCancelledError("cancelled while running") from None
+        raise
 
 
 class AsyncRunner:
@@ -128,9 +163,12 @@ class AsyncRunner:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._helper: ThreadPoolExecutor | None = None
+        self._task: tuple[asyncio.Task[Any], object] | None = None  # the run on our loop now
+        self._cancel: object = None  # the run a cancel was asked for
 
-    def run(self, awaitable: Awaitable[Any], limit: float) -> Any:
-        coroutine = bounded(awaitable, limit)
+    def run(self, awaitable: Awaitable[Any], limit: float, run: object = None) -> Any:
+        """Run to completion; ``run`` names it for :meth:`cancel`."""
+        coroutine = bounded(awaitable, limit, lambda: run is not None and self._cancel == run)
         if _loop_running_here():
             if self._helper is None:
                 self._helper = ThreadPoolExecutor(1, thread_name_prefix="litejobs-async")
@@ -139,7 +177,25 @@ class AsyncRunner:
         loop = self._loop
         if loop is None or loop.is_closed():
             loop = self._loop = asyncio.new_event_loop()
-        return loop.run_until_complete(coroutine)
+        task = loop.create_task(coroutine)
+        self._task = (task, run)
+        try:
+            return loop.run_until_complete(task)
+        finally:
+            self._task = None
+            self._cancel = None
+
+    def cancel(self, run: object) -> bool:
+        """From another thread: cancel ``run`` if it is the coroutine running on our loop."""
+        current, loop = self._task, self._loop
+        if current is None or loop is None or current[1] != run:
+            return False
+        self._cancel = run
+        try:
+            loop.call_soon_threadsafe(current[0].cancel)
+        except RuntimeError:  # the loop was closed meanwhile: nothing runs on it
+            return False
+        return True
 
     def close(self) -> None:
         if self._loop is not None:

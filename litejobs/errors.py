@@ -61,6 +61,11 @@ class JobNotFoundError(LiteJobsError):
     """No job with the given id exists."""
 
 
+class JobRunningError(ValidationError):
+    """The request would pull a job from under the worker running it (``delete`` of a running
+    job): cancel it first, or force it."""
+
+
 class StorageError(LiteJobsError):
     """The storage backend is unavailable: missing directory, read-only, corrupt or locked.
 
@@ -92,6 +97,15 @@ class JobTimeoutError(BaseException):
     Derives from ``BaseException``, like ``KeyboardInterrupt`` and ``asyncio.CancelledError``:
     a job's own ``except Exception:`` around slow work must not swallow its timeout and be
     recorded as a success. The executor records it as the job's error (``timed out after N s``).
+    """
+
+
+class JobCancelledError(BaseException):
+    """Raised inside a running job whose cancellation a person asked for (``litejobs cancel``).
+
+    A ``BaseException`` for the reason :class:`JobTimeoutError` is one: a job's own ``except
+    Exception:`` must not swallow it. A class of its own, so a cancelled job is never taken for
+    a timed-out one: it ends ``cancelled``, not retried.
     """
 
 

@@ -6,6 +6,13 @@ Nor does it let a hook's: whatever a lifecycle hook raises (``SystemExit`` and
 ``KeyboardInterrupt`` included) is logged and changes nothing. Only the worker's own stop-now
 (:class:`~litejobs.errors.StopNow`) goes through, and a ``KeyboardInterrupt`` from the job itself
 (as before: the job was interrupted, its worker stops).
+
+A job may choose its outcome (:mod:`litejobs.outcomes`): ``Discard`` fails it for good,
+``Snooze`` asks to run again later uncounted, ``Cancel`` ends it cancelled; and a person's cancel
+interrupts it (:meth:`Executor.interrupt`, from the worker's keeper thread) with
+:class:`~litejobs.errors.JobCancelledError`. Hooks: ``after_perform`` always (with the error, the
+snooze or the cancel), then ``after_success``, ``after_failure`` (errors, timeouts, discards) or
+``after_cancel``; a snooze is neither a success nor a failure.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
 
 from .adapters.base import ClaimedJob
 from .context import JobContext, _current
@@ -28,11 +35,16 @@ from .deadline import (
     call_with_alarm,
     fast_getsignal,
     install_alarm_handler,
+    interrupt_main,
 )
-from .errors import HandlerNotFoundError, JobTimeoutError, StopNow
+from .errors import HandlerNotFoundError, JobCancelledError, JobTimeoutError, StopNow
 from .handler import decode_handler, import_context, resolve
 from .hooknames import HOOK_NAMES as HOOK_NAMES  # re-exported: the worker imports them here
 from .hooknames import Hook as Hook
+from .outcomes import Cancel, Discard, Snooze
+
+#: What ended a run other than success or an error: the job's choice, or a person's cancel.
+Directive = Literal["discarded", "snoozed", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +56,13 @@ class Execution:
     duration: float
     exception: BaseException | None = None
     timed_out: bool = False
+    directive: Directive | None = None
+    snooze: float = 0.0  # seconds, for a snoozed run
+
+
+def run_of(job: ClaimedJob) -> tuple[int, float, int]:
+    """What names one run of a job: a signal meant for it never stops another run."""
+    return (job.id, job.locked_at, job.attempts)
 
 
 def format_error(exc: BaseException) -> str:
@@ -53,6 +72,13 @@ def format_error(exc: BaseException) -> str:
     head = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     tb = "".join(traceback.format_exception(exc))
     return f"{head}\n\n{tb}"
+
+
+def _plain_call(
+    func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], limit: float, run: object
+) -> Any:
+    """Call ``func`` with no timer (off the main thread: the watchdog is the only bound)."""
+    return func(*args, **kwargs)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -82,6 +108,21 @@ class Executor:
         self._async = AsyncRunner()
         self._is_async: dict[Callable[..., Any], bool] = {}
         self._previous: dict[int, Any] = {}  # signal -> the handler to restore in close()
+        self._calling: tuple[object, bool] | None = None  # the run in the job's call, timer
+
+    def interrupt(self, job: ClaimedJob) -> bool:
+        """From another thread: stop ``job``'s run with :class:`JobCancelledError` if it is in
+        its call now. ``False``: it is not (between calls, in a hook, finished), or it cannot
+        be (a sync job in a thread other than the main one): ask again later."""
+        calling, run = self._calling, run_of(job)
+        if calling is None or calling[0] != run:
+            return False
+        if self._async.cancel(run):
+            return True
+        if calling[1]:
+            interrupt_main(run)
+            return True
+        return False
 
     def close(self) -> None:
         self._async.close()
@@ -123,8 +164,9 @@ class Executor:
         token = _current.set(ctx)
         try:
             self._run_hooks(hooks, "before_perform", ctx, max_runtime)
+            self._calling = (run_of(job), timer)
             try:
-                self._call(func, args, kwargs, max_runtime, timer)
+                self._call(func, args, kwargs, max_runtime, timer, self._calling[0])
             except SystemExit as exc:
                 # The job's own sys.exit() (a CLI's main() reused as a job, say): the worker's
                 # stop-now is a StopNow, so this never stops the worker. Exit status 0/None is
@@ -134,7 +176,9 @@ class Executor:
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     raise  # the worker is being stopped now
-                return self._failed(hooks, ctx, exc, start, max_runtime)
+                return self._ended(hooks, ctx, exc, start, max_runtime)
+            finally:
+                self._calling = None
             self._run_hooks(hooks, "after_perform", ctx, max_runtime)
             self._run_hooks(hooks, "after_success", ctx, max_runtime)
             return Execution(True, None, time.perf_counter() - start)
@@ -150,6 +194,27 @@ class Executor:
         if fast_getsignal(signal.SIGINT) is signal.default_int_handler:
             self._previous.setdefault(signal.SIGINT, signal.signal(signal.SIGINT, _interrupt))
 
+    def _ended(
+        self,
+        hooks: Mapping[str, Sequence[Hook]],
+        ctx: JobContext,
+        exc: BaseException,
+        start: float,
+        max_runtime: float,
+    ) -> Execution:
+        """The job's call raised: an outcome it chose, a person's cancel, or a failure."""
+        if isinstance(exc, Snooze):
+            self._run_hooks(hooks, "after_perform", replace(ctx, error=exc), max_runtime)
+            duration = time.perf_counter() - start
+            return Execution(False, None, duration, exc, directive="snoozed", snooze=exc.seconds)
+        if isinstance(exc, Cancel | JobCancelledError):
+            cancelled = replace(ctx, error=exc)
+            self._run_hooks(hooks, "after_perform", cancelled, max_runtime)
+            self._run_hooks(hooks, "after_cancel", cancelled, max_runtime)
+            duration = time.perf_counter() - start
+            return Execution(False, format_error(exc), duration, exc, directive="cancelled")
+        return self._failed(hooks, ctx, exc, start, max_runtime)
+
     def _failed(
         self,
         hooks: Mapping[str, Sequence[Hook]],
@@ -158,7 +223,8 @@ class Executor:
         start: float,
         max_runtime: float,
     ) -> Execution:
-        """A job error (or timeout): run the failure hooks, describe it for ``last_error``.
+        """A job error (or timeout, or discard): run the failure hooks, describe it for
+        ``last_error``.
 
         Only litejobs' own deadline is a timeout; a ``TimeoutError`` the job raised is its
         own error, recorded (and given to the hooks) as it is.
@@ -170,7 +236,9 @@ class Executor:
         self._run_hooks(hooks, "after_perform", failed, max_runtime)
         self._run_hooks(hooks, "after_failure", failed, max_runtime)
         error = format_error(exc) if not timed_out else f"JobTimeoutError: {exc}"
-        return Execution(False, error, time.perf_counter() - start, exc, timed_out)
+        directive: Directive | None = "discarded" if isinstance(exc, Discard) else None
+        duration = time.perf_counter() - start
+        return Execution(False, error, duration, exc, timed_out, directive)
 
     def _call(
         self,
@@ -179,17 +247,19 @@ class Executor:
         kwargs: dict[str, Any],
         limit: float,
         timer: bool,
+        run: object = None,
     ) -> None:
         is_async = self._is_async.get(func)
         if is_async is None:
             is_async = self._is_async[func] = inspect.iscoroutinefunction(func)
         if is_async:
-            self._async.run(func(*args, **kwargs), limit)
+            self._async.run(func(*args, **kwargs), limit, run)
             return
         started = time.monotonic()
-        result = call_with_alarm(func, args, kwargs, limit) if timer else func(*args, **kwargs)
+        call = call_with_alarm if timer else _plain_call
+        result = call(func, args, kwargs, limit, run)
         if result is not None and inspect.isawaitable(result):  # sync fn returned a coroutine
-            self._async.run(result, max(limit - (time.monotonic() - started), 1e-3))
+            self._async.run(result, max(limit - (time.monotonic() - started), 1e-3), run)
 
     def _hooks_for(self, path: str) -> dict[str, list[Hook]]:
         own = self._job_hooks(path) if self._job_hooks else {}

@@ -12,5 +12,5 @@ from typing import Any
 
 from .context import JobContext
 
-HOOK_NAMES = ("before_perform", "after_perform", "after_success", "after_failure")
+HOOK_NAMES = ("before_perform", "after_perform", "after_success", "after_failure", "after_cancel")
 Hook = Callable[[JobContext], Any]

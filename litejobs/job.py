@@ -1,13 +1,20 @@
-"""Job definitions: a function plus its defaults (queue, priority, max attempts)."""
+"""Job definitions: a function plus its defaults (queue, priority, attempts, timeout, retry policy,
+uniqueness)."""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from .handler import callable_path
+from .retry import RetryPolicy
+
+#: A retry policy as given: a :class:`RetryPolicy`, a list of intervals (s), or a function
+#: ``attempts -> seconds``.
+RetrySpec = RetryPolicy | Sequence[float] | Callable[[int], float]
 
 
 @dataclass(eq=False)
@@ -24,6 +31,10 @@ class Job:
     name: str = ""
     adapter: str | None = None
     hooks: dict[str, list[Callable[..., Any]]] = field(default_factory=dict, repr=False)
+    max_runtime: float | timedelta | None = None
+    retry: RetryPolicy | None = None  # the decorator's policy (a function is fine: not stored)
+    unique_for: float | timedelta | None = None
+    unique_states: Sequence[str] | None = None
     _path: str | None = field(default=None, repr=False)
     #: Marks a job definition for :func:`litejobs.handler.resolve` (which unwraps ``func``)
     #: without that lower layer importing this module.

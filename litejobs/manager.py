@@ -8,24 +8,52 @@ import logging
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, overload
 
-from .adapters.base import Adapter, NewJob
+from .adapters.base import Adapter, JobState, NewJob
 from .clock import Clock
 from .config import WorkerConfig
-from .errors import ConfigurationError, UnimportableJobError, UnknownAdapterError
+from .errors import (
+    ConfigurationError,
+    JobNotFoundError,
+    UnimportableJobError,
+    UnknownAdapterError,
+    ValidationError,
+)
 from .hooknames import HOOK_NAMES, Hook
-from .job import Job
+from .job import Job, RetrySpec
 from .recurring import Recurring, Ticker, check_cron, parse_timezone
+from .retry import RetryPolicy, as_policy
 from .scheduling import (
     JobRef,
     Wait,
     build_job_batch,
     build_new_job,
+    check_job_id,
+    check_max_attempts,
+    check_max_runtime,
     check_priority,
     check_queue,
+    check_unique_for,
+    check_unique_states,
+    check_whole,
     resolve_job_ref,
+)
+
+#: The options ``@jobs.job(...)`` / ``jobs.create_job(...)`` take besides hooks.
+JOB_OPTIONS = (
+    "queue",
+    "priority",
+    "max_attempts",
+    "max_runtime",
+    "retry",
+    "unique_for",
+    "unique_states",
+    "name",
+    "adapter",
+    "cron",
+    "timezone",
 )
 
 if TYPE_CHECKING:  # the runtime is imported by worker(): listing or enqueueing never needs it
@@ -33,7 +61,12 @@ if TYPE_CHECKING:  # the runtime is imported by worker(): listing or enqueueing 
 
 
 class Scheduler:
-    """``later(job, args, wait=..., wait_until=..., queue=..., priority=...) -> job id``."""
+    """``later(job, args, wait=..., wait_until=..., queue=..., priority=...) -> job id``.
+
+    Per call: ``max_attempts``, ``max_runtime`` (s or a timedelta), ``retry`` (a list of
+    intervals or a :class:`~litejobs.retry.RetryPolicy` without a function: stored with the
+    job), ``unique_key`` / ``unique=True``, ``unique_for`` and ``unique_states``.
+    """
 
     def __init__(self, manager: JobManager, adapter: Adapter, name: str | None = None) -> None:
         self.manager = manager
@@ -60,6 +93,10 @@ class Scheduler:
         max_attempts: int | None = None,
         unique_key: str | None = None,
         unique: bool = False,
+        max_runtime: float | timedelta | None = None,
+        retry: RetryPolicy | Sequence[float] | None = None,
+        unique_for: float | timedelta | None = None,
+        unique_states: Sequence[JobState] | None = None,
     ) -> int:
         new = self.build(
             job,
@@ -72,6 +109,10 @@ class Scheduler:
             max_attempts=max_attempts,
             unique_key=unique_key,
             unique=unique,
+            max_runtime=max_runtime,
+            retry=retry,
+            unique_for=unique_for,
+            unique_states=unique_states,
         )
         if self.manager.inline is not None:  # litejobs.testing.inline(): run it now instead
             return self.manager.inline(new)
@@ -105,7 +146,9 @@ class JobManager:
     """Holds adapters, declared queues, worker groups and job definitions.
 
     ``queues=None`` accepts any queue name; a list makes scheduling to any other queue an
-    :class:`~litejobs.errors.UnknownQueueError`.
+    :class:`~litejobs.errors.UnknownQueueError`. ``queue_limits={"email": 2}``: at most that many
+    of a queue's jobs held (reserved or running) at once, across every worker and host; the
+    workers of this app write them to storage when they start (``None`` removes a limit).
     """
 
     def __init__(
@@ -116,6 +159,7 @@ class JobManager:
         workers: Sequence[WorkerConfig] | None = None,
         *,
         clock: Clock | None = None,
+        queue_limits: Mapping[str, int | None] | None = None,
     ) -> None:
         if adapters is None:
             from .adapters import adapter_for_url
@@ -142,6 +186,10 @@ class JobManager:
             self.adapter(config.adapter)  # validate names early
             for queue in config.queues or ():
                 check_queue(queue, self.queues)
+        self.queue_limits: dict[str, int | None] = {
+            check_queue(queue, self.queues): _check_limit(queue, limit)
+            for queue, limit in (queue_limits or {}).items()
+        }
         self.jobs: dict[str, Job] = {}
         self.hooks: dict[str, list[Hook]] = {name: [] for name in HOOK_NAMES}
         self.schedules: dict[str, Recurring] = {}
@@ -173,7 +221,8 @@ class JobManager:
     def job(
         self, func: Callable[..., Any] | None = None, /, **options: Any
     ) -> Job | Callable[[Callable[..., Any]], Job]:
-        """Decorator: ``@jobs.job`` or ``@jobs.job(queue="email", priority=1, max_attempts=5)``."""
+        """Decorator: ``@jobs.job`` or ``@jobs.job(queue="email", priority=1, max_attempts=5,
+        max_runtime=30, retry=[10, 60], unique_for=3600)``; see :meth:`create_job`."""
         if func is not None:
             return self.create_job(perform=func, **options)
         return lambda f: self.create_job(perform=f, **options)
@@ -189,19 +238,21 @@ class JobManager:
         adapter: str | None = None,
         cron: str | None = None,
         timezone: str | None = None,
+        max_runtime: float | timedelta | None = None,
+        retry: RetrySpec | None = None,
+        unique_for: float | timedelta | None = None,
+        unique_states: Sequence[JobState] | None = None,
         **hooks: Hook | Sequence[Hook],
     ) -> Job:
-        """Register ``perform`` as a job with its defaults (validated now, not at first use)."""
-        check_queue(queue, self.queues)
-        check_priority(priority)
-        if adapter is not None:
-            self.adapter(adapter)
-        unknown = set(hooks) - set(HOOK_NAMES)
-        if unknown:
-            raise ConfigurationError(
-                f"unknown job option(s) {', '.join(sorted(unknown))}; hooks are "
-                f"{', '.join(HOOK_NAMES)}"
-            )
+        """Register ``perform`` as a job with its defaults (validated now, not at first use).
+
+        ``max_runtime``: its own hard timeout (s or a timedelta), stored with each job;
+        ``retry``: its own :class:`~litejobs.retry.RetryPolicy`, a list of intervals or a
+        function ``attempts -> seconds``; ``unique_for``: enqueues of the same function and
+        arguments within that time return the first job (``unique_states``: which finished
+        states also hold the key; default succeeded). Per call, ``later(...)`` overrides them.
+        """
+        self._check_job_options(hooks, queue, priority, max_attempts, adapter)
         job = Job(
             func=perform,
             queue=queue,
@@ -210,6 +261,10 @@ class JobManager:
             name=name or "",
             adapter=adapter,
             hooks={k: [v] if callable(v) else list(v) for k, v in hooks.items()},
+            max_runtime=None if max_runtime is None else check_max_runtime(max_runtime),
+            retry=None if retry is None else _policy(retry),
+            unique_for=None if unique_for is None else check_unique_for(unique_for),
+            unique_states=None if unique_states is None else check_unique_states(unique_states),
         )
         # A job in a script run as __main__ can still be defined and performed inline;
         # scheduling it will say why no worker could run it.
@@ -221,6 +276,27 @@ class JobManager:
         elif timezone is not None:
             raise ConfigurationError("timezone= only applies with cron=...")
         return job
+
+    def _check_job_options(
+        self,
+        hooks: Mapping[str, Any],
+        queue: str,
+        priority: int,
+        max_attempts: int | None,
+        adapter: str | None,
+    ) -> None:
+        unknown = set(hooks) - set(HOOK_NAMES)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown job option(s) {', '.join(sorted(unknown))}; the options are "
+                f"{', '.join(JOB_OPTIONS)}, and the hooks {', '.join(HOOK_NAMES)}"
+            )
+        check_queue(queue, self.queues)
+        check_priority(priority)
+        if max_attempts is not None:
+            check_max_attempts(max_attempts)
+        if adapter is not None:
+            self.adapter(adapter)
 
     def recurring(
         self,
@@ -299,6 +375,31 @@ class JobManager:
         job = self.jobs.get(path)
         return job.hooks if job is not None else {}
 
+    def job_retry(self, path: str) -> RetryPolicy | None:
+        """The retry policy of the job declared at ``path`` (its decorator's), if it has one."""
+        job = self.jobs.get(path)
+        return job.retry if job is not None else None
+
+    # -- job control ------------------------------------------------------------------------
+    def cancel(self, job_id: int, *, adapter: str | None = None) -> JobState:
+        """Cancel a job: one that has not started never starts; a running one is stopped by
+        its worker within about a second (its ``after_cancel`` hooks run there). Returns the
+        state the job was in (``failed``, ``succeeded``, ``cancelled``: finished, nothing was
+        done); an unknown id is a :class:`~litejobs.errors.JobNotFoundError`."""
+        state = self.adapter(adapter).cancel(check_job_id(job_id))
+        if state is None:
+            raise JobNotFoundError(f"no job with id {job_id}; `litejobs list` shows the ids")
+        return state
+
+    def pause(self, queue: str, *, adapter: str | None = None) -> bool:
+        """No worker on any host claims ``queue``'s jobs until :meth:`resume` (running jobs
+        finish); stored, so it outlives restarts. ``False``: it was paused already."""
+        return self.adapter(adapter).pause(check_queue(queue, self.queues))
+
+    def resume(self, queue: str, *, adapter: str | None = None) -> bool:
+        """Let workers claim ``queue``'s jobs again. ``False``: it was not paused."""
+        return self.adapter(adapter).resume(check_queue(queue, self.queues))
+
     # -- scheduling -------------------------------------------------------------------------
     def create_scheduler(self, adapter: str | None = None) -> Scheduler:
         """A ``later`` function bound to one adapter."""
@@ -327,6 +428,8 @@ class JobManager:
             worker_id=worker_id,
             hooks=self.hooks,
             job_hooks=self.job_hooks,
+            job_retry=self.job_retry,
+            queue_limits=self.queue_limits,
             ticker=kwargs.pop("ticker", None) or self.ticker(config.adapter),
             **kwargs,
         )
@@ -335,6 +438,20 @@ class JobManager:
         """Run every job eligible now in this process (under a free worker name), then return
         what happened."""
         return self.worker(config, **kwargs).run(workoff=True)
+
+
+def _check_limit(queue: str, limit: Any) -> int | None:
+    if limit is None:
+        return None
+    try:
+        return check_whole(limit, f"queue_limits[{queue!r}]", 1, 2**31 - 1)
+    except ValidationError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def _policy(retry: RetrySpec) -> RetryPolicy:
+    """The decorator's retry policy, checked now (a bad list fails at import, not at 3 a.m.)."""
+    return as_policy(retry)
 
 
 def declared_scheduler(job: JobRef, *, check_import: bool = True) -> Scheduler | None:

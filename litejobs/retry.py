@@ -1,17 +1,23 @@
 """How long a job waits before its next attempt: one :class:`RetryPolicy`, used everywhere.
 
 The worker (after a job raises), the watchdog (after a job ignored its timeout) and
-:mod:`litejobs.testing` all ask the same object, so a test and production can never disagree on
-when a retry runs. The default is the seeds' rule, ``attempts ** 4`` seconds after attempt
+:mod:`litejobs.testing` (which runs jobs through the worker) all ask the same object, so a test and
+production can never disagree on when a retry runs. Which policy: the one stored with the job
+(``later(..., retry=[10, 60])``: data only), else the job's decorator's (``@jobs.job(retry=...)``:
+a function too), else its worker group's (``WorkerConfig(retry=...)``). The default is the seeds'
+rule, ``attempts ** 4`` seconds after attempt
 ``attempts`` (1, 16, 81, 256 s ...), capped so that a job with a huge ``max_attempts`` can never
 be given a run time storage cannot hold.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from .errors import LiteJobsError
 
 #: The longest delay any policy may give (one year): ``attempts ** 4`` passes it at attempt 75.
 MAX_DELAY = 365 * 86_400.0
@@ -64,6 +70,34 @@ class RetryPolicy:
             return value if _seconds_ok(value) else MAX_DELAY
         # Python ints never overflow, but a float of 10**400 would: cap before converting.
         return float(min(attempts**4, int(MAX_DELAY)))
+
+    def to_data(self) -> str:
+        """The policy as JSON text, to be stored with a job (``later(..., retry=...)``): only
+        what is data -- intervals and jitter; a function cannot be stored."""
+        from .errors import ValidationError
+
+        if self.delay is not None:
+            raise ValidationError(
+                "a retry function cannot be stored with a job; give it on the decorator "
+                "(@jobs.job(retry=fn)) or the worker group (WorkerConfig(retry=fn)), or pass "
+                "a list of intervals here"
+            )
+        data: dict[str, object] = {}
+        if self.intervals is not None:
+            data["intervals"] = [float(s) for s in self.intervals]
+        if self.jitter:
+            data["jitter"] = self.jitter
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_data(cls, text: str) -> RetryPolicy:
+        """The policy :meth:`to_data` stored; an unreadable one is the default (a bad row
+        must not stop a worker)."""
+        try:
+            data = json.loads(text)
+            return cls(intervals=data.get("intervals"), jitter=float(data.get("jitter", 0.0)))
+        except (ValueError, TypeError, AttributeError, LiteJobsError):
+            return DEFAULT_RETRY
 
 
 def _seconds_ok(value: object) -> bool:

@@ -12,8 +12,17 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from datetime import datetime, timedelta
 from typing import Any
 
-from .adapters.base import JobBatch, JobRun, NewJob, compact_json
+from .adapters.base import (
+    ACTIVE_STATES,
+    JOB_STATES,
+    JobBatch,
+    JobRun,
+    JobState,
+    NewJob,
+    compact_json,
+)
 from .arguments import check_arguments, job_function, positional_range
+from .config import MAX_RUNTIME_LIMIT
 from .errors import (
     ArgumentsError,
     InvalidPriorityError,
@@ -23,10 +32,13 @@ from .errors import (
     ValidationError,
 )
 from .handler import callable_path, encode_handler, resolve
-from .job import Job
+from .job import Job, RetrySpec
+from .retry import as_policy
 
 JobRef = Job | Callable[..., Any] | str
 Wait = float | int | timedelta
+#: The finished states a unique key held for a period counts by default (as Oban's default).
+DEFAULT_UNIQUE_STATES: tuple[JobState, ...] = ("succeeded",)
 
 
 def check_priority(priority: Any) -> int:
@@ -82,6 +94,70 @@ def check_limit(limit: Any) -> int:
 
 def check_max_attempts(max_attempts: Any) -> int:
     return check_whole(max_attempts, "max_attempts", 1, MAX_ATTEMPTS_LIMIT)
+
+
+def _seconds(value: Any, what: str) -> float:
+    """A number of seconds (or a ``timedelta``), finite and more than 0."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or seconds <= 0
+    ):
+        raise ValidationError(f"{what} must be more than 0 seconds (or a timedelta), got {value!r}")
+    return float(seconds)
+
+
+def check_max_runtime(value: Any) -> float:
+    """A job's own hard timeout: more than 0, at most 10 years (the timer's bound)."""
+    seconds = _seconds(value, "max_runtime")
+    if seconds > MAX_RUNTIME_LIMIT:
+        raise ValidationError(
+            f"max_runtime must be at most {MAX_RUNTIME_LIMIT:g} s (10 years), got {value!r}; "
+            "for 'no limit', give a long time"
+        )
+    return seconds
+
+
+def check_unique_for(value: Any) -> float:
+    """How long a unique key stays held after enqueue: more than 0, at most ~292 years."""
+    seconds = _seconds(value, "unique_for")
+    if seconds > LATEST_RUN_AT:
+        raise ValidationError(f"unique_for is past the last storable time, got {value!r}")
+    return seconds
+
+
+def check_unique_states(states: Any) -> tuple[JobState, ...]:
+    """Which states hold a key for its period. Active states always hold it (one active job per
+    key, the unique index): naming some of them but not all would promise what cannot be."""
+    names = (states,) if isinstance(states, str) else tuple(states)
+    unknown = [s for s in names if s not in JOB_STATES]
+    if unknown:
+        raise ValidationError(
+            f"unknown state(s) in unique_states: {', '.join(map(repr, unknown))}; "
+            f"use {', '.join(JOB_STATES)}"
+        )
+    active = [s for s in names if s in ACTIVE_STATES]
+    if active and len(set(active)) < len(ACTIVE_STATES):
+        raise ValidationError(
+            f"unique_states names {', '.join(active)} but not every active state: a key is "
+            f"always held while its job is {', '.join(ACTIVE_STATES)} (one active job per key); "
+            "list which finished states also hold it: succeeded, failed, cancelled"
+        )
+    return tuple(s for s in names if s not in ACTIVE_STATES)
+
+
+def retry_data(value: RetrySpec | None) -> str | None:
+    """A per-call retry policy as data to store with the job (a function cannot be)."""
+    from .errors import ConfigurationError
+
+    if value is None:
+        return None
+    try:
+        return as_policy(value).to_data()
+    except ConfigurationError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 def check_queue(queue: Any, allowed: Collection[str] | None) -> str:
@@ -192,8 +268,16 @@ def build_new_job(
     unique: bool = False,
     allowed_queues: Collection[str] | None = None,
     check_import: bool = True,
+    max_runtime: float | timedelta | None = None,
+    retry: RetrySpec | None = None,
+    unique_for: float | timedelta | None = None,
+    unique_states: Sequence[str] | None = None,
 ) -> NewJob:
-    """Validate everything and build the row to store; raises a ValidationError subclass."""
+    """Validate everything and build the row to store; raises a ValidationError subclass.
+
+    Options not given come from the job's decorator (``@jobs.job(...)``), if it has one. A
+    retry policy given here is stored with the job, so it must be data (intervals, jitter).
+    """
     name, path, definition = resolve_job_ref(job, check_import=check_import)
     if args is not None and (isinstance(args, str | bytes | Mapping) or not _is_seq(args)):
         raise SerializationError(
@@ -210,7 +294,13 @@ def build_new_job(
         max_attempts = definition.max_attempts
     if max_attempts is not None:
         check_max_attempts(max_attempts)
+    if definition is not None:
+        max_runtime = definition.max_runtime if max_runtime is None else max_runtime
+        unique_for = definition.unique_for if unique_for is None else unique_for
+        unique_states = definition.unique_states if unique_states is None else unique_states
     handler = _handler_json(name, path, list(args or ()), dict(kwargs) if kwargs else None)
+    if unique_for is not None:
+        unique = True  # held for a period: the key is the function and arguments unless given
     if unique and unique_key is None:
         body = json.dumps([path, list(args or ()), dict(kwargs or {})], sort_keys=True)
         import hashlib  # here: loading OpenSSL costs every CLI command ~4 ms at start-up
@@ -227,11 +317,25 @@ def build_new_job(
         run_at=run_at_for(now, wait, wait_until),
         max_attempts=max_attempts,
         unique_key=unique_key,
+        max_runtime=None if max_runtime is None else check_max_runtime(max_runtime),
+        retry=retry_data(retry),
+        unique_for=None if unique_for is None else check_unique_for(unique_for),
+        unique_states=_unique_states(unique_for, unique_states),
     )
     func = _function_of(job, definition, check_import)
     if func is not None:  # last: a bad option or an unstorable value is the first thing to fix
         check_arguments(func, args or (), kwargs, name)
     return new
+
+
+def _unique_states(
+    unique_for: float | timedelta | None, states: Sequence[str] | None
+) -> tuple[JobState, ...] | None:
+    if unique_for is None:
+        if states is not None:
+            raise ValidationError("unique_states only applies with unique_for=...")
+        return None
+    return DEFAULT_UNIQUE_STATES if states is None else check_unique_states(states)
 
 
 def _function_of(job: JobRef, definition: Job | None, imported: bool) -> Callable[..., Any] | None:
@@ -290,18 +394,46 @@ def build_job_batch(
     only has its arguments type-checked and collected: a run of consecutive items of one job
     is then JSON-encoded by one call (:class:`JobRun`). That, and storing a run with one
     statement, is what takes a batch enqueue past 100k jobs/s (``scripts/bench``); with
-    ``unique``, ``unique_key`` or ``kwargs`` each item is built on its own (a list).
+    ``unique``, ``unique_key``, ``unique_for`` or ``kwargs`` (given here, or a unique key from a
+    job's decorator) each item is built on its own (a list).
     """
-    if options.get("unique") or options.get("unique_key") is not None or "kwargs" in options:
-        rows: list[NewJob] = []
-        for index, (job, args) in enumerate(_pairs(calls)):
-            try:
-                rows.append(
-                    build_new_job(job, args, now=now, allowed_queues=allowed_queues, **options)
-                )
-            except (SerializationError, ArgumentsError) as exc:
-                raise _item_error(exc, index, job) from None
-        return rows
+    items = list(_pairs(calls))
+    if any(options.get(k) for k in ("unique", "unique_key", "unique_for")) or "kwargs" in options:
+        return _build_items(items, now, allowed_queues, options)
+    try:
+        return _build_runs(items, now, allowed_queues, options)
+    except _KeyedItems:
+        return _build_items(items, now, allowed_queues, options)
+
+
+class _KeyedItems(Exception):
+    """A job of the batch carries a unique key of its own (its decorator's ``unique_for``):
+    its items cannot share a template."""
+
+
+def _build_items(
+    items: list[tuple[JobRef, Sequence[Any] | None]],
+    now: float,
+    allowed_queues: Collection[str] | None,
+    options: dict[str, Any],
+) -> list[NewJob]:
+    """Each item validated and built on its own."""
+    rows: list[NewJob] = []
+    for index, (job, args) in enumerate(items):
+        try:
+            rows.append(build_new_job(job, args, now=now, allowed_queues=allowed_queues, **options))
+        except (SerializationError, ArgumentsError) as exc:
+            raise _item_error(exc, index, job) from None
+    return rows
+
+
+def _build_runs(
+    items: list[tuple[JobRef, Sequence[Any] | None]],
+    now: float,
+    allowed_queues: Collection[str] | None,
+    options: dict[str, Any],
+) -> JobBatch:
+    """Items as runs of one job sharing a template (see :func:`build_job_batch`)."""
     templates: dict[int, tuple[JobRef, NewJob, str, tuple[float, float]]] = {}
     runs: list[JobRun] = []
     run_job: Any = _NO_JOB
@@ -327,7 +459,7 @@ def build_job_batch(
             raise
         runs.append(JobRun(template, head, "}", pending, items))
 
-    for index, (job, args) in enumerate(_pairs(calls)):
+    for index, (job, args) in enumerate(items):
         if job is not run_job:
             close_run()
             known = templates.get(id(job))
@@ -338,6 +470,8 @@ def build_job_batch(
                     )
                 except (SerializationError, ArgumentsError) as exc:
                     raise _item_error(exc, index, job) from None
+                if first.unique_key is not None:
+                    raise _KeyedItems
                 name, path = _name_path(first)
                 prefix = _encode_json({"name": name, "path": path})[:-1] + ',"args":'
                 known = templates[id(job)] = (job, first, prefix, _batch_arity(job))

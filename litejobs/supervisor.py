@@ -365,7 +365,11 @@ class Supervisor:
             return
         how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
         if code == EXIT_STUCK:
-            logger.warning("%s abandoned a job stuck past its timeout; replacing it", slot.title)
+            logger.warning(
+                "%s abandoned a job that did not stop (past its timeout, or cancelled); "
+                "replacing it",
+                slot.title,
+            )
         else:
             logger.error("%s died (%s)", slot.title, how)
         if self.workoff:
@@ -375,6 +379,7 @@ class Supervisor:
             slot.stats.crashed += rescued.released + rescued.failed
             slot.stats.failed += rescued.failed
             slot.stats.errored += rescued.released
+            slot.stats.cancelled += rescued.cancelled
             jobs = ", ".join(str(i) for i in rescued.job_ids) or "none running"
             slot.stats.errors.append(f"worker {slot.title} died ({how}); job(s): {jobs}")
             slot.done = True

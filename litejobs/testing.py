@@ -280,16 +280,17 @@ def inline(manager: JobManager) -> Iterator[list[InlineRun]]:
     """Make ``later()`` run each job immediately, in the caller, instead of storing it.
 
     Arguments still go through JSON and hooks still run, as in a worker, with the settings of
-    the worker group that serves the job's queue (:func:`serving_group`: its ``max_runtime``,
-    its ``max_attempts`` unless the job has its own); a queue no group serves is a
+    the worker group that serves the job's queue (:func:`serving_group`: its ``max_runtime`` and
+    ``max_attempts`` unless the job has its own); a queue no group serves is a
     :class:`~litejobs.errors.ConfigurationError`, as production would never run the job.
     ``wait`` and ``wait_until`` are ignored. A job that raises makes ``later()`` raise the same
-    exception (inline runs one attempt: no retries). While a job with a ``unique_key`` (or
-    ``unique=True``) runs, ``later()`` with the same key returns its id and runs nothing, as
-    production would; once it returned, the key is free again. An async job scheduled from
-    async code runs on a fresh event loop in a helper thread (``later()`` cannot await on
-    yours). Yields the list of jobs run so far. ``later()`` returns ids from a counter (nothing
-    is stored).
+    exception (inline runs one attempt: no retries; ``Discard`` is raised as any error, while
+    ``Snooze`` and ``Cancel`` return quietly: nothing runs later). While a job with a
+    ``unique_key`` (or ``unique=True``) runs, ``later()`` with the same key returns its id and
+    runs nothing, as production would; once it returned, the key is free again. An async job
+    scheduled from async code runs on a fresh event loop in a helper thread (``later()`` cannot
+    await on yours). Yields the list of jobs run so far. ``later()`` returns ids from a counter
+    (nothing is stored).
     """
     runner = _InlineRunner(manager)
     previous = manager.inline
@@ -358,9 +359,12 @@ class _InlineRunner:
             lock_token="inline",
             locked_at=0.0,
         )
+        max_runtime = new.max_runtime if new.max_runtime is not None else config.max_runtime
         result = self.executor.execute(
-            claimed, max_runtime=config.max_runtime, max_attempts=max_attempts, worker="inline"
+            claimed, max_runtime=max_runtime, max_attempts=max_attempts, worker="inline"
         )
+        if result.directive in ("snoozed", "cancelled"):
+            return  # the job chose its outcome: not an error (nothing is stored to run later)
         if not result.ok and result.exception is not None:
             raise result.exception
 

@@ -33,7 +33,7 @@ from .clock import Clock
 from .config import WorkerConfig, worker_name
 from .deadline import ABANDON_GRACE_MIN
 from .errors import StorageError
-from .executor import Execution, Executor, Hook
+from .executor import Execution, Executor, Hook, run_of
 from .liveness import (
     HostIdentity,
     Observer,
@@ -63,6 +63,13 @@ FLUSH_WINDOW = 0.005
 GIVE_BACK_AFTER = 1.0
 #: How often the keeper thread looks (s).
 KEEPER_TICK = 0.25
+#: A job running this long (s) has its cancel watched for (a shorter one ends first anyway).
+WATCH_AFTER = 0.05
+#: The least time (s) between two questions to storage about one job's cancel (SQLite wakes the
+#: keeper on every commit of any process).
+CANCEL_CHECK_GAP = 0.01
+#: Without a signal, storage is asked this often (s): a lost notification costs at most this.
+CANCEL_POLL = 1.0
 #: How many free names ``pick_free`` tries (``litejobs-worker.<queues>.<n>``).
 FREE_NAMES = 1000
 
@@ -73,10 +80,12 @@ class WorkerStats:
 
     succeeded: int = 0
     errored: int = 0  # raised, will be retried
-    failed: int = 0  # raised on the last attempt (or crashed its worker on it)
+    failed: int = 0  # raised on the last attempt (or crashed its worker on it), or discarded
     lost: int = 0  # outcome not written: the claim had been taken over
     crashed: int = 0  # killed the worker process running it (counted by the supervisor)
     ran: int = 0
+    snoozed: int = 0  # asked to run again later (Snooze): not an error
+    cancelled: int = 0  # stopped by a person's cancel, or raised Cancel: not an error
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -90,6 +99,8 @@ class WorkerStats:
         self.lost += other.lost
         self.crashed += other.crashed
         self.ran += other.ran
+        self.snoozed += other.snoozed
+        self.cancelled += other.cancelled
         self.errors.extend(other.errors)
 
 
@@ -109,7 +120,9 @@ class Worker:
     ``exit_on_stuck``: in a worker *process*, abandon a job that ignores its timeout by
     recording the timeout and exiting with :data:`EXIT_STUCK` (the supervisor replaces us).
     ``host``/``probe``: where this worker says it runs and how it tells live processes (tests
-    model other machines with them).
+    model other machines with them). ``job_retry``: a job's own retry policy by its path (the
+    decorator's); ``queue_limits``: the app's limits of held jobs per queue, written to storage
+    when the worker starts, so every worker on every host enforces them.
     """
 
     def __init__(
@@ -125,6 +138,7 @@ class Worker:
         hooks: Mapping[str, Sequence[Hook]] | None = None,
         job_hooks: Callable[[str], Mapping[str, Sequence[Hook]]] | None = None,
         job_retry: Callable[[str], RetryPolicy | None] | None = None,
+        queue_limits: Mapping[str, int | None] | None = None,
         exit_on_stuck: bool = False,
         keep_running: Callable[[], bool] | None = None,
         on_job: Callable[[ClaimedJob, Execution], None] | None = None,
@@ -142,6 +156,7 @@ class Worker:
         self.logger = self.config.logger or log or logger
         self.executor = Executor(logger=self.logger, hooks=hooks, job_hooks=job_hooks)
         self.job_retry = job_retry
+        self.queue_limits = dict(queue_limits or {})
         self.exit_on_stuck = exit_on_stuck
         self.keep_running = keep_running
         self.on_job = on_job
@@ -218,8 +233,20 @@ class Worker:
             self.name = self.info.name
             if registration.rescued:
                 self._log_rescue("from a previous worker of this name", registration.rescued)
-            return True
+            return self._store_queue_limits()
         return False
+
+    def _store_queue_limits(self) -> bool:
+        """Write the app's queue limits before claiming anything (storage enforces them, for
+        every worker of every host). ``False`` if stopped meanwhile."""
+        while self.queue_limits and not self.stop.is_set():
+            try:
+                for queue, limit in sorted(self.queue_limits.items()):
+                    self.adapter.set_queue_limit(queue, limit)
+                return True
+            except StorageError as exc:
+                self._outage("queue limits", exc)
+        return not self.stop.is_set()
 
     def _deregister(self) -> None:
         """Leave storage, giving back whatever is still held (a stop that could not wait: the
@@ -291,10 +318,16 @@ class Worker:
             return job
         return None
 
+    def max_attempts_of(self, job: ClaimedJob) -> int:
+        """The job's own ``max_attempts`` if it has one, else its group's."""
+        return job.max_attempts if job.max_attempts is not None else self.config.max_attempts
+
+    def max_runtime_of(self, job: ClaimedJob) -> float:
+        """The job's own hard timeout if it has one, else its group's."""
+        return job.max_runtime if job.max_runtime is not None else self.config.max_runtime
+
     def _run_one(self, job: ClaimedJob) -> Outcome:
-        max_attempts = (
-            job.max_attempts if job.max_attempts is not None else self.config.max_attempts
-        )
+        max_attempts = self.max_attempts_of(job)
         self.outbox.running(job)
         log = self.logger
         if log.isEnabledFor(logging.INFO):
@@ -306,7 +339,7 @@ class Worker:
                 job.queue,
             )
         result = self.executor.execute(
-            job, max_runtime=self.config.max_runtime, max_attempts=max_attempts, worker=self.name
+            job, max_runtime=self.max_runtime_of(job), max_attempts=max_attempts, worker=self.name
         )
         self.outbox.running(None)
         self.stats.ran += 1
@@ -325,15 +358,29 @@ class Worker:
                     "job %s %s succeeded in %.1f ms", job.id, _name(job), result.duration * 1000
                 )
             return Outcome(job, "succeeded", delete=self.config.delete_successful_jobs)
+        if result.directive == "snoozed":
+            self.stats.snoozed += 1
+            log.info(
+                "job %s %s snoozed for %g s (attempt not counted)",
+                job.id,
+                _name(job),
+                result.snooze,
+            )
+            return Outcome(job, "snoozed", retry_at=self.clock.now() + result.snooze)
         first_line = (result.error or "").splitlines()[0] if result.error else "error"
+        if result.directive == "cancelled":
+            self.stats.cancelled += 1
+            log.warning("job %s %s cancelled: %s", job.id, _name(job), first_line)
+            return Outcome(job, "cancelled", error=result.error)
         self.stats.errors.append(f"job {job.id} {_name(job)}: {first_line}")
-        if job.attempts >= max_attempts:
+        if job.attempts >= max_attempts or result.directive == "discarded":
             self.stats.failed += 1
             log.error(
-                "job %s %s failed for good after %s attempts: %s",
+                "job %s %s failed for good after %s attempt%s: %s",
                 job.id,
                 _name(job),
                 job.attempts,
+                "" if job.attempts == 1 else "s",
                 first_line,
             )
             return Outcome(job, "failed", error=result.error, delete=self.config.delete_failed_jobs)
@@ -351,7 +398,10 @@ class Worker:
         return Outcome(job, "errored", error=result.error, retry_at=self.clock.now() + delay)
 
     def retry_delay(self, job: ClaimedJob) -> float:
-        """Seconds before ``job``'s next attempt: its own policy, else its group's."""
+        """Seconds before ``job``'s next attempt: the policy stored with it, else its
+        decorator's, else its group's."""
+        if job.retry is not None:
+            return RetryPolicy.from_data(job.retry).seconds(job.attempts)
         policy = self.job_retry(_path(job)) if self.job_retry is not None else None
         return (policy or self.config.retry_policy).seconds(job.attempts)
 
@@ -554,13 +604,22 @@ class Outbox:
 
 class Keeper(threading.Thread):
     """The worker's second thread: heartbeats, giving back reserved jobs while a long job runs,
-    flushing outcomes that would otherwise wait for it, and the hard-timeout watchdog."""
+    flushing outcomes that would otherwise wait for it, the hard-timeout watchdog, and a person's
+    cancel of the running job.
+
+    While a job has run :data:`WATCH_AFTER` or more, the keeper sleeps on the adapter's cancel
+    signal (SQLite: any commit, the change signal idle workers use; PostgreSQL: ``NOTIFY`` on a
+    channel that carries cancels only) instead of its tick, asks storage whether the job's cancel
+    was requested (at most every :data:`CANCEL_CHECK_GAP`, and every :data:`CANCEL_POLL` without
+    a signal), and interrupts the job (:meth:`~litejobs.executor.Executor.interrupt`).
+    """
 
     def __init__(self, worker: Worker) -> None:
         super().__init__(name="litejobs-keeper", daemon=True)
         self.worker = worker
         self.done = threading.Event()
-        self.abandoned: set[int] = set()
+        self.abandoned: set[tuple[int, float, int]] = set()
+        self.cancels = CancelWatch()
 
     def finish(self) -> None:
         self.done.set()
@@ -570,7 +629,10 @@ class Keeper(threading.Thread):
         worker = self.worker
         interval = worker.config.heartbeat_interval
         next_beat = time.monotonic() + interval
-        while not self.done.wait(min(KEEPER_TICK, interval)):
+        while not self.done.is_set():
+            self._pause(min(KEEPER_TICK, interval))
+            if self.done.is_set():
+                break
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + interval
                 self._beat()
@@ -578,6 +640,24 @@ class Keeper(threading.Thread):
                 self._tend()
             except StorageError as exc:
                 worker.logger.warning("%s: keeper could not write: %s", worker.name, exc)
+
+    def _pause(self, tick: float) -> None:
+        """Wait a tick; while a long job runs, on the cancel signal (or until a check that was
+        held back is due)."""
+        current = self.worker.outbox.current
+        if current is None or time.monotonic() - current[1] < WATCH_AFTER:
+            self.done.wait(tick)
+            return
+        held_back = self.cancels.held_back()
+        if held_back is not None:
+            self.done.wait(held_back)
+            return
+        try:
+            if self.worker.adapter.wait_for_cancel(tick):
+                self.cancels.signalled()
+        except StorageError as exc:
+            self.worker.logger.warning("%s: cannot watch for cancels: %s", self.worker.name, exc)
+            self.done.wait(tick)
 
     def _beat(self) -> None:
         worker = self.worker
@@ -611,37 +691,111 @@ class Keeper(threading.Thread):
                     worker.outbox.put_back(outcomes)
                     raise
                 worker._count_lost(outcomes, written)
+        if running_for >= WATCH_AFTER:
+            self._watch_cancel(job)
         self._watch(job, running_for)
+
+    def _watch_cancel(self, job: ClaimedJob) -> None:
+        """Carry out a person's cancel of the running job: interrupt it (again every tick while
+        it runs: the first signal may have come between its hooks); past a grace, abandon it
+        as cancelled, as a job that ignores its timeout is."""
+        worker, cancels = self.worker, self.cancels
+        asked = cancels.asked(job, lambda: worker.adapter.cancel_requested(job))
+        if asked is None:
+            return
+        if cancels.interrupt_due():
+            if cancels.interrupts == 1:
+                worker.logger.warning("job %s: cancel requested; stopping it", job.id)
+            worker.executor.interrupt(job)
+        if time.monotonic() - asked >= ABANDON_GRACE_MIN:
+            error = "JobCancelledError: cancelled while running (the job did not stop; abandoned)"
+            self._abandon(job, Outcome(job, "cancelled", error=error), "its cancel")
 
     def _watch(self, job: ClaimedJob, running_for: float) -> None:
         """A job past ``max_runtime`` plus a grace did not stop when told: record it as timed
         out (it retries), and in a worker process exit so the supervisor starts a fresh one."""
         worker = self.worker
-        limit = worker.config.max_runtime
+        limit = worker.max_runtime_of(job)
         grace = max(ABANDON_GRACE_MIN, min(30.0, limit * 0.1))
-        if running_for < limit + grace or job.id in self.abandoned:
+        if running_for < limit + grace:
             return
-        self.abandoned.add(job.id)
-        worker.logger.error(
-            "job %s ignored its %g s timeout; abandoning it%s",
-            job.id,
-            limit,
-            " and restarting the worker" if worker.exit_on_stuck else "",
-        )
-        max_attempts = (
-            job.max_attempts if job.max_attempts is not None else worker.config.max_attempts
-        )
         error = f"JobTimeoutError: timed out after {limit:g} s (the job did not stop; abandoned)"
-        if job.attempts >= max_attempts:
+        if job.attempts >= worker.max_attempts_of(job):
             outcome = Outcome(job, "failed", error=error, delete=worker.config.delete_failed_jobs)
         else:
             retry_at = worker.clock.now() + worker.retry_delay(job)
             outcome = Outcome(job, "errored", error=error, retry_at=retry_at)
+        self._abandon(job, outcome, f"its {limit:g} s timeout")
+
+    def _abandon(self, job: ClaimedJob, outcome: Outcome, ignored: str) -> None:
+        """Record ``outcome`` for a job that did not stop when told (once per run); in a worker
+        process, exit so the supervisor starts a fresh one."""
+        worker = self.worker
+        if run_of(job) in self.abandoned:
+            return
+        self.abandoned.add(run_of(job))
+        worker.logger.error(
+            "job %s ignored %s; abandoning it%s",
+            job.id,
+            ignored,
+            " and restarting the worker" if worker.exit_on_stuck else "",
+        )
         try:
             worker.adapter.record([outcome])
         finally:
             if worker.exit_on_stuck:
                 os._exit(EXIT_STUCK)
+
+
+class CancelWatch:
+    """The keeper's memory of the running job's cancel: whether and when storage was last
+    asked, whether it was requested, when the job was last interrupted."""
+
+    def __init__(self) -> None:
+        self.reset(None)
+
+    def reset(self, run: tuple[int, float, int] | None) -> None:
+        """Forget the previous run: a new one is watched (asked about at once)."""
+        self.run = run
+        self.requested_at: float | None = None  # monotonic time the request was seen
+        self.pending = run is not None  # a signal came (or a new run): ask storage
+        self.last_check = 0.0
+        self.last_interrupt = 0.0
+        self.interrupts = 0
+
+    def signalled(self) -> None:
+        self.pending = True
+
+    def held_back(self) -> float | None:
+        """Seconds until a signalled check may run (``None``: none is held back)."""
+        if not self.pending or self.requested_at is not None:
+            return None
+        wait = self.last_check + CANCEL_CHECK_GAP - time.monotonic()
+        return wait if wait > 0 else None
+
+    def asked(self, job: ClaimedJob, requested: Callable[[], bool]) -> float | None:
+        """When the cancel of ``job``'s run was seen (``None``: not requested), asking storage
+        when a signal came, when the run is new to the watch, or every :data:`CANCEL_POLL`."""
+        now = time.monotonic()
+        if run_of(job) != self.run:
+            self.reset(run_of(job))
+        if self.requested_at is not None:
+            return self.requested_at
+        due = self.pending and now - self.last_check >= CANCEL_CHECK_GAP
+        if not (due or now - self.last_check >= CANCEL_POLL):
+            return None
+        self.pending, self.last_check = False, now
+        if requested():
+            self.requested_at = now
+        return self.requested_at
+
+    def interrupt_due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last_interrupt < KEEPER_TICK:
+            return False
+        self.last_interrupt = now
+        self.interrupts += 1
+        return True
 
 
 def _name(job: ClaimedJob) -> str:

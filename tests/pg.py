@@ -14,7 +14,8 @@ def reset_schema(adapter: PostgresAdapter) -> None:
     s = adapter._s
     sql = (
         f"DELETE FROM {s}.background_jobs; DELETE FROM {s}.litejobs_workers; "
-        f"DELETE FROM {s}.litejobs_recurring_ticks; "
+        f"DELETE FROM {s}.litejobs_recurring_ticks; DELETE FROM {s}.litejobs_queues; "
+        f"DELETE FROM {s}.litejobs_unique_keys; "
         f"SELECT setval(pg_get_serial_sequence('{s}.background_jobs', 'id'), 1, false);"
     )
 

@@ -129,3 +129,79 @@ class Greeter:
 
 
 GREETER = Greeter()
+
+
+# -- job control ---------------------------------------------------------------------------------
+def spin(marker: str, seconds: float = 30.0) -> None:
+    """Say it started (create ``marker``), then work in small steps for ``seconds``: a long job
+    to cancel. Records how it ended in CALLS."""
+    import time
+
+    open(marker, "w").close()
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.005)
+    except BaseException as exc:
+        CALLS.append(("stopped", type(exc).__name__))
+        raise
+    CALLS.append("finished")
+
+
+async def async_spin(marker: str, seconds: float = 30.0) -> None:
+    import asyncio
+
+    open(marker, "w").close()
+    try:
+        await asyncio.sleep(seconds)
+    except BaseException as exc:
+        CALLS.append(("stopped", type(exc).__name__))
+        raise
+    CALLS.append("finished")
+
+
+def snooze(seconds: float) -> None:
+    from litejobs import Snooze
+
+    CALLS.append("snoozed")
+    raise Snooze(seconds)
+
+
+def discard(reason: str) -> None:
+    from litejobs import Discard
+
+    raise Discard(reason)
+
+
+def cancel_self(reason: str) -> None:
+    from litejobs import Cancel
+
+    raise Cancel(reason)
+
+
+def overlap(path: str, seconds: float) -> None:
+    """Count how many of these run at once, across processes: ``path`` holds the JSON
+    ``{"now": running now, "max": most at once, "done": finished}``, updated under ``flock``."""
+    import time
+
+    _overlap_update(path, 1)
+    try:
+        time.sleep(seconds)
+    finally:
+        _overlap_update(path, -1)
+
+
+def _overlap_update(path: str, delta: int) -> None:
+    import fcntl
+    import json
+
+    with open(path, "a+", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        state = json.loads(fh.read() or '{"now": 0, "max": 0, "done": 0}')
+        state["now"] += delta
+        state["max"] = max(state["max"], state["now"])
+        state["done"] += delta < 0
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps(state))

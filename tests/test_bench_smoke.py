@@ -43,6 +43,8 @@ TINY = replace(
     wal_hold=0.3,
     rss_jobs=1_500,
     startup_runs=1,
+    cancel_samples=2,
+    control_backlog=20,
 )
 
 REQUIRED = {
@@ -55,6 +57,8 @@ REQUIRED = {
         "claim_1m_over_1k",
         "wal_max_mib",
         "rss_growth_pct",
+        "cancel_p50_ms",
+        "control_drain_ratio",
     },
     "huey": {"enqueue_per_s", "drain_per_s", "latency_p50_ms"},
     "sqlite_ceiling": {"insert_commits_per_s", "claim_complete_per_s"},

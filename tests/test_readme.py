@@ -38,9 +38,12 @@ def notify(ctx): ...
 def audit(ctx): ...
 """,
     'unique_key="sync:42"': MANAGER
+    + "from datetime import timedelta\n"
     + "def sync_account(account_id: int) -> None: ...\n"
-    + "def rebuild_index(name: str) -> None: ...\n",
+    + "def rebuild_index(name: str) -> None: ...\n"
+    + "def send_digest(user_id: int) -> None: ...\n",
     "PostgresAdapter(": "",
+    "queue_limits={": "",
 }
 
 

@@ -19,7 +19,10 @@ a machine (this one, a container on it, or -- on PostgreSQL -- another host) and
   job** -- whoever looks, whatever the wall clock did;
 * no attempt is charged to a job that never started (reserved jobs count only when started);
 * no job is claimed before its ``run_at``, a failed job is never claimed, ``attempts`` never
-  exceeds ``max_attempts``, every job is in exactly one state.
+  exceeds ``max_attempts``, every job is in exactly one state;
+* job control: a cancelled job never starts and a job whose cancel was asked while it ran never
+  runs again (whatever outcome or rescue follows); a paused queue's job is never claimed; a
+  claim never takes a limited queue past its limit of held jobs; a snooze gives its attempt back.
 
 Tuning: the ``dev`` profile (default) runs a few seconds; ``HYPOTHESIS_PROFILE=ci`` runs more
 examples and longer programs (see ``STEPS``), within the suite's budget.
@@ -40,7 +43,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from litejobs import FakeClock
 from litejobs.adapters.base import Adapter, ClaimedJob, NewJob, Outcome, Rescued
-from litejobs.errors import ValidationError, WorkerNameTaken
+from litejobs.errors import JobRunningError, ValidationError, WorkerNameTaken
 from litejobs.liveness import HostIdentity, WorkerInfo
 from tests.conftest import ADAPTER_KINDS, make_adapter
 from tests.workers import CONTAINER, ELSEWHERE, HERE, Processes, worker
@@ -57,6 +60,7 @@ LONGEST_BEAT = 16
 #: Steps per program: longer programs in CI find deeper sequences (and the profile runs more).
 STEPS = 50 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 40
 HANDLER = '{"name":"record","path":"tests.sample_jobs:record","args":[%d]}'
+FINISHED = ("failed", "succeeded", "cancelled")
 
 
 @dataclass
@@ -70,7 +74,8 @@ class MJob:
     max_attempts: int | None
     unique_key: str | None
     attempts: int = 0
-    # waiting (ready or scheduled, by run_at) | reserved | running | failed | succeeded
+    # waiting (ready or scheduled, by run_at) | reserved | running | failed | succeeded |
+    # cancelled
     state: str = "waiting"
     lock_token: str | None = None
     locked_by: str | None = None
@@ -80,6 +85,8 @@ class MJob:
     #: (due jobs are promoted), or by a release, rescue or retry. A stored ``ready`` job stays
     #: ready if the wall clock is later set back.
     promoted: bool = False
+    #: A person asked to cancel it while it ran (``cancelled_at`` set, still running).
+    cancel_asked: bool = False
 
     @property
     def limit(self) -> int:
@@ -93,6 +100,15 @@ class MJob:
 
     def unlock(self) -> None:
         self.lock_token = self.locked_by = self.locked_at = None
+
+    def runs_again(self, run_at: float, promoted: bool) -> None:
+        """Waiting again (an error, a release, a snooze, a rescue): unless a person asked to
+        cancel it meanwhile, which it honours by ending cancelled."""
+        self.unlock()
+        if self.cancel_asked:
+            self.state, self.run_at = "cancelled", None
+        else:
+            self.state, self.run_at, self.promoted = "waiting", run_at, promoted
 
 
 @dataclass
@@ -137,6 +153,8 @@ class AdapterMachine(RuleBasedStateMachine):
         self.workers: dict[str, MWorker] = {}  # token -> worker, every one ever started
         self.tokens: list[ClaimedJob] = []  # every claim ever made, current or not
         self.seq = 0
+        self.paused: set[str] = set()
+        self.limits: dict[str, int] = {}
 
     def teardown(self) -> None:
         self.adapter.close()
@@ -195,15 +213,15 @@ class AdapterMachine(RuleBasedStateMachine):
     def _retire_model(self, token: str, reason: str) -> Rescued:
         row = self.rows.pop(token)
         counts = self._rescue_model(token, row.info.max_attempts, row.info.delete_failed, reason)
-        return Rescued(*counts, workers=(row.info.name,))
+        return _rescued(counts, (row.info.name,))
 
     def _rescue_model(
         self, token: str, max_attempts: int, delete_failed: bool, reason: str
-    ) -> tuple[int, int, int]:
+    ) -> tuple[int, int, int, int]:
         """What rescuing ``token``'s jobs does: reserved back uncounted, running released
-        counted (or failed/deleted if spent); all suspect (any may have killed the worker).
-        Returns (released, failed, returned)."""
-        released = failed = returned = 0
+        counted (or failed/deleted if spent, or cancelled if a person asked); all suspect (any
+        may have killed the worker). Returns (released, failed, returned, cancelled)."""
+        released = failed = returned = cancelled = 0
         for job in sorted(self.jobs.values(), key=lambda j: j.id):
             if job.lock_token != token or job.state not in ("reserved", "running"):
                 continue
@@ -211,6 +229,10 @@ class AdapterMachine(RuleBasedStateMachine):
                 job.state, job.suspect, job.promoted = "waiting", True, True
                 job.unlock()
                 returned += 1
+                continue
+            if job.cancel_asked:  # it never runs again
+                job.runs_again(self.now, True)
+                cancelled += 1
                 continue
             limit = job.max_attempts if job.max_attempts is not None else max_attempts
             if job.attempts >= limit:
@@ -227,7 +249,9 @@ class AdapterMachine(RuleBasedStateMachine):
         event(f"rescue ({reason}): released={released > 0} failed={failed > 0}")
         if returned:
             event(f"rescue ({reason}): reserved jobs returned uncounted")
-        return released, failed, returned
+        if cancelled:
+            event(f"rescue ({reason}): a job asked to cancel ended cancelled")
+        return released, failed, returned, cancelled
 
     # -- scheduling -------------------------------------------------------------------------
     @initialize(
@@ -312,14 +336,8 @@ class AdapterMachine(RuleBasedStateMachine):
         for job in self.jobs.values():  # a claim promotes every due job first
             if job.state == "waiting" and job.run_at is not None and job.run_at <= now:
                 job.promoted = True
-        eligible = sorted(
-            (
-                j
-                for j in self.jobs.values()
-                if j.state == "waiting" and j.promoted and (queues is None or j.queue in queues)
-            ),
-            key=lambda j: (j.priority, j.run_at, j.id),
-        )[:limit]
+        eligible = self._eligible(queues, limit)
+        held_before = self._held_per_queue()
         claimed = self.adapter.claim(w.info, queues, limit)
         assert [c.id for c in claimed] == [j.id for j in eligible], "claim order"
         for index, token in enumerate(claimed):
@@ -336,6 +354,41 @@ class AdapterMachine(RuleBasedStateMachine):
             assert token.lock_token == w.token and token.locked_by == w.info.name
             self.tokens = [t for t in self.tokens if _fence(t) != _fence(token)]
             self.tokens.append(token)
+        held_after = self._held_per_queue()
+        for queue, cap in self.limits.items():
+            took = held_after.get(queue, 0) - held_before.get(queue, 0)
+            assert took == 0 or held_after[queue] <= cap, f"claim took {queue} past its limit"
+            if took:
+                event("claim from a limited queue")
+        if any(c.queue in self.paused for c in claimed):
+            raise AssertionError("a paused queue's job was claimed")
+
+    def _held_per_queue(self) -> dict[str, int]:
+        held: dict[str, int] = {}
+        for job in self.jobs.values():
+            if job.state in ("reserved", "running"):
+                held[job.queue] = held.get(job.queue, 0) + 1
+        return held
+
+    def _eligible(self, queues: list[str] | None, limit: int) -> list[MJob]:
+        """What a claim must take, in order: due jobs of the queues asked for, not paused, each
+        limited queue up to its limit minus what it holds."""
+        room = {q: cap - self._held_per_queue().get(q, 0) for q, cap in self.limits.items()}
+        taken: list[MJob] = []
+        for job in sorted(
+            (j for j in self.jobs.values() if j.state == "waiting" and j.promoted),
+            key=lambda j: (j.priority, j.run_at, j.id),
+        ):
+            if len(taken) == limit:
+                break
+            if (queues is not None and job.queue not in queues) or job.queue in self.paused:
+                continue
+            if job.queue in room:
+                if room[job.queue] <= 0:
+                    continue
+                room[job.queue] -= 1
+            taken.append(job)
+        return taken
 
     @rule()
     def ghost_claim(self) -> None:
@@ -343,10 +396,10 @@ class AdapterMachine(RuleBasedStateMachine):
         row a person deleted before it died): only the orphan grace can free it."""
         ghost = worker(self.procs, "host/ghost.0")
         self.procs.kill(ghost.pid)
-        eligible = sorted(
-            (j for j in self.jobs.values() if j.state == "waiting" and j.view(self.now) == "ready"),
-            key=lambda j: (j.priority, j.run_at, j.id),
-        )[:1]
+        for job in self.jobs.values():  # the claim promotes every due job first
+            if job.state == "waiting" and job.run_at is not None and job.run_at <= self.now:
+                job.promoted = True
+        eligible = self._eligible(None, 1)
         claimed = self.adapter.claim(ghost, None, 1)
         if not claimed:
             return
@@ -367,7 +420,9 @@ class AdapterMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.tokens)
     @rule(
         data=st.data(),
-        kind=st.sampled_from(["succeed", "succeed", "error", "error", "release", "start"]),
+        kind=st.sampled_from(
+            ["succeed", "succeed", "error", "error", "release", "start", "snooze", "cancelled"]
+        ),
     )
     def outcome(self, data: st.DataObject, kind: str) -> None:
         token = data.draw(st.sampled_from(self.tokens))
@@ -377,6 +432,10 @@ class AdapterMachine(RuleBasedStateMachine):
             self.error(token, data.draw(st.booleans()), data.draw(st.booleans()))
         elif kind == "release":
             self.release(token)
+        elif kind == "snooze":
+            self.snooze(token, data.draw(st.sampled_from([0, 30])))
+        elif kind == "cancelled":
+            self.cancelled(token)
         else:
             self.start(token)
 
@@ -424,10 +483,13 @@ class AdapterMachine(RuleBasedStateMachine):
             else:
                 job.state, job.run_at = "failed", None
             return
-        job.state, job.run_at, job.promoted = "waiting", self.now + job.attempts**4, False
+        job.runs_again(self.now + job.attempts**4, False)
         stored = self.adapter.require(job.id)
-        assert stored.run_at == self.now + stored.attempts**4, "backoff"
         assert stored.last_error == message
+        if job.state == "cancelled":
+            event("an error after a cancel request: cancelled, not retried")
+            return
+        assert stored.run_at == self.now + stored.attempts**4, "backoff"
 
     def release(self, token: ClaimedJob) -> None:
         """Given back unstarted (graceful stop, or a busy worker): ready again, uncounted."""
@@ -436,8 +498,26 @@ class AdapterMachine(RuleBasedStateMachine):
         self.tokens.remove(token)
         if self._record(Outcome(token, "released")):
             job = self.jobs[token.id]
-            job.state, job.attempts, job.promoted = "waiting", token.attempts - 1, True
-            job.unlock()
+            job.attempts = token.attempts - 1
+            job.runs_again(job.run_at or self.now, True)
+
+    def snooze(self, token: ClaimedJob, seconds: int) -> None:
+        """The job asked to run again later: its attempt is given back."""
+        self.tokens.remove(token)  # the owner drops it, as for a release
+        if self._record(Outcome(token, "snoozed", retry_at=self.now + seconds)):
+            job = self.jobs[token.id]
+            job.attempts, job.suspect = token.attempts - 1, False
+            job.runs_again(self.now + seconds, seconds == 0)
+            stored = self.adapter.require(job.id)
+            assert stored.attempts == token.attempts - 1, "a snooze gives its attempt back"
+
+    def cancelled(self, token: ClaimedJob) -> None:
+        """The worker stopped the job for good (a person's cancel, or the job raised Cancel)."""
+        if self._record(Outcome(token, "cancelled", error="JobCancelledError: cancelled")):
+            job = self.jobs[token.id]
+            job.attempts, job.suspect = token.attempts, False
+            job.cancel_asked = True
+            job.runs_again(self.now, True)
 
     def start(self, token: ClaimedJob) -> None:
         """The worker starts a reserved job: it is charged first (one write)."""
@@ -546,7 +626,7 @@ class AdapterMachine(RuleBasedStateMachine):
         """Deregistration: what it holds goes back at once (a stop that could not wait)."""
         got = self.adapter.deregister_worker(w.info)
         counts = self._rescue_model(w.token, w.info.max_attempts, w.info.delete_failed, "stopped")
-        assert _counts(got) == _counts(Rescued(*counts)), "deregistration rescues what it held"
+        assert _counts(got) == _counts(_rescued(counts)), "deregistration rescues what it held"
         self.rows.pop(w.token, None)
         w.process = "dead"
         self.procs.kill(w.info.pid)
@@ -593,10 +673,13 @@ class AdapterMachine(RuleBasedStateMachine):
     # -- administration ---------------------------------------------------------------------
     @precondition(lambda self: self.jobs)
     @rule(
-        data=st.data(), what=st.sampled_from(["retry", "retry", "retry_failed", "delete", "clear"])
+        data=st.data(),
+        what=st.sampled_from(
+            ["retry", "retry", "retry_failed", "delete", "clear", "cancel", "cancel", "cancel"]
+        ),
     )
     def administer(self, data: st.DataObject, what: str) -> None:
-        """What a person does with the CLI: retry, retry --failed, delete, clear."""
+        """What a person does with the CLI: retry, retry --failed, delete, clear, cancel."""
         queue = data.draw(st.sampled_from([None, *QUEUES]))
         if what == "retry":
             self.retry(data)
@@ -604,8 +687,48 @@ class AdapterMachine(RuleBasedStateMachine):
             self.retry_failed(queue)
         elif what == "delete":
             self.delete(data)
+        elif what == "cancel":
+            self.cancel(data)
         else:
             self.clear(queue, data.draw(st.booleans()))
+
+    def cancel(self, data: st.DataObject) -> None:
+        job_id = data.draw(st.sampled_from([*sorted(self.jobs), 10_000]))
+        job = self.jobs.get(job_id)
+        before = None if job is None else job.view(self.now)
+        assert self.adapter.cancel(job_id) == before, "cancel answers the state it found"
+        if job is None:
+            return
+        if job.state in ("waiting", "reserved"):
+            job.state, job.run_at, job.suspect = "cancelled", None, False
+            job.unlock()
+            event(f"cancel of a {before} job")
+        elif job.state == "running":
+            job.cancel_asked = True
+            event("cancel requested of a running job")
+
+    @rule(
+        queue=st.sampled_from(QUEUES),
+        what=st.sampled_from(["pause", "pause", "resume", "limit", "limit", "unlimit"]),
+        cap=st.sampled_from([1, 2]),
+    )
+    def control_queue(self, queue: str, what: str, cap: int) -> None:
+        """A person pauses or resumes a queue; an app sets or lifts a queue's limit."""
+        if what == "pause":
+            assert self.adapter.pause(queue) == (queue not in self.paused)
+            self.paused.add(queue)
+        elif what == "resume":
+            assert self.adapter.resume(queue) == (queue in self.paused)
+            self.paused.discard(queue)
+        elif what == "limit":
+            self.adapter.set_queue_limit(queue, cap)
+            self.limits[queue] = cap
+        else:
+            self.adapter.set_queue_limit(queue, None)
+            self.limits.pop(queue, None)
+        controls = self.adapter.queue_controls()
+        assert {q for q, c in controls.items() if c.paused} == self.paused
+        assert {q: c.limit for q, c in controls.items() if c.limit} == self.limits
 
     def retry(self, data: st.DataObject) -> None:
         job_id = data.draw(st.sampled_from([*sorted(self.jobs), 10_000]))
@@ -613,16 +736,17 @@ class AdapterMachine(RuleBasedStateMachine):
             assert self.adapter.retry(job_id) is False
             return
         job = self.jobs[job_id]
-        if job.state in ("failed", "succeeded") and self.unique_taken(job.unique_key):
+        if job.state in FINISHED and self.unique_taken(job.unique_key):
             with pytest.raises(ValidationError, match="unique key"):
                 self.adapter.retry(job_id)
             return
         assert self.adapter.retry(job_id)
-        if job.state in ("failed", "succeeded"):  # a fresh run: attempts start again
+        if job.state in FINISHED:  # a fresh run: attempts start again, no cancel asked
             self._reset_attempts(job)
+            job.cancel_asked = False
         stored_scheduled = job.state == "waiting" and not job.promoted
         due = stored_scheduled and job.run_at is not None and job.run_at <= self.now
-        if (job.state in ("failed", "succeeded") or stored_scheduled) and not due:
+        if (job.state in FINISHED or stored_scheduled) and not due:
             job.state, job.run_at, job.promoted = "waiting", self.now, True
 
     def _reset_attempts(self, job: MJob) -> None:
@@ -654,7 +778,13 @@ class AdapterMachine(RuleBasedStateMachine):
 
     def delete(self, data: st.DataObject) -> None:
         job_id = data.draw(st.sampled_from(sorted(self.jobs)))
-        assert self.adapter.delete(job_id)
+        force = data.draw(st.booleans())
+        if not force and self.jobs[job_id].state in ("reserved", "running"):
+            with pytest.raises(JobRunningError):
+                self.adapter.delete(job_id)
+            event("delete of a held job refused")
+            return
+        assert self.adapter.delete(job_id, force=force)
         del self.jobs[job_id]
 
     def clear(self, queue: str | None, failed_only: bool) -> None:
@@ -689,7 +819,9 @@ class AdapterMachine(RuleBasedStateMachine):
             held = r.state in ("reserved", "running")
             assert held == (r.lock_token is not None) == (r.locked_at is not None)
             assert (r.state == "failed") == (r.failed_at is not None)
-            assert (r.run_at is None) == (r.state in ("failed", "succeeded"))
+            assert (r.run_at is None) == (r.state in FINISHED)
+            asked = r.state == "cancelled" or job.cancel_asked
+            assert (r.cancelled_at is not None) == asked, (job_id, "cancelled_at")
             assert 0 <= r.attempts <= WORKER_MAX_ATTEMPTS, "attempts exceeded max_attempts"
         stored = sorted((w.token, w.pid, w.stale_after) for w in self.adapter.workers())
         want = sorted((t, r.info.pid, r.info.stale_after) for t, r in self.rows.items())
@@ -703,7 +835,9 @@ class AdapterMachine(RuleBasedStateMachine):
             per = want.setdefault(job.queue, {})
             per[job.view(now)] = per.get(job.view(now), 0) + 1
         assert self.adapter.counts() == want
-        ready = any(j.view(now) == "ready" for j in self.jobs.values())
+        ready = any(
+            j.view(now) == "ready" and j.queue not in self.paused for j in self.jobs.values()
+        )
         assert self.adapter.has_ready(None) == ready
 
     @invariant()
@@ -718,8 +852,19 @@ class AdapterMachine(RuleBasedStateMachine):
         assert held == len(per_job)
 
 
-def _counts(rescued: Rescued) -> tuple[int, int, int, tuple[str, ...]]:
-    return (rescued.released, rescued.failed, rescued.returned, tuple(sorted(rescued.workers)))
+def _counts(rescued: Rescued) -> tuple[int, int, int, int, tuple[str, ...]]:
+    return (
+        rescued.released,
+        rescued.failed,
+        rescued.returned,
+        rescued.cancelled,
+        tuple(sorted(rescued.workers)),
+    )
+
+
+def _rescued(counts: tuple[int, int, int, int], workers: tuple[str, ...] = ()) -> Rescued:
+    released, failed, returned, cancelled = counts
+    return Rescued(released, failed, returned, workers, cancelled=cancelled)
 
 
 def _fence(token: ClaimedJob) -> tuple[int, str, float, int]:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from litejobs import FakeClock, JobManager, SQLiteAdapter, WorkerConfig
-from litejobs.adapters.base import Adapter
+from litejobs.adapters.base import Adapter, Outcome
 from litejobs.errors import ValidationError
 from tests import sample_jobs
-from tests.conftest import ROOT
+from tests.conftest import ADAPTER_KINDS, ROOT, make_adapter
 from tests.workers import Processes, worker
 
 
@@ -125,3 +125,69 @@ def test_processes_racing_for_the_same_keys_create_one_row_per_key(tmp_path: Pat
     by_key = {r.unique_key: r.id for r in rows}
     for ids in results:  # every process was handed the one row's id for each key
         assert ids == [by_key[f"key:{i % 5}"] for i in range(40)]
+
+
+PERIOD_RACER = """
+import json, os, sys, time
+from tests.test_unique import open_adapter
+from litejobs import enqueue
+kind, where, start, n, go = sys.argv[1:6]
+start, n = float(start), int(n)
+adapter = open_adapter(kind, where)
+adapter.list_jobs()  # connect first, so the race is about the enqueue
+
+def burst():
+    return [
+        enqueue("tests.sample_jobs:record", [i % 5], db=adapter, unique_key=f"key:{i % 5}",
+                unique_for=3600)
+        for i in range(n)
+    ]
+
+while time.time() < start:
+    time.sleep(0.001)
+print(json.dumps(burst()), flush=True)
+deadline = time.monotonic() + 60
+while not os.path.exists(go) and time.monotonic() < deadline:
+    time.sleep(0.001)
+print(json.dumps(burst()), flush=True)  # the jobs ran and their rows are gone by now
+"""
+
+
+def open_adapter(kind: str, where: str) -> Adapter:
+    """The adapter a child process of these tests opens (``where``: a path, or a schema)."""
+    if kind == "sqlite":
+        return SQLiteAdapter(where)
+    from litejobs.adapters.postgres import PostgresAdapter
+    from tests.conftest import PG_URL
+
+    assert PG_URL
+    return PostgresAdapter(PG_URL, schema=where)
+
+
+@pytest.mark.parametrize("kind", ADAPTER_KINDS)
+def test_processes_racing_on_keys_held_for_a_period_create_one_job_per_key(
+    kind: str, tmp_path: Path
+) -> None:
+    """Six processes enqueue five keys held for an hour, all at once: one job per key. Those
+    jobs then run and their rows are deleted, and the six race again: the period still holds
+    each key, so every process is handed the first jobs' ids and nothing is inserted."""
+    adapter = make_adapter(kind, tmp_path, None)
+    where = str(tmp_path / "jobs.db") if kind == "sqlite" else adapter.schema  # type: ignore[attr-defined]
+    go = tmp_path / "go"
+    start = time.time() + 1.0
+    argv = [sys.executable, "-c", PERIOD_RACER, kind, where, repr(start), "40", str(go)]
+    procs = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(6)]
+    first = [json.loads(proc.stdout.readline()) for proc in procs]  # type: ignore[union-attr]
+    ids = {job_id for got in first for job_id in got}
+    assert len(ids) == 5 and all(got == first[0] for got in first)
+    me = worker(Processes(), "host/runner")
+    while jobs := adapter.claim(me, None, 10):
+        adapter.record([Outcome(job, "succeeded", delete=True) for job in jobs])
+    assert adapter.list_jobs(limit=None) == []
+    go.touch()
+    for proc in procs:
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        assert json.loads(out) == first[0]
+    assert adapter.list_jobs(limit=None) == []
+    adapter.close()

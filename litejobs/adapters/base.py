@@ -15,11 +15,20 @@ Job states (stored in a ``state`` column; ``ready`` is also a ``scheduled`` row 
                counts this start
 ``failed``     ``failed_at`` set: out of attempts; never claimed again unless retried by a person
 ``succeeded``  kept after success (only when ``delete_successful_jobs=False``)
+``cancelled``  ``cancelled_at`` set: a person cancelled it (or the job raised ``Cancel``); kept
+               like a failed job, never claimed again unless retried by a person
 
 The words (see docs/glossary.md): a worker *claims* jobs (``ready`` → ``running``/``reserved``),
 *starts* a reserved one, *records* an outcome (``succeeded``, ``errored``: will retry,
-``failed``: out of attempts, ``released``: given back unstarted); jobs of a worker that is gone
-are *rescued* (``ready`` again, or ``failed`` if that was their last attempt).
+``failed``: out of attempts, ``released``: given back unstarted, ``snoozed``: to run later, its
+attempt given back, ``cancelled``); jobs of a worker that is gone are *rescued* (``ready``
+again, or ``failed`` if that was their last attempt, or ``cancelled`` if a person asked).
+
+A *cancel* of a job that is not running ends it at once; of a running job, it is a request
+(``cancelled_at`` set while the job stays ``running``) that the job's worker carries out, and
+that every later transition honours: the job never runs again. A *paused* queue's jobs are never
+claimed; a queue's *limit* caps how many of its jobs are held (reserved or running) at once,
+across every worker and host (both kept in ``litejobs_queues``).
 """
 
 from __future__ import annotations
@@ -27,13 +36,13 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, overload
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..liveness import Observer, WorkerInfo, WorkerRecord
 
-JobState = Literal["scheduled", "ready", "reserved", "running", "failed", "succeeded"]
+JobState = Literal["scheduled", "ready", "reserved", "running", "failed", "succeeded", "cancelled"]
 JOB_STATES: tuple[JobState, ...] = (
     "scheduled",
     "ready",
@@ -41,15 +50,16 @@ JOB_STATES: tuple[JobState, ...] = (
     "running",
     "failed",
     "succeeded",
+    "cancelled",
 )
 #: States of a job that is still to run (or running): what a unique key protects.
 ACTIVE_STATES: tuple[JobState, ...] = ("scheduled", "ready", "reserved", "running")
 #: States of a job a worker holds.
 HELD_STATES: tuple[JobState, ...] = ("reserved", "running")
 #: Finished states, kept for inspection.
-FINISHED_STATES: tuple[JobState, ...] = ("failed", "succeeded")
+FINISHED_STATES: tuple[JobState, ...] = ("failed", "succeeded", "cancelled")
 
-OutcomeKind = Literal["succeeded", "errored", "failed", "released"]
+OutcomeKind = Literal["succeeded", "errored", "failed", "released", "snoozed", "cancelled"]
 
 #: The one JSON encoding of stored arguments (minified, no NaN): a batch stores byte for byte
 #: what one-by-one enqueueing stores.
@@ -71,6 +81,12 @@ class NewJob:
     run_at: float | None = None  # None: now
     max_attempts: int | None = None  # None: the claiming worker's setting
     unique_key: str | None = None
+    max_runtime: float | None = None  # seconds; None: the claiming worker's setting
+    retry: str | None = None  # the job's own retry policy as JSON data; None: not stored
+    #: Also hold ``unique_key`` for this long after enqueue, while the job is in one of
+    #: ``unique_states`` (finished states; active ones always hold it); None: only while active.
+    unique_for: float | None = None
+    unique_states: tuple[JobState, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +112,7 @@ class JobRun:
         """The run's jobs one by one (for adapters, or inputs, that cannot store a run whole)."""
         t = self.template
         return [
-            NewJob(self.handler(i), t.queue, t.priority, t.run_at, t.max_attempts, None)
+            replace(t, handler=self.handler(i), unique_key=None, unique_for=None)
             for i in range(len(self.args))
         ]
 
@@ -161,6 +177,8 @@ class ClaimedJob:
     run_at: float | None = None
     charged: bool = True
     suspect: bool = False
+    max_runtime: float | None = None  # the job's own hard timeout (s), if it has one
+    retry: str | None = None  # the job's own retry policy (JSON data), if stored with it
 
     @property
     def stored_attempts(self) -> int:
@@ -174,7 +192,9 @@ class Outcome:
 
     ``succeeded`` (deleted, or kept with ``delete=False``), ``errored`` (retry at ``retry_at``),
     ``failed`` (out of attempts: kept as failed, or deleted with ``delete=True``), ``released``
-    (given back unstarted: ready again in its place, its attempt not counted).
+    (given back unstarted: ready again in its place, its attempt not counted), ``snoozed`` (to
+    run again at ``retry_at``, its attempt given back), ``cancelled`` (stopped for good: kept as
+    cancelled with ``error``).
     """
 
     job: ClaimedJob
@@ -204,6 +224,11 @@ class JobRecord:
     updated_at: float
     unique_key: str | None = None
     lock_token: str | None = None
+    max_runtime: float | None = None
+    retry: str | None = None
+    #: When a person asked to cancel it (a running job keeps running until its worker stops
+    #: it), or when it was cancelled.
+    cancelled_at: float | None = None
 
     @property
     def name(self) -> str:
@@ -230,7 +255,8 @@ class Rescued:
     failed: int = 0  # started jobs that had used their last attempt
     returned: int = 0  # reserved jobs given back unstarted (no attempt counted)
     workers: tuple[str, ...] = ()  # names of the workers whose rows went
-    job_ids: tuple[int, ...] = ()  # the started jobs released or failed
+    job_ids: tuple[int, ...] = ()  # the started jobs released, failed or cancelled
+    cancelled: int = 0  # started jobs a person had asked to cancel: cancelled, not run again
 
     def __add__(self, other: Rescued) -> Rescued:
         return Rescued(
@@ -239,10 +265,24 @@ class Rescued:
             self.returned + other.returned,
             self.workers + other.workers,
             self.job_ids + other.job_ids,
+            self.cancelled + other.cancelled,
         )
 
     def __bool__(self) -> bool:
-        return bool(self.released or self.failed or self.returned or self.workers)
+        return bool(self.released or self.failed or self.returned or self.cancelled or self.workers)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueControl:
+    """What is stored about one queue: paused (since when), and its limit of held jobs."""
+
+    queue: str
+    paused_at: float | None = None
+    limit: int | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,7 +454,10 @@ class Adapter(abc.ABC):
     def retry_failed(self, queue: str | None = None) -> int: ...
 
     @abc.abstractmethod
-    def delete(self, job_id: int) -> bool: ...
+    def delete(self, job_id: int, *, force: bool = False) -> bool:
+        """Delete one job; ``False`` if there is none. A job a worker holds (reserved or
+        running) raises :class:`~litejobs.errors.JobRunningError` unless ``force``: its worker
+        would go on running it."""
 
     @abc.abstractmethod
     def clear(self, *, queue: str | None = None, failed_only: bool = False) -> int:
@@ -423,6 +466,49 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def prune(self, older_than: float) -> int:
         """Delete kept succeeded/failed jobs last updated before ``older_than`` (epoch s)."""
+
+    # -- job control ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def cancel(self, job_id: int) -> JobState | None:
+        """Cancel a job; returns the state it was in (``None``: no such job).
+
+        ``scheduled``, ``ready`` or ``reserved``: it is ``cancelled`` now and never starts.
+        ``running``: the cancel is requested (``cancelled_at``); its worker stops it and records
+        it ``cancelled``, and until then every transition honours the request (an error, a
+        give-back or a rescue ends it ``cancelled``, not ready). ``failed``, ``succeeded``,
+        ``cancelled``: finished, nothing is changed.
+        """
+
+    @abc.abstractmethod
+    def cancel_requested(self, job: ClaimedJob) -> bool:
+        """Whether a person asked to cancel ``job`` while this claim still holds it (cheap: the
+        worker's keeper asks while a long job runs)."""
+
+    def wait_for_cancel(self, timeout: float) -> bool:
+        """Block up to ``timeout`` s until a cancel may have been requested (``True``). The
+        default sleeps; adapters wake on their change signal."""
+        import time
+
+        time.sleep(max(0.0, timeout))
+        return False
+
+    @abc.abstractmethod
+    def pause(self, queue: str) -> bool:
+        """Stop every worker on every host from claiming ``queue``'s jobs (held jobs finish);
+        returns whether it was running before (``False``: already paused)."""
+
+    @abc.abstractmethod
+    def resume(self, queue: str) -> bool:
+        """Let workers claim ``queue``'s jobs again; returns whether it was paused."""
+
+    @abc.abstractmethod
+    def set_queue_limit(self, queue: str, limit: int | None) -> None:
+        """At most ``limit`` of ``queue``'s jobs held (reserved or running) at once, across every
+        worker and host, from the next claim on (``None``: no limit)."""
+
+    @abc.abstractmethod
+    def queue_controls(self) -> dict[str, QueueControl]:
+        """``{queue: QueueControl}`` for every queue that is paused or limited."""
 
     @abc.abstractmethod
     def exists(self) -> bool:

@@ -49,7 +49,7 @@ T = TypeVar("T")
 Durability = Literal["normal", "full"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-MIGRATION_NAMES = ("migration_1", "migration_2", "migration_3")
+MIGRATION_NAMES = ("migration_1", "migration_2", "migration_3", "migration_4")
 SCHEMA_VERSION = len(MIGRATION_NAMES)
 #: libpq settings that bound a connection to a server that vanished without a word (added
 #: unless the URL sets them): keepalive probes after 30 s idle, 3 more 10 s apart; unacknowledged
@@ -229,6 +229,8 @@ class PostgresAdapter(SQLAdapter):
         self.poll_interval = poll_interval
         self.connect_timeout = connect_timeout
         self.channel = f"litejobs_{schema}"[:63]
+        #: Cancel requests only: busy workers' keepers listen here, not to every enqueue.
+        self.cancel_channel = f"litejobs_cancel_{schema}"[:63]
         self._where = f"database {redact(url)} (schema {schema})"
         self._local = threading.local()
         self._schema_ready = False
@@ -424,7 +426,7 @@ class PostgresAdapter(SQLAdapter):
     def close(self) -> None:
         local = self._local
         if getattr(local, "pid", None) == os.getpid():
-            for attr in ("conn", "listener"):
+            for attr in ("conn", "listener", "cancel_listener"):
                 conn = getattr(local, attr, None)
                 if conn is not None:
                     with suppress(Exception):
@@ -462,6 +464,10 @@ class PostgresAdapter(SQLAdapter):
         """Identical notifications within one transaction are folded into one by the server."""
         if self.listen:
             conn.execute(self.queries["notify"], {"channel": self.channel})
+
+    def _announce_cancel(self, conn: psycopg.Connection[Any]) -> None:
+        if self.listen:
+            conn.execute(self.queries["notify"], {"channel": self.cancel_channel})
 
     def _lock(self, conn: psycopg.Connection[Any], key: str) -> None:
         conn.execute(self.queries["advisory_lock"], {"key": f"{self._lock_key()}:{key}"})
@@ -530,6 +536,8 @@ class PostgresAdapter(SQLAdapter):
                 "priorities": [r["priority"] for r in rows],
                 "run_ats": [r["run_at"] for r in rows],
                 "max_attempts": [r["max_attempts"] for r in rows],
+                "max_runtimes": [r["max_runtime"] for r in rows],
+                "retries": [r["retry"] for r in rows],
                 "now": self._t(now),
             }
             ids.extend(int(r[0]) for r in self._rows(conn, "insert_many", params))
@@ -544,11 +552,14 @@ class PostgresAdapter(SQLAdapter):
             "token": worker.token,
             "name": worker.name,
         }
-        statement = "claim_any"
+        statement, params["queues"] = "claim_any", None
         if queues is not None:
             statement, params["queues"] = "claim_queues", list(queues)
+        # One round trip: due jobs promoted and the limited queues in scope locked (nothing to
+        # lock, usually), then one statement claims the plain way or, while some queue is
+        # paused or limited, the controlled way.
         with self._write(pipeline=True) as conn:
-            conn.execute(self.queries["promote_due"], params)
+            conn.execute(self.queries["claim_prepare"], params)
             cur = conn.execute(self.queries[statement], params)
         return self._guard(cur.fetchall)
 
@@ -608,6 +619,35 @@ class PostgresAdapter(SQLAdapter):
             self._local.listener = None
             self._listener()  # raises StorageError if the server is still away
             return True
+
+    def wait_for_cancel(self, timeout: float) -> bool:
+        """Block until a cancel request is announced (``NOTIFY`` on the cancel channel, which
+        carries nothing else) or ``timeout``. Without ``LISTEN`` (or when listening fails),
+        sleep and report a possible cancel, so the caller checks by polling."""
+        timeout = max(0.0, timeout)
+        if not self.listen:
+            time.sleep(timeout)
+            return True
+        local = self._local
+        conn: psycopg.Connection[Any] | None = getattr(local, "cancel_listener", None)
+        try:
+            if conn is None or conn.closed or getattr(local, "cancel_pid", None) != os.getpid():
+                self.connection  # noqa: B018 - make sure the schema exists before listening
+                conn = self._connect()
+                conn.execute(f'LISTEN "{self.cancel_channel}"')
+                local.cancel_listener, local.cancel_pid = conn, os.getpid()
+                return True  # requests made before LISTEN took effect: look once
+            seen = any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
+            if seen:
+                for _ in conn.notifies(timeout=0):
+                    pass
+            return seen
+        except psycopg.Error as exc:
+            if conn is not None:
+                with suppress(Exception):
+                    conn.close()
+            local.cancel_listener = None
+            raise _storage_error(exc, self._where) from exc
 
 
 def _again_on_conflict(write: Callable[[], T]) -> T:

@@ -24,9 +24,11 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from ..errors import StorageError, ValidationError, WorkerNameTaken
+from ..errors import JobRunningError, StorageError, ValidationError, WorkerNameTaken
 from ..liveness import Observer, WorkerInfo, WorkerRecord
 from .base import (
+    ACTIVE_STATES,
+    HELD_STATES,
     JOB_STATES,
     Adapter,
     ClaimedJob,
@@ -36,12 +38,14 @@ from .base import (
     JobState,
     NewJob,
     Outcome,
+    QueueControl,
     Registration,
     Rescued,
     initial_state,
 )
 
 T = TypeVar("T")
+FINISHED = ("failed", "succeeded", "cancelled")
 Conn = Any  # a dialect's connection (apsw.Connection, psycopg.Connection)
 Statement = tuple[str, dict[str, Any]]
 
@@ -94,6 +98,10 @@ class SQLAdapter(Adapter):
     def _announce(self, conn: Conn) -> None:
         """Wake idle workers when this transaction commits (jobs became claimable)."""
 
+    def _announce_cancel(self, conn: Conn) -> None:
+        """Wake the keepers of busy workers when this transaction commits (a cancel request).
+        SQLite needs nothing: any commit is a change its watchers see."""
+
     def _lock(self, conn: Conn, key: str) -> None:
         """Serialise the transactions that lock ``key`` (SQLite's writer lock already does)."""
 
@@ -138,18 +146,53 @@ class SQLAdapter(Adapter):
             "run_at": self._t(run_at),
             "max_attempts": job.max_attempts,
             "unique_key": job.unique_key,
+            "max_runtime": job.max_runtime,
+            "retry": job.retry,
             "now": self._t(now),
         }
 
     # -- enqueueing -------------------------------------------------------------------------
     def enqueue(self, job: NewJob) -> int:
-        params = self._job_params(job, self.clock.now())
+        now = self.clock.now()
+        params = self._job_params(job, now)
         if job.unique_key is None:
             return self._insert_one(params)
         with self._write() as conn:
-            job_id = self._insert_unique(conn, params)
+            job_id = self._insert_keyed(conn, job, params, now)
             self._announce(conn)
             return job_id
+
+    def _insert_keyed(self, conn: Conn, job: NewJob, params: dict[str, Any], now: float) -> int:
+        """Store a job with a unique key, or return the id of the job holding the key.
+
+        Every key is held while a job with it is active (the partial unique index: concurrent
+        enqueues of one key get one job). ``unique_for`` also holds it for that long after the
+        enqueue of the latest job with the key, while that job is in one of ``unique_states``
+        (a job whose row is gone counts as succeeded): enqueues of one such key are serialised
+        (the write lock; on PostgreSQL an advisory lock on the key), so the check and the
+        insert are one step for them.
+        """
+        if job.unique_for is None:
+            return self._insert_unique(conn, params)
+        key = job.unique_key
+        self._lock(conn, f"unique:{key}")
+        self._count(conn, "unique_expire", {"now": params["now"]})
+        window = self._rows(conn, "unique_window", {"unique_key": key, "now": params["now"]})
+        counted = set(job.unique_states or ()) | set(ACTIVE_STATES)
+        if window and (window[0][1] or "succeeded") in counted:
+            return int(window[0][0])
+        active = self._rows(conn, "find_active_unique", {"unique_key": key})
+        if active:
+            return int(active[0][0])
+        job_id = self._insert_unique(conn, params)
+        hold = {
+            "unique_key": key,
+            "job_id": job_id,
+            "now": params["now"],
+            "expires_at": self._t(now + job.unique_for),
+        }
+        self._count(conn, "unique_hold", hold)
+        return job_id
 
     def enqueue_many(self, jobs: Sequence[NewJob]) -> list[int]:
         if not jobs:
@@ -175,7 +218,7 @@ class SQLAdapter(Adapter):
             if jobs[index].unique_key is None:
                 ids[index] = self._store_many(conn, [jobs[index]], now)[0]
             else:
-                ids[index] = self._insert_unique(conn, params)
+                ids[index] = self._insert_keyed(conn, jobs[index], params, now)
         return [ids[i] for i in range(len(jobs))]
 
     def enqueue_tick(self, name: str, tick_at: float, job: NewJob) -> int | None:
@@ -192,7 +235,7 @@ class SQLAdapter(Adapter):
                 if job.unique_key is None:
                     job_id = self._store_many(conn, [job], now)[0]
                 else:
-                    job_id = self._insert_unique(conn, params)
+                    job_id = self._insert_keyed(conn, job, params, now)
                 self._announce(conn)
             params = {"name": name, "tick_at": tick, "job_id": job_id, "now": self._t(now)}
             self._count(conn, "tick_insert", params)
@@ -225,6 +268,8 @@ class SQLAdapter(Adapter):
                 run_at=self._from_t(r[6]),
                 charged=r[8] == "running",
                 suspect=bool(r[7]),
+                max_runtime=r[9],
+                retry=r[10],
             )
             for r in rows
         ]
@@ -252,13 +297,13 @@ class SQLAdapter(Adapter):
             return "record_succeeded", params
         if kind == "failed":
             return "record_failed", {**params, "error": outcome.error}
+        if kind == "cancelled":
+            return "record_cancelled", {**params, "error": outcome.error}
         retry_at = outcome.retry_at if outcome.retry_at is not None else now
-        return "record_errored", {
-            **params,
-            "error": outcome.error,
-            "retry_at": self._t(retry_at),
-            "state": initial_state(retry_at, now),
-        }
+        later = {"retry_at": self._t(retry_at), "state": initial_state(retry_at, now)}
+        if kind == "snoozed":  # to run again later: the attempt is given back
+            return "record_snoozed", {**params, **later, "attempts": job.attempts - 1}
+        return "record_errored", {**params, **later, "error": outcome.error}
 
     def record(
         self, outcomes: Sequence[Outcome], start: ClaimedJob | None = None
@@ -267,11 +312,15 @@ class SQLAdapter(Adapter):
             return [], None
         now = self.clock.now()
         statements = [self._outcome_statement(o, now) for o in outcomes]
+        again = [o.job.id for o in outcomes if o.kind in ("errored", "released", "snoozed")]
+        if again:  # a job a person asked to cancel meanwhile does not run again
+            statements.append(("settle_cancels", {"ids": self._array(again), "now": self._t(now)}))
         if start is not None:
             started = {**self._fence(start), "attempts": start.attempts, "now": self._t(now)}
             statements.append(("start_reserved", started))
         wake = any(
-            o.kind == "released" or (o.kind == "errored" and (o.retry_at or now) <= now)
+            o.kind == "released"
+            or (o.kind in ("errored", "snoozed") and (o.retry_at or now) <= now)
             for o in outcomes
         )
         with self._write(pipeline=True) as conn:
@@ -288,11 +337,24 @@ class SQLAdapter(Adapter):
         now = self._t(self.clock.now())
 
         def query(conn: Conn) -> bool:
-            if queues is None:
+            paused = {q for q, p, _ in self._rows(conn, "queue_controls", {}) if p is not None}
+            if queues is None and not paused:
                 return bool(self._one(conn, "has_ready_any", {"now": now}))
-            return any(self._one(conn, "has_ready_queue", {"now": now, "queue": q}) for q in queues)
+            scope = queues if queues is not None else self._queues_with_work(conn, now)
+            return any(
+                self._one(conn, "has_ready_queue", {"now": now, "queue": q})
+                for q in scope
+                if q not in paused
+            )
 
         return self._read(query)
+
+    def _queues_with_work(self, conn: Conn, now: Any) -> list[str]:
+        """Queues with ready or due jobs, found without reading the jobs of any one queue (a
+        paused queue's backlog may be millions)."""
+        ready = [q for (q,) in self._rows(conn, "ready_queues", {})]
+        due = [q for (q,) in self._rows(conn, "due_queues", {"now": now})]
+        return sorted({*ready, *due})
 
     def next_run_at(self, queues: Sequence[str] | None) -> float | None:
         if queues is None:
@@ -390,6 +452,7 @@ class SQLAdapter(Adapter):
         the holder's group deletes failed jobs) if that was their last attempt."""
         params = {"token": token, "now": self._t(now), "max_attempts": max_attempts}
         returned = self._rows(conn, "rescue_reserved", params)
+        cancelled = self._rows(conn, "rescue_cancelled", {**params, "reason": reason})
         deleted = self._rows(conn, "rescue_delete_spent", params) if delete_failed else []
         rows = self._rows(conn, "rescue_running", {**params, "reason": reason})
         failed = len(deleted) + sum(1 for r in rows if r[1] == "failed")
@@ -397,7 +460,8 @@ class SQLAdapter(Adapter):
             released=len(rows) + len(deleted) - failed,
             failed=failed,
             returned=len(returned),
-            job_ids=tuple(int(r[0]) for r in [*deleted, *rows]),
+            job_ids=tuple(int(r[0]) for r in [*cancelled, *deleted, *rows]),
+            cancelled=len(cancelled),
         )
         if result.released or result.returned:
             self._announce(conn)
@@ -424,6 +488,7 @@ class SQLAdapter(Adapter):
     def give_back(self, worker: WorkerInfo) -> int:
         params = {"token": worker.token, "now": self._t(self.clock.now())}
         with self._write() as conn:
+            self._count(conn, "give_back_cancelled", params)
             count = self._count(conn, "give_back_held", params)
             if count:
                 self._announce(conn)
@@ -479,6 +544,9 @@ class SQLAdapter(Adapter):
             updated_at=self._from_t(row[13]) or 0.0,
             unique_key=row[14],
             lock_token=row[15],
+            max_runtime=row[16],
+            retry=row[17],
+            cancelled_at=self._from_t(row[18]),
         )
 
     def get(self, job_id: int) -> JobRecord | None:
@@ -562,11 +630,11 @@ class SQLAdapter(Adapter):
                 if not rows:
                     return False
                 state, run_at, key = rows[0]
-                if state in ("failed", "succeeded") and self._unique_taken(conn, key):
+                if state in FINISHED and self._unique_taken(conn, key):
                     raise self._unique_clash(job_id, key)
                 # A 'scheduled' row already due is ready (promotion is lazy): leave its run_at.
                 due = state == "scheduled" and run_at is not None and run_at <= now
-                if state in ("failed", "scheduled", "succeeded") and not due:
+                if state in (*FINISHED, "scheduled") and not due:
                     self._count(conn, "retry_one", {"id": job_id, "now": now})
                     self._announce(conn)
                 return True
@@ -593,8 +661,16 @@ class SQLAdapter(Adapter):
                 self._announce(conn)
             return len(ids)
 
-    def delete(self, job_id: int) -> bool:
+    def delete(self, job_id: int, *, force: bool = False) -> bool:
         with self._write() as conn:
+            if not force:
+                now = self._t(self.clock.now())
+                state = self._one(conn, "job_state", {"id": job_id, "now": now})
+                if state in HELD_STATES:
+                    raise JobRunningError(
+                        f"job {job_id} is {state}: its worker would go on running it; cancel it "
+                        f"(`litejobs cancel {job_id}`), or delete it anyway with --force"
+                    )
             return self._count(conn, "delete_job", {"id": job_id}) == 1
 
     def clear(self, *, queue: str | None = None, failed_only: bool = False) -> int:
@@ -604,3 +680,50 @@ class SQLAdapter(Adapter):
     def prune(self, older_than: float) -> int:
         with self._write() as conn:
             return self._count(conn, "prune", {"before": self._t(older_than)})
+
+    # -- job control ------------------------------------------------------------------------
+    def cancel(self, job_id: int) -> JobState | None:
+        now = self._t(self.clock.now())
+        with self._write() as conn:
+            state: JobState | None = self._one(conn, "job_state", {"id": job_id, "now": now})
+            if state in ("scheduled", "ready", "reserved"):
+                self._count(conn, "cancel_now", {"id": job_id, "now": now})
+            elif state == "running":
+                self._count(conn, "cancel_request", {"id": job_id, "now": now})
+                self._announce_cancel(conn)
+            return state
+
+    def cancel_requested(self, job: ClaimedJob) -> bool:
+        params = {"id": job.id, "token": job.lock_token}
+        return bool(self._read(lambda c: self._one(c, "cancel_requested", params)))
+
+    def pause(self, queue: str) -> bool:
+        with self._write() as conn:
+            row = self._rows(conn, "queue_control", {"queue": queue})
+            if row and row[0][0] is not None:
+                return False
+            self._count(conn, "queue_pause", {"queue": queue, "now": self._t(self.clock.now())})
+            return True
+
+    def resume(self, queue: str) -> bool:
+        params = {"queue": queue, "now": self._t(self.clock.now())}
+        with self._write() as conn:
+            resumed = self._count(conn, "queue_resume", params) == 1
+            self._count(conn, "queue_forget", {"queue": queue})
+            if resumed:
+                self._announce(conn)
+            return resumed
+
+    def set_queue_limit(self, queue: str, limit: int | None) -> None:
+        params = {"queue": queue, "limit": limit, "now": self._t(self.clock.now())}
+        with self._write() as conn:
+            self._count(conn, "queue_limit", params)
+            self._count(conn, "queue_forget", {"queue": queue})
+            self._announce(conn)  # a raised limit may let waiting jobs start
+
+    def queue_controls(self) -> dict[str, QueueControl]:
+        rows = self._read(lambda c: self._rows(c, "queue_controls", {}))
+        return {
+            queue: QueueControl(queue, self._from_t(paused), None if limit is None else int(limit))
+            for queue, paused, limit in rows
+        }

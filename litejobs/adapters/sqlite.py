@@ -36,7 +36,7 @@ T = TypeVar("T")
 Durability = Literal["normal", "full"]
 
 Q = sqlite_queries()
-MIGRATIONS = [Q["migration_1"], Q["migration_2"], Q["migration_3"]]
+MIGRATIONS = [Q["migration_1"], Q["migration_2"], Q["migration_3"], Q["migration_4"]]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _ts_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
@@ -487,14 +487,13 @@ class SQLiteAdapter(SQLAdapter):
         now_s = ts(now)
         with self._write() as conn:
             conn.execute(Q["promote_due"], {"now": now_s})
-            if queues is None:
+            controls = list(conn.execute(Q["queue_controls"]))
+            if controls:
+                candidates = self._controlled_candidates(conn, controls, queues, limit)
+            elif queues is None:
                 candidates = list(conn.execute(Q["claim_candidates_any"], {"limit": limit}))
             else:
-                candidates = []
-                for queue in queues:
-                    params = {"queue": queue, "limit": limit}
-                    candidates.extend(conn.execute(Q["claim_candidates_queue"], params))
-                candidates.sort()
+                candidates = self._candidates(conn, {queue: limit for queue in queues})
             ids = [row[2] for row in candidates[:limit]]
             if not ids:
                 return []
@@ -502,6 +501,40 @@ class SQLiteAdapter(SQLAdapter):
             if len(ids) == 1:
                 return list(conn.execute(Q["claim_take_one"], params))
             return list(conn.execute(Q["claim_take"], {**params, "ids": compact_json(ids)}))
+
+    @staticmethod
+    def _candidates(conn: apsw.Connection, allowance: dict[str, int]) -> list[Any]:
+        """The first ready jobs of each queue, up to its allowance, merged in claim order. One
+        index seek per queue: an IN list over queues would read every ready job of those queues
+        and sort them."""
+        candidates: list[Any] = []
+        for queue, room in allowance.items():
+            if room > 0:
+                params = {"queue": queue, "limit": room}
+                candidates.extend(conn.execute(Q["claim_candidates_queue"], params))
+        candidates.sort()
+        return candidates
+
+    def _controlled_candidates(
+        self, conn: apsw.Connection, controls: list[Any], queues: Sequence[str] | None, limit: int
+    ) -> list[Any]:
+        """Candidates while some queue is paused or limited (inside the claim's ``BEGIN
+        IMMEDIATE``, so no other claim can change what is held meanwhile): the queues in scope
+        that have ready jobs, minus the paused ones, each up to its limit minus what it holds."""
+        paused = {queue for queue, paused_at, _ in controls if paused_at is not None}
+        limits = {queue: int(n) for queue, _, n in controls if n is not None}
+        if queues is None:
+            queues = [row[0] for row in conn.execute(Q["ready_queues"])]
+        allowance: dict[str, int] = {}
+        for queue in queues:
+            if queue in paused:
+                continue
+            room = limit
+            if queue in limits:
+                held = conn.execute(Q["held_in_queue"], {"queue": queue}).fetchone()
+                room = min(limit, limits[queue] - int(held[0]))  # type: ignore[index]
+            allowance[queue] = room
+        return self._candidates(conn, allowance)
 
     # -- change signal ----------------------------------------------------------------------
     def data_version(self) -> int:
@@ -515,7 +548,9 @@ class SQLiteAdapter(SQLAdapter):
         committed. Between checks the thread sleeps on an inotify watch of the ``-wal`` file,
         which every commit writes: woken within microseconds from any process, no CPU while
         idle, re-checked every 0.5 s for safety. Without inotify it polls every ``poll``
-        seconds (about 1-2 % of a core at 5 ms, measured by ``scripts/bench``).
+        seconds (about 1-2 % of a core at 5 ms, measured by ``scripts/bench``). A thread's first
+        call (or the first after its connection was reopened) returns ``True`` at once: there is
+        nothing to compare with yet, so the caller should look.
         """
         import time
 
@@ -528,7 +563,12 @@ class SQLiteAdapter(SQLAdapter):
             watcher = local.watch = watch(self.path + "-wal")
         baseline = getattr(local, "data_version", None)
         if baseline is None:
-            baseline = local.data_version = self.data_version()
+            # No baseline yet in this thread: what was committed before now cannot be told
+            # apart from what comes next. Report a possible change, so the caller looks once
+            # after this baseline is taken (a cancel committed between the caller's last look
+            # and this moment would otherwise go unseen).
+            local.data_version = self.data_version()
+            return True
         deadline = time.monotonic() + max(0.0, timeout)
         settle = 0.0
         while True:
@@ -550,6 +590,11 @@ class SQLiteAdapter(SQLAdapter):
                 time.sleep(min(0.001, remaining))
             elif watcher.wait(min(remaining, 0.5)):
                 settle = time.monotonic() + 0.05
+
+    def wait_for_cancel(self, timeout: float) -> bool:
+        """Any commit may be a cancel: the same change signal idle workers sleep on (this
+        thread's own connection and watch)."""
+        return self.wait_for_change(timeout)
 
     # -- upkeep -----------------------------------------------------------------------------
     def maintenance(self) -> None:

@@ -29,6 +29,8 @@ Examples:
   litejobs work -n default:2,email:1   # attached workers; Ctrl-C stops them
 
   litejobs list --state failed   ·   litejobs retry --failed   ·   litejobs status
+
+  litejobs cancel 42   ·   litejobs pause email   ·   litejobs resume email
 """
 
 
@@ -235,8 +237,11 @@ COMMAND_MODULES = {
     "list": "jobs",
     "show": "jobs",
     "retry": "jobs",
+    "cancel": "control",
     "delete": "jobs",
     "clear": "jobs",
+    "pause": "control",
+    "resume": "control",
     "status": "jobs",
     "work": "run",
     "workoff": "run",

@@ -112,6 +112,38 @@ def enqueue(
         int | None,
         typer.Option("--max-attempts", metavar="N", help="Override the worker's max attempts."),
     ] = None,
+    max_runtime: Annotated[
+        float | None,
+        typer.Option(
+            "--max-runtime", metavar="SECONDS", help="This job's own hard timeout (seconds)."
+        ),
+    ] = None,
+    retry: Annotated[
+        str | None,
+        typer.Option(
+            "--retry",
+            metavar="S,S,...",
+            help="This job's own retry intervals, seconds after attempt 1, 2, ... (the last "
+            "one repeats), e.g. 10,60,600.",
+        ),
+    ] = None,
+    unique_key: Annotated[
+        str | None,
+        typer.Option(
+            "--unique-key",
+            metavar="KEY",
+            help="While a job with KEY is waiting or running, print its id and store nothing.",
+        ),
+    ] = None,
+    unique_for: Annotated[
+        float | None,
+        typer.Option(
+            "--unique-for",
+            metavar="SECONDS",
+            help="Also hold the key this long after enqueue, once its job succeeded (without "
+            "--unique-key: the key is the function and its arguments).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the stored row as JSON.")] = False,
 ) -> None:
     """Schedule MODULE:FUNC and print the new job's id.
@@ -128,6 +160,10 @@ def enqueue(
       litejobs enqueue myapp.jobs:ping --wait-until 2030-01-01T09:00:00Z --priority 10
 
       litejobs enqueue --shell 'pg_dump mydb > /backups/mydb.sql' --queue backups
+
+      litejobs enqueue myapp.jobs:sync --args '[42]' --max-runtime 30 --retry 10,60,600
+
+      litejobs enqueue myapp.jobs:digest --args '[42]' --unique-key digest:42 --unique-for 3600
     """
     from litejobs.errors import InvalidWaitError, ValidationError
 
@@ -157,12 +193,30 @@ def enqueue(
         wait=wait,
         wait_until=when,
         max_attempts=max_attempts,
+        max_runtime=max_runtime,
+        retry=_intervals(retry),
+        unique_key=unique_key,
+        unique_for=unique_for,
     )
     job_id = scheduler.adapter.enqueue(new)
     if as_json:
         render.print_json(render.job_json(scheduler.adapter.require(job_id)))
     else:
         sys.stdout.write(f"{job_id}\n")
+
+
+def _intervals(text: str | None) -> list[float] | None:
+    """``--retry 10,60,600`` as a list of seconds."""
+    from litejobs.errors import ValidationError
+
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ValidationError(
+            f"--retry takes seconds separated by commas, e.g. --retry 10,60,600; got {text!r}"
+        ) from None
 
 
 def _scheduler_for(job: str, cfg: Settings) -> Scheduler:
@@ -191,8 +245,8 @@ def list_jobs(
             "--state",
             metavar="STATE",
             autocompletion=complete.job_states,
-            help="scheduled, ready, reserved, running, failed or succeeded (kept jobs); "
-            "repeat for several.",
+            help="scheduled, ready, reserved, running, failed, succeeded (kept jobs) or "
+            "cancelled; repeat for several.",
         ),
     ] = None,
     name: Annotated[
@@ -335,15 +389,26 @@ def retry(
 def delete(
     ctx: typer.Context,
     job_id: Annotated[int, typer.Argument(metavar="ID")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Delete it even while a worker runs it (the worker is not stopped)."
+        ),
+    ] = False,
 ) -> None:
-    """Delete one job (whatever its state).
+    """Delete one job. A job a worker is running is refused: cancel it first (`litejobs cancel
+    ID` stops it), or delete it anyway with --force.
 
-    Example: litejobs delete 42
+    Examples:
+
+      litejobs delete 42
+
+      litejobs cancel 42 && litejobs delete 42
     """
     from litejobs.errors import JobNotFoundError
 
     _check_job_id(job_id)
-    if not settings(ctx).adapter(existing=True).delete(job_id):
+    if not settings(ctx).adapter(existing=True).delete(job_id, force=force):
         raise JobNotFoundError(f"no job with id {job_id}; `litejobs list` shows the ids")
     sys.stdout.write(f"deleted job {job_id}\n")
 
@@ -393,8 +458,8 @@ def status(
         bool, typer.Option("--all", help="Detached supervisors of every database and app.")
     ] = False,
 ) -> None:
-    """Jobs per queue and state, the oldest ready job's age, workers and the detached
-    supervisors of this database and app.
+    """Jobs per queue and state, paused queues and queue limits, the oldest ready job's age,
+    workers and the detached supervisors of this database and app.
 
     Example: litejobs status --json
     """
@@ -416,9 +481,14 @@ def status(
     ]
     held = adapter.list_jobs(state=["reserved", "running"], limit=None)
     totals = {s: sum(q.get(s, 0) for q in counts.values()) for s in JOB_STATES}
+    controls = adapter.queue_controls()
     data = {
         "queues": {q: {s: c.get(s, 0) for s in JOB_STATES} for q, c in sorted(counts.items())},
         "totals": totals,
+        "queue_controls": {
+            q: {"paused": c.paused, "paused_at": render.iso(c.paused_at), "limit": c.limit}
+            for q, c in controls.items()
+        },
         "oldest_ready_at": render.iso(oldest),
         "oldest_ready_age_seconds": None if oldest is None else round(max(0.0, now - oldest), 3),
         "workers": workers,
@@ -477,6 +547,7 @@ def _status_tables(data: dict[str, Any], states: tuple[str, ...]) -> None:
         out.print(table)
     else:
         out.print("no jobs")
+    _controls_lines(out, data["queue_controls"], data["queues"])
     age = data["oldest_ready_age_seconds"]
     out.print(f"oldest ready job: {'-' if age is None else render.duration(age) + ' old'}")
     stranded = data["held_by_gone_workers"]
@@ -500,6 +571,23 @@ def _status_tables(data: dict[str, Any], states: tuple[str, ...]) -> None:
             argv = " ".join(str(a) for a in d.get("argv", []))
             out.print(text(f"  pid {d.get('pid')}: litejobs {argv}"))
             out.print(text(f"    started {d.get('started_at')}, log {d.get('log_file')}"))
+
+
+def _controls_lines(out: Any, controls: dict[str, Any], queues: dict[str, Any]) -> None:
+    """``paused queues: ...`` and ``queue limits: ...`` (only when there are any)."""
+    text = render.text
+    paused = [q for q, c in controls.items() if c["paused"]]
+    if paused:
+        waiting = {q: queues.get(q, {}).get("ready", 0) for q in paused}
+        shown = ", ".join(f"{q} ({waiting[q]} ready)" for q in paused)
+        out.print(text(f"paused queues: {shown}; `litejobs resume QUEUE` lets them run"))
+    limited = {q: c["limit"] for q, c in controls.items() if c["limit"] is not None}
+    if limited:
+        held = {
+            q: sum(queues.get(q, {}).get(s, 0) for s in ("reserved", "running")) for q in limited
+        }
+        shown = ", ".join(f"{q} {held[q]}/{n} held" for q, n in limited.items())
+        out.print(text(f"queue limits: {shown}"))
 
 
 def register(app: typer.Typer) -> None:

@@ -57,6 +57,9 @@ def job_json(record: JobRecord, worker_gone: bool = False) -> dict[str, Any]:
         "unique_key": record.unique_key,
         "created_at": iso(record.created_at),
         "updated_at": iso(record.updated_at),
+        "max_runtime": record.max_runtime,
+        "retry": None if record.retry is None else json.loads(record.retry),
+        "cancelled_at": iso(record.cancelled_at),
     }
 
 
@@ -189,8 +192,12 @@ def jobs_table(records: Iterable[JobRecord], now: float, stranded: set[int] | No
 
     rows: list[tuple[str, ...]] = []
     for r in records:
-        when = {"failed": r.failed_at, "running": r.locked_at}.get(r.state, r.run_at)
+        when = {"failed": r.failed_at, "running": r.locked_at, "cancelled": r.cancelled_at}.get(
+            r.state, r.run_at
+        )
         state = f"{r.state} (worker gone)" if stranded and r.id in stranded else r.state
+        if r.state == "running" and r.cancelled_at is not None:
+            state = f"{state} (cancelling)"
         cells = (
             str(r.id),
             state,
@@ -237,6 +244,10 @@ def job_detail(record: JobRecord, now: float) -> None:
     data = job_json(record)
     for key in ("id", "state", "queue", "priority", "attempts", "max_attempts", "name", "path"):
         table.add_row(key, text("-" if data[key] is None else data[key]))
+    if record.max_runtime is not None:
+        table.add_row("max_runtime", f"{record.max_runtime:g} s")
+    if record.retry is not None:
+        table.add_row("retry", text(record.retry))
     table.add_row("args", text(json.dumps(record.args, ensure_ascii=False)))
     if record.kwargs:
         table.add_row("kwargs", text(json.dumps(record.kwargs, ensure_ascii=False)))
@@ -244,6 +255,7 @@ def job_detail(record: JobRecord, now: float) -> None:
         ("run_at", record.run_at),
         ("locked_at", record.locked_at),
         ("failed_at", record.failed_at),
+        ("cancelled_at", record.cancelled_at),
         ("created_at", record.created_at),
         ("updated_at", record.updated_at),
     ):

@@ -108,6 +108,10 @@ def summary(stats: WorkerStats) -> str:
         f"ran {stats.ran}: {stats.succeeded} succeeded, {stats.errored} errored (will retry), "
         f"{stats.failed} failed"
     )
+    if stats.cancelled:
+        line += f", {stats.cancelled} cancelled"
+    if stats.snoozed:
+        line += f", {stats.snoozed} snoozed"
     if stats.lost:
         line += f", {stats.lost} lost to another worker (lock taken over)"
     return line

@@ -47,6 +47,7 @@ def test_bash_completes_job_states() -> None:
         "running",
         "failed",
         "succeeded",
+        "cancelled",
     ]
     assert complete("bash", "litejobs list --state f") == ["failed"]
 

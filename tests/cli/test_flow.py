@@ -20,7 +20,7 @@ from .conftest import APP, EXE, ROOT, clean_env, ran
 JOB_FIELDS = {
     "id", "state", "worker_gone", "queue", "priority", "attempts", "max_attempts", "name",
     "path", "args", "kwargs", "run_at", "locked_at", "locked_by", "last_error", "failed_at",
-    "unique_key", "created_at", "updated_at",
+    "unique_key", "created_at", "updated_at", "max_runtime", "retry", "cancelled_at",
 }  # fmt: skip
 
 
@@ -150,6 +150,7 @@ def test_delete_and_status(cli, db_path: Path) -> None:
     assert data["queues"]["email"]["ready"] == 2
     assert data["queues"]["default"] == {
         "scheduled": 1, "ready": 0, "reserved": 0, "running": 0, "failed": 0, "succeeded": 0,
+        "cancelled": 0,
     }  # fmt: skip
     assert data["totals"]["ready"] == 2 and data["oldest_ready_age_seconds"] >= 0
     assert data["workers"] == [] and isinstance(data["supervisors"], list)

@@ -2,7 +2,8 @@
 
 ``sqlite.sql`` and ``postgres.sql`` hold every statement litejobs runs, each under a
 ``-- name: <statement>`` line, with named parameters written ``:param``. The two files define the
-same names with the same parameters, so the dialect-neutral code in
+same names with the same parameters (but for each dialect's claim internals and a few PostgreSQL
+helpers, listed in ``tests/test_sql_statements.py``), so the dialect-neutral code in
 :mod:`litejobs.adapters.sqlbase` runs a statement by name on either database; a reviewer can
 read, diff and ``EXPLAIN`` each one. (The layout follows procrastinate's ``queries.sql``.)
 """

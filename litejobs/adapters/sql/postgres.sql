@@ -91,6 +91,24 @@ CREATE TABLE {s}.litejobs_workers (
 );
 CREATE INDEX litejobs_workers_name ON {s}.litejobs_workers (name);
 
+-- name: migration_4
+ALTER TABLE {s}.background_jobs ADD COLUMN max_runtime DOUBLE PRECISION;
+ALTER TABLE {s}.background_jobs ADD COLUMN retry TEXT;
+ALTER TABLE {s}.background_jobs ADD COLUMN cancelled_at TIMESTAMPTZ;
+CREATE TABLE {s}.litejobs_queues (
+    queue        TEXT PRIMARY KEY,
+    paused_at    TIMESTAMPTZ,
+    held_limit   INTEGER,
+    updated_at   TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE {s}.litejobs_unique_keys (
+    unique_key   TEXT PRIMARY KEY,
+    job_id       BIGINT      NOT NULL,
+    enqueued_at  TIMESTAMPTZ NOT NULL,
+    expires_at   TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX litejobs_unique_keys_expiry ON {s}.litejobs_unique_keys (expires_at);
+
 
 -- ========================================================================= enqueueing ========
 
@@ -98,8 +116,9 @@ CREATE INDEX litejobs_workers_name ON {s}.litejobs_workers (name);
 -- One statement is its own transaction: insert and announce in one round trip.
 WITH ins AS (
     INSERT INTO {s}.background_jobs (state, handler, queue, priority, run_at, max_attempts,
-                                     unique_key, created_at, updated_at)
-    VALUES (:state, :handler, :queue, :priority, :run_at, :max_attempts, :unique_key, :now, :now)
+                                     unique_key, max_runtime, retry, created_at, updated_at)
+    VALUES (:state, :handler, :queue, :priority, :run_at, :max_attempts, :unique_key,
+            :max_runtime, :retry, :now, :now)
     RETURNING id
 )
 SELECT id, pg_notify(:channel, '') FROM ins;
@@ -108,8 +127,9 @@ SELECT id, pg_notify(:channel, '') FROM ins;
 -- ON CONFLICT waits for a concurrent insert of the same key to commit, so two enqueuers racing
 -- on one key get one job and the same id.
 INSERT INTO {s}.background_jobs (state, handler, queue, priority, run_at, max_attempts,
-                                 unique_key, created_at, updated_at)
-VALUES (:state, :handler, :queue, :priority, :run_at, :max_attempts, :unique_key, :now, :now)
+                                 unique_key, max_runtime, retry, created_at, updated_at)
+VALUES (:state, :handler, :queue, :priority, :run_at, :max_attempts, :unique_key,
+        :max_runtime, :retry, :now, :now)
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL
     AND state IN ('scheduled', 'ready', 'reserved', 'running')
 DO NOTHING
@@ -125,9 +145,9 @@ WHERE unique_key = :unique_key AND state IN ('scheduled', 'ready', 'reserved', '
 -- the handler is byte for byte what one-by-one enqueueing stores.
 WITH ins AS (
     INSERT INTO {s}.background_jobs (state, handler, queue, priority, run_at, max_attempts,
-                                     created_at, updated_at)
+                                     max_runtime, retry, created_at, updated_at)
     SELECT :state, :head || e.value::text || :tail, :queue, :priority, :run_at, :max_attempts,
-           :now, :now
+           :max_runtime, :retry, :now, :now
     FROM json_array_elements(:items::json) WITH ORDINALITY AS e(value, n) ORDER BY n
     RETURNING id
 )
@@ -137,12 +157,14 @@ SELECT id FROM ins ORDER BY id;
 -- Many rows in one statement (ids come back in input order thanks to WITH ORDINALITY).
 WITH input AS (
     SELECT * FROM unnest(:states::text[], :handlers::text[], :queues::text[],
-                         :priorities::int[], :run_ats::timestamptz[], :max_attempts::int[])
-        WITH ORDINALITY AS t(state, handler, queue, priority, run_at, max_attempts, n)
+                         :priorities::int[], :run_ats::timestamptz[], :max_attempts::int[],
+                         :max_runtimes::float8[], :retries::text[])
+        WITH ORDINALITY AS t(state, handler, queue, priority, run_at, max_attempts, max_runtime,
+                             retry, n)
 ), ins AS (
     INSERT INTO {s}.background_jobs (state, handler, queue, priority, run_at, max_attempts,
-                                     created_at, updated_at)
-    SELECT state, handler, queue, priority, run_at, max_attempts, :now, :now
+                                     max_runtime, retry, created_at, updated_at)
+    SELECT state, handler, queue, priority, run_at, max_attempts, max_runtime, retry, :now, :now
     FROM input ORDER BY n
     RETURNING id
 )
@@ -171,21 +193,79 @@ WHERE name = :name AND tick_at < (SELECT tick_at FROM {s}.litejobs_recurring_tic
 -- name: last_ticks
 SELECT name, max(tick_at) FROM {s}.litejobs_recurring_ticks GROUP BY name;
 
+-- name: unique_window
+SELECT u.job_id, j.state FROM {s}.litejobs_unique_keys AS u
+LEFT JOIN {s}.background_jobs AS j ON j.id = u.job_id
+WHERE u.unique_key = :unique_key AND u.expires_at > :now;
+
+-- name: unique_hold
+INSERT INTO {s}.litejobs_unique_keys (unique_key, job_id, enqueued_at, expires_at)
+VALUES (:unique_key, :job_id, :now, :expires_at)
+ON CONFLICT (unique_key) DO UPDATE
+SET job_id = excluded.job_id, enqueued_at = excluded.enqueued_at, expires_at = excluded.expires_at;
+
+-- name: unique_expire
+DELETE FROM {s}.litejobs_unique_keys WHERE expires_at <= :now;
+
 
 -- =========================================================================== claiming =======
 
--- name: promote_due
--- Rows another claimer is promoting are skipped.
+-- name: claim_prepare
+-- Before a claim, in its transaction: promote the due jobs (rows another claimer is promoting
+-- are skipped), and lock the rows of the limited queues in the claim's scope (in one order: no
+-- deadlock). That serialises the claimers of a limited queue: the claim statement after this
+-- one starts with a fresh snapshot, so it counts every claim that committed before it.
+WITH limited AS (
+    SELECT queue FROM {s}.litejobs_queues
+    WHERE held_limit IS NOT NULL AND (:queues::text[] IS NULL OR queue = ANY(:queues::text[]))
+    ORDER BY queue FOR UPDATE
+)
 UPDATE {s}.background_jobs SET state = 'ready'
 WHERE id IN (SELECT id FROM {s}.background_jobs WHERE state = 'scheduled' AND run_at <= :now
-             FOR UPDATE SKIP LOCKED);
+             FOR UPDATE SKIP LOCKED)
+  AND (SELECT count(*) FROM limited) >= 0;
 
 -- name: claim_any
--- One statement: pick in order, skipping rows other claimers hold; the first starts (attempt
--- counted), the rest are reserved.
-WITH picked AS (
-    SELECT id, priority, run_at FROM {s}.background_jobs WHERE state = 'ready'
+-- One statement picks the plain way or the controlled way -- never both: each is guarded by
+-- whether any queue is paused or limited, as this statement's one snapshot sees it -- and one
+-- UPDATE takes what was picked; the first job starts (attempt counted), the rest are reserved.
+-- * plain: in order, skipping rows other claimers hold (FOR UPDATE SKIP LOCKED);
+-- * controlled: per ready queue that is not paused (one index seek each, however big a paused
+--   backlog), up to its allowance (a limited queue: its limit minus what is held now --
+--   claim_prepare, run just before in the transaction, serialises the claimers of limited
+--   queues, so this statement's snapshot counts every claim that committed), then the first
+--   :limit in order.
+WITH RECURSIVE plain AS (
+    SELECT id, priority, run_at FROM {s}.background_jobs
+    WHERE state = 'ready' AND NOT EXISTS (SELECT 1 FROM {s}.litejobs_queues)
     ORDER BY priority, run_at, id LIMIT :limit FOR UPDATE SKIP LOCKED
+), ready_queues(queue) AS (
+    SELECT (SELECT min(queue) FROM {s}.background_jobs WHERE state = 'ready')
+    UNION ALL
+    SELECT (SELECT min(b.queue) FROM {s}.background_jobs AS b
+            WHERE b.state = 'ready' AND b.queue > r.queue)
+    FROM ready_queues AS r WHERE r.queue IS NOT NULL
+), allowance AS (
+    SELECT r.queue,
+           CASE WHEN c.held_limit IS NULL THEN :limit
+                ELSE least(:limit, c.held_limit - (SELECT count(*) FROM {s}.background_jobs AS h
+                                                   WHERE h.queue = r.queue
+                                                     AND h.state IN ('reserved', 'running')))
+           END AS n
+    FROM ready_queues AS r
+    LEFT JOIN {s}.litejobs_queues AS c ON c.queue = r.queue
+    WHERE r.queue IS NOT NULL AND c.paused_at IS NULL
+      AND EXISTS (SELECT 1 FROM {s}.litejobs_queues)
+), controlled AS (
+    SELECT p.id, p.priority, p.run_at FROM allowance AS a CROSS JOIN LATERAL (
+        SELECT id, priority, run_at FROM {s}.background_jobs
+        WHERE state = 'ready' AND queue = a.queue
+        ORDER BY priority, run_at, id LIMIT greatest(a.n, 0) FOR UPDATE SKIP LOCKED
+    ) AS p
+), picked AS (
+    SELECT id, priority, run_at FROM plain
+    UNION ALL
+    (SELECT id, priority, run_at FROM controlled ORDER BY priority, run_at, id LIMIT :limit)
 ), head AS (
     SELECT id FROM picked ORDER BY priority, run_at, id LIMIT 1
 )
@@ -196,13 +276,35 @@ SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved
     lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
 FROM picked WHERE j.id = picked.id
 RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
-          j.state;
+          j.state, j.max_runtime, j.retry;
 
 -- name: claim_queues
-WITH picked AS (
+WITH plain AS (
     SELECT id, priority, run_at FROM {s}.background_jobs
     WHERE state = 'ready' AND queue = ANY(:queues::text[])
+      AND NOT EXISTS (SELECT 1 FROM {s}.litejobs_queues)
     ORDER BY priority, run_at, id LIMIT :limit FOR UPDATE SKIP LOCKED
+), allowance AS (
+    SELECT w.queue,
+           CASE WHEN c.held_limit IS NULL THEN :limit
+                ELSE least(:limit, c.held_limit - (SELECT count(*) FROM {s}.background_jobs AS h
+                                                   WHERE h.queue = w.queue
+                                                     AND h.state IN ('reserved', 'running')))
+           END AS n
+    FROM unnest(:queues::text[]) AS w(queue)
+    LEFT JOIN {s}.litejobs_queues AS c ON c.queue = w.queue
+    WHERE w.queue IS NOT NULL AND c.paused_at IS NULL
+      AND EXISTS (SELECT 1 FROM {s}.litejobs_queues)
+), controlled AS (
+    SELECT p.id, p.priority, p.run_at FROM allowance AS a CROSS JOIN LATERAL (
+        SELECT id, priority, run_at FROM {s}.background_jobs
+        WHERE state = 'ready' AND queue = a.queue
+        ORDER BY priority, run_at, id LIMIT greatest(a.n, 0) FOR UPDATE SKIP LOCKED
+    ) AS p
+), picked AS (
+    SELECT id, priority, run_at FROM plain
+    UNION ALL
+    (SELECT id, priority, run_at FROM controlled ORDER BY priority, run_at, id LIMIT :limit)
 ), head AS (
     SELECT id FROM picked ORDER BY priority, run_at, id LIMIT 1
 )
@@ -213,7 +315,20 @@ SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved
     lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
 FROM picked WHERE j.id = picked.id
 RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
-          j.state;
+          j.state, j.max_runtime, j.retry;
+
+-- name: ready_queues
+WITH RECURSIVE q(queue) AS (
+    SELECT (SELECT min(queue) FROM {s}.background_jobs WHERE state = 'ready')
+    UNION ALL
+    SELECT (SELECT min(b.queue) FROM {s}.background_jobs AS b
+            WHERE b.state = 'ready' AND b.queue > q.queue)
+    FROM q WHERE q.queue IS NOT NULL
+)
+SELECT queue FROM q WHERE queue IS NOT NULL;
+
+-- name: due_queues
+SELECT DISTINCT queue FROM {s}.background_jobs WHERE state = 'scheduled' AND run_at <= :now;
 
 
 -- ========================================================================== recording =======
@@ -251,6 +366,25 @@ SET state = 'ready', attempts = :attempts, lock_token = NULL, locked_by = NULL,
     locked_at = NULL, updated_at = :now
 WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
   AND state IN ('reserved', 'running');
+
+-- name: record_snoozed
+UPDATE {s}.background_jobs
+SET state = :state, attempts = :attempts, lock_token = NULL, locked_by = NULL, locked_at = NULL,
+    run_at = :retry_at, suspect = false, updated_at = :now
+WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
+  AND state IN ('reserved', 'running');
+
+-- name: record_cancelled
+UPDATE {s}.background_jobs
+SET state = 'cancelled', attempts = :attempts, lock_token = NULL, locked_by = NULL,
+    locked_at = NULL, run_at = NULL, cancelled_at = coalesce(cancelled_at, :now),
+    last_error = :error, suspect = false, updated_at = :now
+WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
+  AND state IN ('reserved', 'running');
+
+-- name: settle_cancels
+UPDATE {s}.background_jobs SET state = 'cancelled', run_at = NULL, updated_at = :now
+WHERE id = ANY(:ids::bigint[]) AND cancelled_at IS NOT NULL AND state IN ('scheduled', 'ready');
 
 -- name: start_reserved
 UPDATE {s}.background_jobs
@@ -293,6 +427,12 @@ SET state = 'ready', attempts = CASE WHEN state = 'running' THEN attempts - 1 EL
     lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now
 WHERE lock_token = :token AND state IN ('reserved', 'running');
 
+-- name: give_back_cancelled
+UPDATE {s}.background_jobs
+SET state = 'cancelled', run_at = NULL, lock_token = NULL, locked_by = NULL, locked_at = NULL,
+    updated_at = :now
+WHERE lock_token = :token AND state IN ('reserved', 'running') AND cancelled_at IS NOT NULL;
+
 -- name: held_tokens
 SELECT lock_token, min(locked_by) FROM {s}.background_jobs
 WHERE state IN ('reserved', 'running') GROUP BY lock_token;
@@ -303,6 +443,17 @@ WHERE state IN ('reserved', 'running') GROUP BY lock_token;
 -- ones are released with their attempt counted, or failed if it was their last (deleted if its
 -- group deletes failed jobs). All are marked suspect: any of them may have killed the worker,
 -- so each is charged before it starts again, even inside a batch (a crash loop runs out).
+
+-- name: rescue_cancelled
+UPDATE {s}.background_jobs
+SET state = 'cancelled', run_at = NULL,
+    last_error = :reason || ': worker ' || coalesce(locked_by, '?') || ' stopped during attempt '
+                 || attempts || ' (cancelled)',
+    lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now
+WHERE id IN (SELECT id FROM {s}.background_jobs
+             WHERE lock_token = :token AND state = 'running' AND cancelled_at IS NOT NULL
+             FOR UPDATE SKIP LOCKED)
+RETURNING id;
 
 -- name: rescue_reserved
 UPDATE {s}.background_jobs
@@ -341,12 +492,14 @@ RETURNING id, state;
 
 -- name: job_get
 SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
-       last_error, failed_at, created_at, updated_at, unique_key, lock_token
+       last_error, failed_at, created_at, updated_at, unique_key, lock_token, max_runtime, retry,
+       cancelled_at
 FROM {s}.background_jobs WHERE id = :id;
 
 -- name: jobs_list
 SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
-       last_error, failed_at, created_at, updated_at, unique_key, lock_token
+       last_error, failed_at, created_at, updated_at, unique_key, lock_token, max_runtime, retry,
+       cancelled_at
 FROM {s}.background_jobs
 WHERE (:queue::text IS NULL OR queue = :queue::text)
   AND (:name::text IS NULL OR handler::json->>'name' = :name::text)
@@ -357,7 +510,8 @@ ORDER BY id LIMIT :limit::bigint;
 
 -- name: jobs_list_newest
 SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
-       last_error, failed_at, created_at, updated_at, unique_key, lock_token
+       last_error, failed_at, created_at, updated_at, unique_key, lock_token, max_runtime, retry,
+       cancelled_at
 FROM {s}.background_jobs
 WHERE (:queue::text IS NULL OR queue = :queue::text)
   AND (:name::text IS NULL OR handler::json->>'name' = :name::text)
@@ -407,7 +561,7 @@ SELECT state, run_at, unique_key FROM {s}.background_jobs WHERE id = :id FOR UPD
 
 -- name: retry_one
 UPDATE {s}.background_jobs
-SET state = 'ready', failed_at = NULL, run_at = :now, suspect = false,
+SET state = 'ready', failed_at = NULL, cancelled_at = NULL, run_at = :now, suspect = false,
     attempts = CASE WHEN state = 'scheduled' THEN attempts ELSE 0 END, updated_at = :now
 WHERE id = :id;
 
@@ -430,4 +584,52 @@ WHERE (:queue::text IS NULL OR queue = :queue::text)
   AND (NOT :failed_only::boolean OR state = 'failed');
 
 -- name: prune
-DELETE FROM {s}.background_jobs WHERE state IN ('succeeded', 'failed') AND updated_at < :before;
+DELETE FROM {s}.background_jobs
+WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < :before;
+
+
+-- ====================================================================== job control =========
+
+-- name: job_state
+-- A job's state as people see it (a scheduled job whose time has come is ready).
+SELECT CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END
+FROM {s}.background_jobs WHERE id = :id FOR UPDATE;
+
+-- name: cancel_now
+UPDATE {s}.background_jobs
+SET state = 'cancelled', cancelled_at = :now, run_at = NULL, lock_token = NULL, locked_by = NULL,
+    locked_at = NULL, suspect = false, updated_at = :now
+WHERE id = :id AND state IN ('scheduled', 'ready', 'reserved');
+
+-- name: cancel_request
+UPDATE {s}.background_jobs SET cancelled_at = coalesce(cancelled_at, :now), updated_at = :now
+WHERE id = :id AND state = 'running';
+
+-- name: cancel_requested
+SELECT EXISTS(SELECT 1 FROM {s}.background_jobs
+              WHERE id = :id AND lock_token = :token AND state = 'running'
+                AND cancelled_at IS NOT NULL);
+
+-- name: queue_controls
+SELECT queue, paused_at, held_limit FROM {s}.litejobs_queues ORDER BY queue;
+
+-- name: queue_control
+SELECT paused_at, held_limit FROM {s}.litejobs_queues WHERE queue = :queue FOR UPDATE;
+
+-- name: queue_pause
+INSERT INTO {s}.litejobs_queues AS q (queue, paused_at, updated_at) VALUES (:queue, :now, :now)
+ON CONFLICT (queue) DO UPDATE
+SET paused_at = coalesce(q.paused_at, excluded.paused_at), updated_at = excluded.updated_at;
+
+-- name: queue_resume
+UPDATE {s}.litejobs_queues SET paused_at = NULL, updated_at = :now
+WHERE queue = :queue AND paused_at IS NOT NULL;
+
+-- name: queue_limit
+INSERT INTO {s}.litejobs_queues (queue, held_limit, updated_at) VALUES (:queue, :limit, :now)
+ON CONFLICT (queue) DO UPDATE
+SET held_limit = excluded.held_limit, updated_at = excluded.updated_at;
+
+-- name: queue_forget
+DELETE FROM {s}.litejobs_queues
+WHERE queue = :queue AND paused_at IS NULL AND held_limit IS NULL;

@@ -100,13 +100,38 @@ CREATE TABLE litejobs_workers (
 );
 CREATE INDEX litejobs_workers_name ON litejobs_workers (name);
 
+-- name: migration_4
+-- Job control. A job's own hard timeout (s) and retry policy (JSON data); `cancelled_at`: when a
+-- person cancelled it (state 'cancelled'), or asked to cancel it while it runs (state 'running'
+-- until its worker stops it). Queues that are paused or limited (at most `held_limit` of their
+-- jobs reserved or running at once, across every worker and host): a row only while either is
+-- set, so a claim with no row to read takes the plain path. Unique keys held for a period after
+-- enqueue (`unique_for`): the latest job enqueued with the key, until `expires_at`.
+ALTER TABLE background_jobs ADD COLUMN max_runtime REAL;
+ALTER TABLE background_jobs ADD COLUMN retry TEXT;
+ALTER TABLE background_jobs ADD COLUMN cancelled_at TEXT;
+CREATE TABLE litejobs_queues (
+    queue        TEXT PRIMARY KEY,
+    paused_at    TEXT,
+    held_limit   INTEGER,
+    updated_at   TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE litejobs_unique_keys (
+    unique_key   TEXT PRIMARY KEY,
+    job_id       INTEGER NOT NULL,
+    enqueued_at  TEXT NOT NULL,
+    expires_at   TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX litejobs_unique_keys_expiry ON litejobs_unique_keys (expires_at);
+
 
 -- ========================================================================= enqueueing ========
 
 -- name: insert_job
 INSERT INTO background_jobs (state, handler, queue, priority, run_at, max_attempts, unique_key,
-                             created_at, updated_at)
-VALUES (:state, :handler, :queue, :priority, :run_at, :max_attempts, :unique_key, :now, :now);
+                             max_runtime, retry, created_at, updated_at)
+VALUES (:state, :handler, :queue, :priority, :run_at, :max_attempts, :unique_key,
+        :max_runtime, :retry, :now, :now);
 
 -- name: find_active_unique
 SELECT id FROM background_jobs
@@ -119,9 +144,9 @@ WHERE unique_key = :unique_key AND state IN ('scheduled', 'ready', 'reserved', '
 -- minified), so the handler is byte for byte what one-by-one enqueueing stores. Rows come out
 -- of the scan in array order.
 INSERT INTO background_jobs (state, handler, queue, priority, run_at, max_attempts, unique_key,
-                             created_at, updated_at)
+                             max_runtime, retry, created_at, updated_at)
 SELECT :state, :head || value || :tail, :queue, :priority, :run_at, :max_attempts, NULL,
-       :now, :now
+       :max_runtime, :retry, :now, :now
 FROM json_each(:items);
 
 -- name: tick_last
@@ -139,6 +164,22 @@ WHERE name = :name AND tick_at < (SELECT tick_at FROM litejobs_recurring_ticks
 
 -- name: last_ticks
 SELECT name, max(tick_at) FROM litejobs_recurring_ticks GROUP BY name;
+
+-- name: unique_window
+-- The latest job enqueued with a key held for a period, while the period runs, and its state
+-- now (NULL: its row is gone: deleted after success, or by a person).
+SELECT u.job_id, j.state FROM litejobs_unique_keys AS u
+LEFT JOIN background_jobs AS j ON j.id = u.job_id
+WHERE u.unique_key = :unique_key AND u.expires_at > :now;
+
+-- name: unique_hold
+INSERT INTO litejobs_unique_keys (unique_key, job_id, enqueued_at, expires_at)
+VALUES (:unique_key, :job_id, :now, :expires_at)
+ON CONFLICT (unique_key) DO UPDATE
+SET job_id = excluded.job_id, enqueued_at = excluded.enqueued_at, expires_at = excluded.expires_at;
+
+-- name: unique_expire
+DELETE FROM litejobs_unique_keys WHERE expires_at <= :now;
 
 
 -- =========================================================================== claiming =======
@@ -164,7 +205,9 @@ SET state = CASE WHEN id = :first THEN 'running' ELSE 'reserved' END,
     suspect = CASE WHEN id = :first THEN 0 ELSE suspect END,
     lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids))
-RETURNING id, handler, queue, priority, attempts, max_attempts, run_at, suspect, state;
+RETURNING id, handler, queue, priority, attempts, max_attempts, run_at, suspect, state,
+          max_runtime, retry;
+
 
 -- name: claim_take_one
 -- A claim of one job (an idle worker woken for it): the same change, found by its id alone
@@ -173,8 +216,29 @@ UPDATE background_jobs
 SET state = 'running', attempts = attempts + 1, suspect = 0,
     lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
 WHERE id = :first
-RETURNING id, handler, queue, priority, attempts, max_attempts, run_at, suspect, state;
+RETURNING id, handler, queue, priority, attempts, max_attempts, run_at, suspect, state,
+          max_runtime, retry;
 
+
+-- name: ready_queues
+-- The queues that have ready jobs, one index seek each (a loose index scan of the ready-by-queue
+-- index): what a claim picks from when some queue is paused or limited, however many jobs the
+-- paused queues hold.
+WITH RECURSIVE q(queue) AS (
+    SELECT (SELECT min(queue) FROM background_jobs WHERE state = 'ready')
+    UNION ALL
+    SELECT (SELECT min(queue) FROM background_jobs WHERE state = 'ready' AND queue > q.queue)
+    FROM q WHERE q.queue IS NOT NULL
+)
+SELECT queue FROM q WHERE queue IS NOT NULL;
+
+-- name: due_queues
+-- Queues with scheduled jobs whose time has come (promoted to ready at the next claim).
+SELECT DISTINCT queue FROM background_jobs WHERE state = 'scheduled' AND run_at <= :now;
+
+-- name: held_in_queue
+-- How many of a limited queue's jobs are held (reserved or running) now.
+SELECT count(*) FROM background_jobs WHERE queue = :queue AND state IN ('reserved', 'running');
 
 -- ========================================================================== recording =======
 -- Every outcome is fenced by its claim: the row must still be held by this token, since this
@@ -214,6 +278,31 @@ SET state = 'ready', attempts = :attempts, lock_token = NULL, locked_by = NULL,
     locked_at = NULL, updated_at = :now
 WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
   AND state IN ('reserved', 'running');
+
+-- name: record_snoozed
+-- The job asked to run again later: its attempt is given back (as a release does).
+UPDATE background_jobs
+SET state = :state, attempts = :attempts, lock_token = NULL, locked_by = NULL, locked_at = NULL,
+    run_at = :retry_at, suspect = 0, updated_at = :now
+WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
+  AND state IN ('reserved', 'running');
+
+-- name: record_cancelled
+-- Stopped for good: a person's cancel carried out, or the job raised Cancel. Kept, like a
+-- failed job; `cancelled_at` keeps the time the person asked.
+UPDATE background_jobs
+SET state = 'cancelled', attempts = :attempts, lock_token = NULL, locked_by = NULL,
+    locked_at = NULL, run_at = NULL, cancelled_at = coalesce(cancelled_at, :now),
+    last_error = :error, suspect = 0, updated_at = :now
+WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
+  AND state IN ('reserved', 'running');
+
+-- name: settle_cancels
+-- After outcomes that let a job run again (errored, released, snoozed): a job a person asked to
+-- cancel meanwhile never runs again.
+UPDATE background_jobs SET state = 'cancelled', run_at = NULL, updated_at = :now
+WHERE id IN (SELECT value FROM json_each(:ids)) AND cancelled_at IS NOT NULL
+  AND state IN ('scheduled', 'ready');
 
 -- name: start_reserved
 UPDATE background_jobs
@@ -256,6 +345,13 @@ SET state = 'ready', attempts = CASE WHEN state = 'running' THEN attempts - 1 EL
     lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now
 WHERE lock_token = :token AND state IN ('reserved', 'running');
 
+-- name: give_back_cancelled
+-- What a worker gives back that a person asked to cancel meanwhile ends cancelled.
+UPDATE background_jobs
+SET state = 'cancelled', run_at = NULL, lock_token = NULL, locked_by = NULL, locked_at = NULL,
+    updated_at = :now
+WHERE lock_token = :token AND state IN ('reserved', 'running') AND cancelled_at IS NOT NULL;
+
 -- name: held_tokens
 SELECT lock_token, min(locked_by) FROM background_jobs
 WHERE state IN ('reserved', 'running') GROUP BY lock_token;
@@ -266,6 +362,16 @@ WHERE state IN ('reserved', 'running') GROUP BY lock_token;
 -- ones are released with their attempt counted, or failed if it was their last (deleted if its
 -- group deletes failed jobs). All are marked suspect: any of them may have killed the worker,
 -- so each is charged before it starts again, even inside a batch (a crash loop runs out).
+
+-- name: rescue_cancelled
+-- A gone worker's running job that a person asked to cancel ends cancelled, not ready again.
+UPDATE background_jobs
+SET state = 'cancelled', run_at = NULL,
+    last_error = :reason || ': worker ' || coalesce(locked_by, '?') || ' stopped during attempt '
+                 || attempts || ' (cancelled)',
+    lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now
+WHERE lock_token = :token AND state = 'running' AND cancelled_at IS NOT NULL
+RETURNING id;
 
 -- name: rescue_reserved
 UPDATE background_jobs
@@ -298,14 +404,16 @@ RETURNING id, state;
 
 -- name: job_get
 SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
-       last_error, failed_at, created_at, updated_at, unique_key, lock_token
+       last_error, failed_at, created_at, updated_at, unique_key, lock_token, max_runtime, retry,
+       cancelled_at
 FROM background_jobs WHERE id = :id;
 
 -- name: jobs_list
 -- Filters are optional (NULL: any). `states` is a JSON array of states as people see them: a
 -- scheduled job whose time has come is ready.
 SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
-       last_error, failed_at, created_at, updated_at, unique_key, lock_token
+       last_error, failed_at, created_at, updated_at, unique_key, lock_token, max_runtime, retry,
+       cancelled_at
 FROM background_jobs
 WHERE (:queue IS NULL OR queue = :queue)
   AND (:name IS NULL OR json_extract(handler, '$.name') = :name)
@@ -316,7 +424,8 @@ ORDER BY id LIMIT coalesce(:limit, -1);
 
 -- name: jobs_list_newest
 SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
-       last_error, failed_at, created_at, updated_at, unique_key, lock_token
+       last_error, failed_at, created_at, updated_at, unique_key, lock_token, max_runtime, retry,
+       cancelled_at
 FROM background_jobs
 WHERE (:queue IS NULL OR queue = :queue)
   AND (:name IS NULL OR json_extract(handler, '$.name') = :name)
@@ -365,9 +474,9 @@ WHERE state = 'scheduled' AND queue IN (SELECT value FROM json_each(:queues));
 SELECT state, run_at, unique_key FROM background_jobs WHERE id = :id;
 
 -- name: retry_one
--- A failed or kept job starts over with 0 attempts; a scheduled one keeps its attempts.
+-- A failed, cancelled or kept job starts over with 0 attempts; a scheduled one keeps its attempts.
 UPDATE background_jobs
-SET state = 'ready', failed_at = NULL, run_at = :now, suspect = 0,
+SET state = 'ready', failed_at = NULL, cancelled_at = NULL, run_at = :now, suspect = 0,
     attempts = CASE WHEN state = 'scheduled' THEN attempts ELSE 0 END, updated_at = :now
 WHERE id = :id;
 
@@ -388,4 +497,55 @@ DELETE FROM background_jobs
 WHERE (:queue IS NULL OR queue = :queue) AND (NOT :failed_only OR state = 'failed');
 
 -- name: prune
-DELETE FROM background_jobs WHERE state IN ('succeeded', 'failed') AND updated_at < :before;
+DELETE FROM background_jobs
+WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < :before;
+
+
+-- ====================================================================== job control =========
+
+-- name: job_state
+-- A job's state as people see it (a scheduled job whose time has come is ready).
+SELECT CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END
+FROM background_jobs WHERE id = :id;
+
+-- name: cancel_now
+-- A job that has not started is cancelled at once (a reserved one's start is then fenced off).
+UPDATE background_jobs
+SET state = 'cancelled', cancelled_at = :now, run_at = NULL, lock_token = NULL, locked_by = NULL,
+    locked_at = NULL, suspect = 0, updated_at = :now
+WHERE id = :id AND state IN ('scheduled', 'ready', 'reserved');
+
+-- name: cancel_request
+-- A running job: its worker stops it (the keeper thread watches for this).
+UPDATE background_jobs SET cancelled_at = coalesce(cancelled_at, :now), updated_at = :now
+WHERE id = :id AND state = 'running';
+
+-- name: cancel_requested
+SELECT EXISTS(SELECT 1 FROM background_jobs
+              WHERE id = :id AND lock_token = :token AND state = 'running'
+                AND cancelled_at IS NOT NULL);
+
+-- name: queue_controls
+SELECT queue, paused_at, held_limit FROM litejobs_queues ORDER BY queue;
+
+-- name: queue_control
+SELECT paused_at, held_limit FROM litejobs_queues WHERE queue = :queue;
+
+-- name: queue_pause
+INSERT INTO litejobs_queues (queue, paused_at, updated_at) VALUES (:queue, :now, :now)
+ON CONFLICT (queue) DO UPDATE
+SET paused_at = coalesce(litejobs_queues.paused_at, excluded.paused_at),
+    updated_at = excluded.updated_at;
+
+-- name: queue_resume
+UPDATE litejobs_queues SET paused_at = NULL, updated_at = :now
+WHERE queue = :queue AND paused_at IS NOT NULL;
+
+-- name: queue_limit
+INSERT INTO litejobs_queues (queue, held_limit, updated_at) VALUES (:queue, :limit, :now)
+ON CONFLICT (queue) DO UPDATE
+SET held_limit = excluded.held_limit, updated_at = excluded.updated_at;
+
+-- name: queue_forget
+-- A queue neither paused nor limited has no row (claims then take the plain path).
+DELETE FROM litejobs_queues WHERE queue = :queue AND paused_at IS NULL AND held_limit IS NULL;
