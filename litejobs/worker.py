@@ -682,6 +682,12 @@ class Keeper(threading.Thread):
             reserved = worker.outbox.take_reserved()
             if reserved:
                 worker.adapter.record([Outcome(j, "released") for j in reserved])
+                worker.logger.info(
+                    "%s: job %s is taking a while; gave back %s reserved job(s) for others",
+                    worker.name,
+                    job.id,
+                    len(reserved),
+                )
         if running_for >= FLUSH_WINDOW:
             outcomes = worker.outbox.take_pending()
             if outcomes:
