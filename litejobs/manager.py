@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, overload
 
 from .adapters.base import Adapter, JobState, NewJob
+from .bounds import check_job_id, check_whole
 from .clock import Clock
 from .config import WorkerConfig
 from .errors import (
@@ -30,14 +31,12 @@ from .scheduling import (
     Wait,
     build_job_batch,
     build_new_job,
-    check_job_id,
     check_max_attempts,
     check_max_runtime,
     check_priority,
     check_queue,
     check_unique_for,
     check_unique_states,
-    check_whole,
     resolve_job_ref,
 )
 

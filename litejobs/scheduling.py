@@ -22,6 +22,7 @@ from .adapters.base import (
     compact_json,
 )
 from .arguments import check_arguments, job_function, positional_range
+from .bounds import MAX_ATTEMPTS_LIMIT, check_text, check_whole
 from .config import MAX_RUNTIME_LIMIT
 from .errors import (
     ArgumentsError,
@@ -51,45 +52,6 @@ def check_priority(priority: Any) -> int:
             f"priority must be from 1 (runs first) to 100 (runs last), got {priority}"
         )
     return priority
-
-
-#: The largest id or limit storage can hold (SQLite ``INTEGER``, PostgreSQL ``BIGINT``).
-MAX_INT64 = 2**63 - 1
-#: Far more attempts than any retry policy means (the default is 24): a larger number is a typo.
-MAX_ATTEMPTS_LIMIT = 1_000_000
-
-
-def check_text(value: str, what: str) -> str:
-    """``value`` if it is valid Unicode text; an undecodable byte from the command line (which
-    Python hands over as a lone surrogate) cannot be stored and would fail deep in the driver."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValidationError(
-            f"{what} {value!r} is not valid UTF-8 text (an undecodable byte at character "
-            f"{exc.start}); use UTF-8"
-        ) from None
-    return value
-
-
-def check_whole(value: Any, what: str, low: int, high: int) -> int:
-    """A whole number from ``low`` to ``high``, checked before it reaches storage (where a
-    bigger one is an ``OverflowError``, not an answer)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValidationError(
-            f"{what} must be a whole number >= {low} and <= {high:,}, got {value!r}"
-        )
-    return value
-
-
-def check_job_id(job_id: Any) -> int:
-    """A job id storage can hold: ``1 .. 2**63-1``."""
-    return check_whole(job_id, "job id", 1, MAX_INT64)
-
-
-def check_limit(limit: Any) -> int:
-    """A row limit storage can hold: ``0`` (no limit) ``.. 2**63-1``."""
-    return check_whole(limit, "limit", 0, MAX_INT64)
 
 
 def check_max_attempts(max_attempts: Any) -> int:

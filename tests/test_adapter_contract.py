@@ -10,7 +10,7 @@ there is no SQL here; time is a :class:`~litejobs.clock.FakeClock`, so nothing s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import hypothesis.strategies as st
 import pytest
@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 
 from litejobs import FakeClock
 from litejobs.adapters.base import Adapter, ClaimedJob, NewJob, Outcome
+from litejobs.errors import ValidationError
 from tests.workers import (
     CONTAINER,
     ELSEWHERE,
@@ -1000,3 +1001,27 @@ def test_a_batch_error_names_the_first_bad_item(adapter: Adapter) -> None:
     with pytest.raises(SerializationError, match=r"^item 1 "):  # the one-by-one path too
         later.many([ok, (sample_jobs.record, [{6}])], unique=True)
     assert adapter.counts() == {}
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda a: a.get(2**70),
+        lambda a: a.retry(2**63),
+        lambda a: a.delete(-1),
+        lambda a: a.cancel(0),
+        lambda a: a.get("7"),
+        lambda a: a.list_jobs(limit=2**64),
+        lambda a: a.list_jobs(limit=-1),
+    ],
+    ids=["get-huge", "retry-huge", "delete-neg", "cancel-0", "get-text", "list-huge", "list-neg"],
+)
+def test_ids_and_limits_storage_cannot_hold_are_a_validation_error(
+    adapter: Adapter, call: Callable[[Adapter], object]
+) -> None:
+    """A script calling the adapter directly gets the CLI's words, not the driver's
+    ``OverflowError``; nothing is stored or changed."""
+    [job_id] = adapter.enqueue_many([new()])
+    with pytest.raises(ValidationError, match=r"must be a whole number >= -?\d+ and <="):
+        call(adapter)
+    assert [j.id for j in adapter.list_jobs()] == [job_id]

@@ -24,6 +24,7 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from ..bounds import check_job_id, check_limit
 from ..errors import JobRunningError, StorageError, ValidationError, WorkerNameTaken
 from ..liveness import Observer, WorkerInfo, WorkerRecord
 from .base import (
@@ -550,6 +551,7 @@ class SQLAdapter(Adapter):
         )
 
     def get(self, job_id: int) -> JobRecord | None:
+        check_job_id(job_id)
         now = self._t(self.clock.now())
         rows = self._read(lambda c: self._rows(c, "job_get", {"id": job_id}))
         return self._job_record(rows[0], now) if rows else None
@@ -581,6 +583,8 @@ class SQLAdapter(Adapter):
         name: str | None = None,
         newest: bool = False,
     ) -> list[JobRecord]:
+        if limit is not None:
+            check_limit(limit)
         now = self._t(self.clock.now())
         params = {**self._filters(queue, state, name, now), "limit": limit}
         statement = "jobs_list_newest" if newest else "jobs_list"
@@ -622,6 +626,7 @@ class SQLAdapter(Adapter):
         )
 
     def retry(self, job_id: int) -> bool:
+        check_job_id(job_id)
         key: str | None = None
         try:
             with self._write() as conn:
@@ -662,6 +667,7 @@ class SQLAdapter(Adapter):
             return len(ids)
 
     def delete(self, job_id: int, *, force: bool = False) -> bool:
+        check_job_id(job_id)
         with self._write() as conn:
             if not force:
                 now = self._t(self.clock.now())
@@ -683,6 +689,7 @@ class SQLAdapter(Adapter):
 
     # -- job control ------------------------------------------------------------------------
     def cancel(self, job_id: int) -> JobState | None:
+        check_job_id(job_id)
         now = self._t(self.clock.now())
         with self._write() as conn:
             state: JobState | None = self._one(conn, "job_state", {"id": job_id, "now": now})

@@ -49,8 +49,8 @@ def cancel(
 
       litejobs list --state cancelled
     """
+    from litejobs.bounds import check_job_id
     from litejobs.errors import JobNotFoundError, ValidationError
-    from litejobs.scheduling import check_job_id
 
     if not wait >= 0:
         raise ValidationError(f"--wait must be 0 or more seconds, got {wait}")

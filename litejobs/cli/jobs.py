@@ -59,7 +59,7 @@ def _check_queue_filter(queue: str | None) -> None:
 
 
 def _check_job_id(job_id: int) -> None:
-    from litejobs.scheduling import check_job_id
+    from litejobs.bounds import check_job_id
 
     check_job_id(job_id)
 
@@ -310,8 +310,8 @@ def _check_states(given: list[str] | None) -> list[JobState] | None:
 
 
 def _check_list_limit(limit: int) -> None:
+    from litejobs.bounds import check_limit
     from litejobs.errors import ValidationError
-    from litejobs.scheduling import check_limit
 
     if limit < 0:
         raise ValidationError(f"--limit must be 0 (all) or more, got {limit}")
@@ -320,8 +320,8 @@ def _check_list_limit(limit: int) -> None:
 
 def _check_name_filter(name: str | None) -> None:
     """A ``--name`` filter must be text storage can compare: valid UTF-8, not empty."""
+    from litejobs.bounds import check_text
     from litejobs.errors import ValidationError
-    from litejobs.scheduling import check_text
 
     if name is None:
         return
