@@ -20,16 +20,19 @@ is named (job id, claim time, attempt), so a signal that arrives late never stop
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import signal
+import sys
 import threading
 import types
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import JobCancelledError, JobTimeoutError
+
+if TYPE_CHECKING:  # asyncio (~20 ms with ssl) is imported when an async job first runs
+    import asyncio
 
 try:  # the C function: signal.getsignal's enum conversion costs more than a no-op job
     from _signal import getsignal as _c_getsignal  # type: ignore[import-not-found]
@@ -137,6 +140,8 @@ async def bounded(
     ``asyncio.wait_for`` would turn both our deadline and the job's own ``TimeoutError`` into
     the same exception; :func:`asyncio.timeout` says which one it was.
     """
+    import asyncio
+
     deadline = asyncio.timeout(limit)
     try:
         async with deadline:
@@ -168,6 +173,8 @@ class AsyncRunner:
 
     def run(self, awaitable: Awaitable[Any], limit: float, run: object = None) -> Any:
         """Run to completion; ``run`` names it for :meth:`cancel`."""
+        import asyncio
+
         coroutine = bounded(awaitable, limit, lambda: run is not None and self._cancel == run)
         if _loop_running_here():
             if self._helper is None:
@@ -207,6 +214,9 @@ class AsyncRunner:
 
 
 def _loop_running_here() -> bool:
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:  # never imported: no event loop can be running
+        return False
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -54,6 +54,7 @@ def loaded_by(*argv: str) -> set[str]:
         ["list"],
         ["list", "--json"],
         ["enqueue", "tests.cli.app_jobs:record", "--args", "[1]"],
+        ["enqueue", "--shell", "echo hi"],
         ["show", "1"],
     ],
 )
