@@ -98,6 +98,7 @@ def enqueue(
     max_attempts: int | None = None,
     unique_key: str | None = None,
     unique: bool = False,
+    keep_result: bool = False,
     check: bool = True,
 ) -> int:
     """Schedule any importable function without defining a manager; returns the job id.
@@ -107,7 +108,8 @@ def enqueue(
     would; ``db=`` may only name that same place. Otherwise ``db`` is a SQLite path, a
     ``postgresql://`` URL or an adapter (default: ``$LITEJOBS_DB`` or the default file).
     ``check=False`` skips importing the function (for a producer without the job's code), so
-    the job's manager is not known either: ``db`` decides.
+    the job's manager is not known either: ``db`` decides. ``keep_result=True`` stores what the
+    job returns (JSON) for ``jobs.result(id)``, as ``@jobs.job(keep_result=True)`` does.
     """
     from .manager import declared_scheduler
     from .scheduling import build_new_job
@@ -120,6 +122,7 @@ def enqueue(
         "max_attempts": max_attempts,
         "unique_key": unique_key,
         "unique": unique,
+        "keep_result": keep_result or None,
     }
     declared = declared_scheduler(job, check_import=check)
     if declared is not None:

@@ -44,6 +44,7 @@ class Execution:
     duration: float
     exception: BaseException | None = None
     timed_out: bool = False
+    value: Any = None  # what the job returned (a success)
 
 
 def format_error(exc: BaseException) -> str:
@@ -123,8 +124,9 @@ class Executor:
         token = _current.set(ctx)
         try:
             self._run_hooks(hooks, "before_perform", ctx, max_runtime)
+            value = None
             try:
-                self._call(func, args, kwargs, max_runtime, timer)
+                value = self._call(func, args, kwargs, max_runtime, timer)
             except SystemExit as exc:
                 # The job's own sys.exit() (a CLI's main() reused as a job, say): the worker's
                 # stop-now is a StopNow, so this never stops the worker. Exit status 0/None is
@@ -137,7 +139,7 @@ class Executor:
                 return self._failed(hooks, ctx, exc, start, max_runtime)
             self._run_hooks(hooks, "after_perform", ctx, max_runtime)
             self._run_hooks(hooks, "after_success", ctx, max_runtime)
-            return Execution(True, None, time.perf_counter() - start)
+            return Execution(True, None, time.perf_counter() - start, value=value)
         finally:
             _current.reset(token)
 
@@ -179,17 +181,18 @@ class Executor:
         kwargs: dict[str, Any],
         limit: float,
         timer: bool,
-    ) -> None:
+    ) -> Any:
+        """Call the job; what it returned (an async job's awaited value)."""
         is_async = self._is_async.get(func)
         if is_async is None:
             is_async = self._is_async[func] = inspect.iscoroutinefunction(func)
         if is_async:
-            self._async.run(func(*args, **kwargs), limit)
-            return
+            return self._async.run(func(*args, **kwargs), limit)
         started = time.monotonic()
         result = call_with_alarm(func, args, kwargs, limit) if timer else func(*args, **kwargs)
         if result is not None and inspect.isawaitable(result):  # sync fn returned a coroutine
-            self._async.run(result, max(limit - (time.monotonic() - started), 1e-3))
+            return self._async.run(result, max(limit - (time.monotonic() - started), 1e-3))
+        return result
 
     def _hooks_for(self, path: str) -> dict[str, list[Hook]]:
         own = self._job_hooks(path) if self._job_hooks else {}

@@ -11,13 +11,14 @@ from contextlib import suppress
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, overload
 
-from .adapters.base import Adapter, NewJob
+from .adapters.base import Adapter, JobRecord, NewJob
 from .clock import Clock
 from .config import WorkerConfig
 from .errors import ConfigurationError, UnimportableJobError, UnknownAdapterError
 from .hooknames import HOOK_NAMES, Hook
 from .job import Job
 from .recurring import Recurring, Ticker, check_cron, parse_timezone
+from .retention import STATS_KEEP, Keep, Retention, keep_seconds
 from .scheduling import (
     JobRef,
     Wait,
@@ -60,6 +61,7 @@ class Scheduler:
         max_attempts: int | None = None,
         unique_key: str | None = None,
         unique: bool = False,
+        keep_result: bool | None = None,
     ) -> int:
         new = self.build(
             job,
@@ -72,6 +74,7 @@ class Scheduler:
             max_attempts=max_attempts,
             unique_key=unique_key,
             unique=unique,
+            keep_result=keep_result,
         )
         if self.manager.inline is not None:  # litejobs.testing.inline(): run it now instead
             return self.manager.inline(new)
@@ -105,7 +108,10 @@ class JobManager:
     """Holds adapters, declared queues, worker groups and job definitions.
 
     ``queues=None`` accepts any queue name; a list makes scheduling to any other queue an
-    :class:`~litejobs.errors.UnknownQueueError`.
+    :class:`~litejobs.errors.UnknownQueueError`. ``keep_succeeded`` / ``keep_failed``: how long
+    finished jobs are kept (a ``timedelta`` or seconds; ``None``: the worker groups'
+    ``delete_*`` settings), unless a job says otherwise (:mod:`litejobs.retention`).
+    ``keep_stats``: how long per-minute outcome statistics are kept (their totals stay).
     """
 
     def __init__(
@@ -116,6 +122,9 @@ class JobManager:
         workers: Sequence[WorkerConfig] | None = None,
         *,
         clock: Clock | None = None,
+        keep_succeeded: Keep = None,
+        keep_failed: Keep = None,
+        keep_stats: Keep = STATS_KEEP,
     ) -> None:
         if adapters is None:
             from .adapters import adapter_for_url
@@ -130,6 +139,11 @@ class JobManager:
         if clock is not None:
             for adapter in self.adapters.values():
                 adapter.clock = clock
+        self.default_retention = Retention(
+            keep_seconds(keep_succeeded, "keep_succeeded"),
+            keep_seconds(keep_failed, "keep_failed"),
+        )
+        self.keep_stats = keep_seconds(keep_stats, "keep_stats") or 0.0
         self.queues: list[str] | None = list(queues) if queues is not None else None
         if self.queues is not None:
             for queue in self.queues:
@@ -189,11 +203,24 @@ class JobManager:
         adapter: str | None = None,
         cron: str | None = None,
         timezone: str | None = None,
+        keep_result: bool = False,
+        keep_succeeded: Keep = None,
+        keep_failed: Keep = None,
         **hooks: Hook | Sequence[Hook],
     ) -> Job:
-        """Register ``perform`` as a job with its defaults (validated now, not at first use)."""
+        """Register ``perform`` as a job with its defaults (validated now, not at first use).
+
+        ``keep_result=True`` stores its return value for :meth:`result`; ``keep_succeeded`` /
+        ``keep_failed`` keep its finished row that long (over the manager's rule)."""
         check_queue(queue, self.queues)
         check_priority(priority)
+        kept = keep_seconds(keep_succeeded, "keep_succeeded")
+        if keep_result is not True and keep_result is not False:
+            raise ConfigurationError(f"keep_result must be True or False, got {keep_result!r}")
+        if keep_result and kept == 0:
+            raise ConfigurationError(
+                "keep_result=True needs its success kept: drop keep_succeeded=0, or give a period"
+            )
         if adapter is not None:
             self.adapter(adapter)
         unknown = set(hooks) - set(HOOK_NAMES)
@@ -209,6 +236,9 @@ class JobManager:
             max_attempts=max_attempts,
             name=name or "",
             adapter=adapter,
+            keep_result=keep_result,
+            keep_succeeded=kept,
+            keep_failed=keep_seconds(keep_failed, "keep_failed"),
             hooks={k: [v] if callable(v) else list(v) for k, v in hooks.items()},
         )
         # A job in a script run as __main__ can still be defined and performed inline;
@@ -299,6 +329,37 @@ class JobManager:
         job = self.jobs.get(path)
         return job.hooks if job is not None else {}
 
+    def retention(self, path: str) -> Retention:
+        """What is kept of job ``path`` once it finishes: its own rule over the manager's."""
+        job = self.jobs.get(path)
+        if job is None:
+            return self.default_retention
+        own = Retention(job.keep_succeeded, job.keep_failed, job.keep_result)
+        return own.over(self.default_retention)
+
+    # -- history and results ----------------------------------------------------------------
+    def get(self, job_id: int, *, adapter: str | None = None) -> JobRecord:
+        """The stored job (state, attempts, times, error, result), finished ones included while
+        they are kept. A missing id raises :class:`~litejobs.errors.JobDeletedError` when the
+        job was there and is gone, :class:`~litejobs.errors.JobNotFoundError` when it never
+        was."""
+        return self.adapter(adapter).require(job_id)
+
+    def result(
+        self, job_id: int, *, timeout: float | None = None, adapter: str | None = None
+    ) -> Any:
+        """The return value of job ``job_id``, waiting up to ``timeout`` seconds (``None``: as
+        long as it takes) for it to finish. Raises the job's error if it failed for good
+        (:class:`~litejobs.errors.JobFailedError`), a
+        :class:`~litejobs.errors.ResultTimeoutError` if it is not done in time, and a
+        :class:`~litejobs.errors.ResultUnavailableError` if no result is kept for it."""
+        from .results import wait_for_result
+
+        def keeps(record: JobRecord) -> bool:
+            return record.keep_result or self.retention(record.path).keep_result
+
+        return wait_for_result(self.adapter(adapter), job_id, timeout=timeout, keeps=keeps)
+
     # -- scheduling -------------------------------------------------------------------------
     def create_scheduler(self, adapter: str | None = None) -> Scheduler:
         """A ``later`` function bound to one adapter."""
@@ -327,6 +388,8 @@ class JobManager:
             worker_id=worker_id,
             hooks=self.hooks,
             job_hooks=self.job_hooks,
+            retention=self.retention,
+            keep_stats=self.keep_stats,
             ticker=kwargs.pop("ticker", None) or self.ticker(config.adapter),
             **kwargs,
         )

@@ -190,6 +190,7 @@ def build_new_job(
     max_attempts: int | None = None,
     unique_key: str | None = None,
     unique: bool = False,
+    keep_result: bool | None = None,
     allowed_queues: Collection[str] | None = None,
     check_import: bool = True,
 ) -> NewJob:
@@ -210,6 +211,10 @@ def build_new_job(
         max_attempts = definition.max_attempts
     if max_attempts is not None:
         check_max_attempts(max_attempts)
+    if keep_result is None:
+        keep_result = definition.keep_result if definition else False
+    if not isinstance(keep_result, bool):
+        raise ValidationError(f"keep_result must be True or False, got {keep_result!r}")
     handler = _handler_json(name, path, list(args or ()), dict(kwargs) if kwargs else None)
     if unique and unique_key is None:
         body = json.dumps([path, list(args or ()), dict(kwargs or {})], sort_keys=True)
@@ -227,6 +232,7 @@ def build_new_job(
         run_at=run_at_for(now, wait, wait_until),
         max_attempts=max_attempts,
         unique_key=unique_key,
+        keep_result=keep_result,
     )
     func = _function_of(job, definition, check_import)
     if func is not None:  # last: a bad option or an unstorable value is the first thing to fix

@@ -24,10 +24,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from .adapters.base import Adapter, ClaimedJob, Outcome, Rescued
+from .adapters.base import PRUNE_BATCH, Adapter, ClaimedJob, Outcome, Rescued, compact_json
 from .clock import Clock
 from .config import WorkerConfig, worker_name
 from .deadline import ABANDON_GRACE_MIN
@@ -42,6 +42,7 @@ from .liveness import (
     this_host,
 )
 from .recurring import Ticker
+from .retention import STATS_KEEP, Retention
 from .retry import RetryPolicy
 
 T = TypeVar("T")
@@ -62,6 +63,10 @@ GIVE_BACK_AFTER = 1.0
 KEEPER_TICK = 0.25
 #: How many free names ``pick_free`` tries (``litejobs-worker.<queues>.<n>``).
 FREE_NAMES = 1000
+#: How often (s) a worker prunes finished jobs whose retention ran out, and old statistics.
+PRUNE_INTERVAL = 60.0
+#: At most this many pruning transactions per pass (each a small batch: the lock stays short).
+PRUNE_BATCHES = 20
 
 
 @dataclass
@@ -122,6 +127,8 @@ class Worker:
         hooks: Mapping[str, Sequence[Hook]] | None = None,
         job_hooks: Callable[[str], Mapping[str, Sequence[Hook]]] | None = None,
         job_retry: Callable[[str], RetryPolicy | None] | None = None,
+        retention: Callable[[str], Retention] | None = None,
+        keep_stats: float = STATS_KEEP,
         exit_on_stuck: bool = False,
         keep_running: Callable[[], bool] | None = None,
         on_job: Callable[[ClaimedJob, Execution], None] | None = None,
@@ -139,6 +146,8 @@ class Worker:
         self.logger = self.config.logger or log or logger
         self.executor = Executor(logger=self.logger, hooks=hooks, job_hooks=job_hooks)
         self.job_retry = job_retry
+        self.retention = retention or (lambda path: Retention())
+        self.keep_stats = keep_stats
         self.exit_on_stuck = exit_on_stuck
         self.keep_running = keep_running
         self.on_job = on_job
@@ -156,6 +165,7 @@ class Worker:
         self._batch = 1
         self._avg_duration: float | None = None
         self._next_rescue = 0.0
+        self._next_prune = 0.0
         self._outage_delay = 0.05
         self._workoff = False
 
@@ -244,6 +254,7 @@ class Worker:
                 self.logger.warning("%s: supervisor gone; stopping", self.name)
                 break
             self._maybe_rescue()
+            self._maybe_prune()
             if self.ticker is not None:
                 self.ticker.run()
             jobs = self._call_storage(lambda: self.adapter.claim(self.info, queues, self._batch))
@@ -296,7 +307,9 @@ class Worker:
                 _name(job),
                 job.attempts,
                 job.queue,
+                extra=self.log_fields(job),
             )
+        started_at = self.clock.now()
         result = self.executor.execute(
             job, max_runtime=self.config.max_runtime, max_attempts=max_attempts, worker=self.name
         )
@@ -306,7 +319,24 @@ class Worker:
         self._avg_duration = result.duration if avg is None else 0.8 * avg + 0.2 * result.duration
         if self.on_job is not None:
             self.on_job(job, result)
-        return self._outcome(job, result, max_attempts)
+        waited = started_at - job.run_at if job.run_at is not None else None
+        return replace(
+            self._outcome(job, result, max_attempts), duration=result.duration, waited=waited
+        )
+
+    def log_fields(
+        self, job: ClaimedJob, outcome: str | None = None, duration: float | None = None
+    ) -> dict[str, object]:
+        """The fields every job line carries (``--log-format json`` prints them)."""
+        return {
+            "job_id": job.id,
+            "job": _name(job),
+            "queue": job.queue,
+            "attempt": job.attempts,
+            "worker": self.name,
+            "duration_ms": None if duration is None else round(duration * 1000, 3),
+            "outcome": outcome,
+        }
 
     def _outcome(self, job: ClaimedJob, result: Execution, max_attempts: int) -> Outcome:
         log = self.logger
@@ -314,9 +344,13 @@ class Worker:
             self.stats.succeeded += 1
             if log.isEnabledFor(logging.INFO):
                 log.info(
-                    "job %s %s succeeded in %.1f ms", job.id, _name(job), result.duration * 1000
+                    "job %s %s succeeded in %.1f ms",
+                    job.id,
+                    _name(job),
+                    result.duration * 1000,
+                    extra=self.log_fields(job, "succeeded", result.duration),
                 )
-            return Outcome(job, "succeeded", delete=self.config.delete_successful_jobs)
+            return self._success(job, result.value)
         first_line = (result.error or "").splitlines()[0] if result.error else "error"
         self.stats.errors.append(f"job {job.id} {_name(job)}: {first_line}")
         if job.attempts >= max_attempts:
@@ -327,8 +361,9 @@ class Worker:
                 _name(job),
                 job.attempts,
                 first_line,
+                extra=self.log_fields(job, "failed", result.duration),
             )
-            return Outcome(job, "failed", error=result.error, delete=self.config.delete_failed_jobs)
+            return self.failure(job, result.error)
         self.stats.errored += 1
         delay = self.retry_delay(job)
         log.warning(
@@ -339,8 +374,44 @@ class Worker:
             max_attempts,
             f"{delay:g}",
             first_line,
+            extra=self.log_fields(job, "errored", result.duration),
         )
         return Outcome(job, "errored", error=result.error, retry_at=self.clock.now() + delay)
+
+    def _success(self, job: ClaimedJob, value: object) -> Outcome:
+        """A success, kept or deleted by the retention rules, with its result if it keeps one."""
+        retention = self.retention(_path(job))
+        keep_result = job.keep_result or retention.keep_result
+        delete, keep_until = retention.succeeded(
+            self.clock.now(),
+            delete_default=self.config.delete_successful_jobs,
+            keep_result=keep_result,
+        )
+        result = self._result_json(job, value) if keep_result and not delete else None
+        return Outcome(job, "succeeded", delete=delete, keep_until=keep_until, result=result)
+
+    def _result_json(self, job: ClaimedJob, value: object) -> str | None:
+        """The return value as JSON; one that is not JSON is logged and not stored (the job
+        succeeded: failing it would run its side effects again)."""
+        try:
+            return compact_json(value)
+        except (TypeError, ValueError) as exc:
+            self.logger.warning(
+                "job %s %s succeeded, but its return value cannot be stored as JSON (%s); "
+                "no result kept",
+                job.id,
+                _name(job),
+                exc,
+                extra=self.log_fields(job, "succeeded"),
+            )
+            return None
+
+    def failure(self, job: ClaimedJob, error: str | None) -> Outcome:
+        """A failure for good, kept or deleted by the retention rules."""
+        delete, keep_until = self.retention(_path(job)).failed(
+            self.clock.now(), delete_default=self.config.delete_failed_jobs
+        )
+        return Outcome(job, "failed", error=error, delete=delete, keep_until=keep_until)
 
     def retry_delay(self, job: ClaimedJob) -> float:
         """Seconds before ``job``'s next attempt: its own policy, else its group's."""
@@ -392,6 +463,7 @@ class Worker:
                     "timeout); outcome dropped",
                     outcome.job.id,
                     outcome.kind,
+                    extra=self.log_fields(outcome.job, outcome.kind, outcome.duration),
                 )
 
     def _give_back(self, jobs: Sequence[ClaimedJob]) -> None:
@@ -421,6 +493,20 @@ class Worker:
             except StorageError as exc:
                 self.logger.warning("%s: storage unavailable while idle: %s", self.name, exc)
                 self.stop.wait(min(remaining, 1.0))
+
+    def _maybe_prune(self) -> None:
+        """Now and then, delete finished jobs whose retention ran out and fold old statistics,
+        a small batch per transaction (other workers and enqueuers wait for none of it long)."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_INTERVAL
+        for _ in range(PRUNE_BATCHES):
+            pruned = self._call_storage(self.adapter.prune_expired)
+            if pruned is None or pruned < PRUNE_BATCH:
+                break
+        before = self.clock.now() - self.keep_stats
+        self._call_storage(lambda: self.adapter.prune_stats(before))
 
     def _rescue_interval(self) -> float:
         return max(1.0, self.config.stale_after / 4)
@@ -595,21 +681,23 @@ class Keeper(threading.Thread):
         if running_for < limit + grace or job.id in self.abandoned:
             return
         self.abandoned.add(job.id)
-        worker.logger.error(
-            "job %s ignored its %g s timeout; abandoning it%s",
-            job.id,
-            limit,
-            " and restarting the worker" if worker.exit_on_stuck else "",
-        )
         max_attempts = (
             job.max_attempts if job.max_attempts is not None else worker.config.max_attempts
         )
         error = f"JobTimeoutError: timed out after {limit:g} s (the job did not stop; abandoned)"
         if job.attempts >= max_attempts:
-            outcome = Outcome(job, "failed", error=error, delete=worker.config.delete_failed_jobs)
+            outcome = worker.failure(job, error)
         else:
             retry_at = worker.clock.now() + worker.retry_delay(job)
             outcome = Outcome(job, "errored", error=error, retry_at=retry_at)
+        outcome = replace(outcome, duration=running_for)
+        worker.logger.error(
+            "job %s ignored its %g s timeout; abandoning it%s",
+            job.id,
+            limit,
+            " and restarting the worker" if worker.exit_on_stuck else "",
+            extra=worker.log_fields(job, outcome.kind, running_for),
+        )
         try:
             worker.adapter.record([outcome])
         finally:

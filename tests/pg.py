@@ -14,6 +14,7 @@ def reset_schema(adapter: PostgresAdapter) -> None:
     s = adapter._s
     sql = (
         f"DELETE FROM {s}.background_jobs; DELETE FROM {s}.litejobs_workers; "
+        f"DELETE FROM {s}.litejobs_stats; "
         f"DELETE FROM {s}.litejobs_recurring_ticks; "
         f"SELECT setval(pg_get_serial_sequence('{s}.background_jobs', 'id'), 1, false);"
     )

@@ -27,6 +27,7 @@ import re
 import select
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -48,8 +49,10 @@ T = TypeVar("T")
 Durability = Literal["normal", "full"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-MIGRATION_NAMES = ("migration_1", "migration_2", "migration_3")
+MIGRATION_NAMES = ("migration_1", "migration_2", "migration_3", "migration_5")
 SCHEMA_VERSION = len(MIGRATION_NAMES)
+#: Statistics rows per minute and bucket that concurrent workers spread over.
+STATS_SHARDS = 8
 #: libpq settings that bound a connection to a server that vanished without a word (added
 #: unless the URL sets them): keepalive probes after 30 s idle, 3 more 10 s apart; unacknowledged
 #: data fails after 30 s instead of the kernel's ~15 minutes of retransmissions.
@@ -210,6 +213,8 @@ class PostgresAdapter(SQLAdapter):
         self.poll_interval = poll_interval
         self.connect_timeout = connect_timeout
         self.channel = f"litejobs_{schema}"[:63]
+        #: Where finished jobs that keep a result are announced (``result()`` waits on it).
+        self.outcome_channel = f"litejobs_done_{schema}"[:63]
         self._where = f"database {redact(url)} (schema {schema})"
         self._local = threading.local()
         self._schema_ready = False
@@ -376,8 +381,8 @@ class PostgresAdapter(SQLAdapter):
     def close(self) -> None:
         local = self._local
         if getattr(local, "pid", None) == os.getpid():
-            for attr in ("conn", "listener"):
-                conn = getattr(local, attr, None)
+            listeners = getattr(local, "listeners", {})
+            for conn in [getattr(local, "conn", None), *listeners.values()]:
                 if conn is not None:
                     with suppress(Exception):
                         conn.close()
@@ -414,6 +419,15 @@ class PostgresAdapter(SQLAdapter):
         """Identical notifications within one transaction are folded into one by the server."""
         if self.listen:
             conn.execute(self.queries["notify"], {"channel": self.channel})
+
+    def _announce_outcome(self, conn: psycopg.Connection[Any]) -> None:
+        if self.listen:
+            conn.execute(self.queries["notify"], {"channel": self.outcome_channel})
+
+    def _stats_shard(self, token: str) -> int:
+        """Concurrent workers add to different statistics rows (a row is locked until its
+        transaction commits: one shared row would serialise every worker's commits)."""
+        return zlib.crc32(token.encode()) % STATS_SHARDS
 
     def _lock(self, conn: psycopg.Connection[Any], key: str) -> None:
         conn.execute(self.queries["advisory_lock"], {"key": f"{self._lock_key()}:{key}"})
@@ -469,6 +483,7 @@ class PostgresAdapter(SQLAdapter):
                 "priorities": [r["priority"] for r in rows],
                 "run_ats": [r["run_at"] for r in rows],
                 "max_attempts": [r["max_attempts"] for r in rows],
+                "keep_results": [r["keep_result"] for r in rows],
                 "now": self._t(now),
             }
             ids.extend(int(r[0]) for r in self._rows(conn, "insert_many", params))
@@ -492,29 +507,29 @@ class PostgresAdapter(SQLAdapter):
         return self._guard(cur.fetchall)
 
     # -- change signal ----------------------------------------------------------------------
-    def _listener(self) -> psycopg.Connection[Any]:
-        """This thread's ``LISTEN`` connection (separate from the working one, so a long wait
-        never blocks a query and a notification is never consumed by an unrelated statement)."""
+    def _listener(self, channel: str) -> psycopg.Connection[Any]:
+        """This thread's ``LISTEN`` connection for ``channel`` (separate from the working one,
+        so a long wait never blocks a query and a notification is never consumed by an
+        unrelated statement)."""
         local = self._local
-        conn: psycopg.Connection[Any] | None = getattr(local, "listener", None)
-        if (
-            conn is not None
-            and getattr(local, "listener_pid", None) == os.getpid()
-            and not conn.closed
-        ):
+        if getattr(local, "listener_pid", None) != os.getpid():
+            local.listeners, local.listener_new = {}, set()
+            local.listener_pid = os.getpid()
+        conn: psycopg.Connection[Any] | None = local.listeners.get(channel)
+        if conn is not None and not conn.closed:
             return conn
         self.connection  # noqa: B018 - make sure the schema exists before listening
         conn = self._connect()
         try:
-            conn.execute(f'LISTEN "{self.channel}"')
+            conn.execute(f'LISTEN "{channel}"')
         except psycopg.Error as exc:
             with suppress(Exception):
                 conn.close()
             raise _storage_error(exc, self._where) from exc
-        local.listener, local.listener_pid = conn, os.getpid()
+        local.listeners[channel] = conn
         # Changes committed before LISTEN took effect were not announced to us: report one
         # possible change on the first wait, so the caller looks once instead of sleeping.
-        local.listener_new = True
+        local.listener_new.add(channel)
         return conn
 
     def wait_for_change(self, timeout: float) -> bool:
@@ -522,13 +537,20 @@ class PostgresAdapter(SQLAdapter):
         rescued) or ``timeout``. Without ``LISTEN``, sleep ``poll_interval`` and report a
         possible change, so the caller re-checks by polling. A listening connection the server
         closed is replaced at once (reporting a possible change: notifications may be lost)."""
+        return self._wait(self.channel, timeout)
+
+    def wait_for_outcome(self, timeout: float) -> bool:
+        """Like :meth:`wait_for_change`, on the channel of finished jobs that keep a result."""
+        return self._wait(self.outcome_channel, timeout)
+
+    def _wait(self, channel: str, timeout: float) -> bool:
         timeout = max(0.0, timeout)
         if not self.listen:
             time.sleep(min(timeout, self.poll_interval))
             return timeout >= self.poll_interval
-        conn = self._listener()
-        if getattr(self._local, "listener_new", False):
-            self._local.listener_new = False
+        conn = self._listener(channel)
+        if channel in self._local.listener_new:
+            self._local.listener_new.discard(channel)
             return True
         try:
             seen = False
@@ -542,8 +564,8 @@ class PostgresAdapter(SQLAdapter):
         except psycopg.Error:
             with suppress(Exception):
                 conn.close()
-            self._local.listener = None
-            self._listener()  # raises StorageError if the server is still away
+            del self._local.listeners[channel]
+            self._listener(channel)  # raises StorageError if the server is still away
             return True
 
 

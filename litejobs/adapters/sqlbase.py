@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import json
+import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -26,8 +27,10 @@ from typing import Any, TypeVar
 
 from ..errors import StorageError, ValidationError, WorkerNameTaken
 from ..liveness import Observer, WorkerInfo, WorkerRecord
+from ..metrics import tally
 from .base import (
     JOB_STATES,
+    PRUNE_BATCH,
     Adapter,
     ClaimedJob,
     JobBatch,
@@ -38,12 +41,16 @@ from .base import (
     Outcome,
     Registration,
     Rescued,
+    compact_json,
     initial_state,
 )
 
 T = TypeVar("T")
 Conn = Any  # a dialect's connection (apsw.Connection, psycopg.Connection)
 Statement = tuple[str, dict[str, Any]]
+
+#: Statistics minutes folded into the totals per transaction (seconds of minutes).
+STATS_FOLD_SPAN = 3600.0
 
 #: The reason words in ``last_error`` when a started job is rescued.
 REASON_RESTARTED = "restarted"  # a new worker took the name of one that is gone
@@ -97,6 +104,14 @@ class SQLAdapter(Adapter):
     def _lock(self, conn: Conn, key: str) -> None:
         """Serialise the transactions that lock ``key`` (SQLite's writer lock already does)."""
 
+    def _announce_outcome(self, conn: Conn) -> None:
+        """Wake whoever waits for a result when this transaction commits (PostgreSQL
+        ``NOTIFY``; on SQLite every commit is the signal)."""
+
+    def _stats_shard(self, token: str) -> int:
+        """Which statistics rows a worker adds to: one writer at a time needs one shard."""
+        return 0
+
     @abc.abstractmethod
     def _insert_one(self, params: dict[str, Any]) -> int:
         """Store one job without a unique key, in its own transaction."""
@@ -138,6 +153,7 @@ class SQLAdapter(Adapter):
             "run_at": self._t(run_at),
             "max_attempts": job.max_attempts,
             "unique_key": job.unique_key,
+            "keep_result": job.keep_result,
             "now": self._t(now),
         }
 
@@ -225,6 +241,7 @@ class SQLAdapter(Adapter):
                 run_at=self._from_t(r[6]),
                 charged=r[8] == "running",
                 suspect=bool(r[7]),
+                keep_result=bool(r[9]),
             )
             for r in rows
         ]
@@ -248,10 +265,15 @@ class SQLAdapter(Adapter):
         params = {**fence, "attempts": job.attempts, "now": self._t(now)}
         if kind == "released":  # given back unstarted: the attempt is not counted
             return "record_released", {**params, "attempts": job.attempts - 1}
+        keep_until = None if outcome.keep_until is None else self._t(outcome.keep_until)
         if kind == "succeeded":
-            return "record_succeeded", params
+            return "record_succeeded", {
+                **params,
+                "keep_until": keep_until,
+                "result": outcome.result,
+            }
         if kind == "failed":
-            return "record_failed", {**params, "error": outcome.error}
+            return "record_failed", {**params, "error": outcome.error, "keep_until": keep_until}
         retry_at = outcome.retry_at if outcome.retry_at is not None else now
         return "record_errored", {
             **params,
@@ -267,6 +289,9 @@ class SQLAdapter(Adapter):
             return [], None
         now = self.clock.now()
         statements = [self._outcome_statement(o, now) for o in outcomes]
+        stats = self._stats_statement(outcomes, now)
+        if stats is not None:
+            statements.append(stats)
         if start is not None:
             started = {**self._fence(start), "attempts": start.attempts, "now": self._t(now)}
             statements.append(("start_reserved", started))
@@ -274,15 +299,32 @@ class SQLAdapter(Adapter):
             o.kind == "released" or (o.kind == "errored" and (o.retry_at or now) <= now)
             for o in outcomes
         )
+        awaited = any(o.job.keep_result and o.kind in ("succeeded", "failed") for o in outcomes)
         with self._write(pipeline=True) as conn:
             counts = self._many(conn, statements)
             if wake:
                 self._announce(conn)
+            if awaited:
+                self._announce_outcome(conn)
         done = counts()
         written = [count == 1 for count in done[: len(outcomes)]]
         if start is None or done[-1] != 1:
             return written, None
         return written, replace(start, charged=True, suspect=False)
+
+    def _stats_statement(self, outcomes: Sequence[Outcome], now: float) -> Statement | None:
+        """The outcome statistics of a batch, added in its transaction (:mod:`litejobs.metrics`).
+
+        A run is counted as its worker reports it, also in the rare case its outcome is fenced
+        off (its claim was taken over): it did run."""
+        rows = tally((o.job.queue, o.kind, o.duration, o.waited) for o in outcomes)
+        if not rows:
+            return None
+        return "stats_add", {
+            "minute": self._t(math.floor(now / 60) * 60),
+            "shard": self._stats_shard(outcomes[0].job.lock_token),
+            "rows": compact_json(rows),
+        }
 
     def has_ready(self, queues: Sequence[str] | None) -> bool:
         now = self._t(self.clock.now())
@@ -479,6 +521,10 @@ class SQLAdapter(Adapter):
             updated_at=self._from_t(row[13]) or 0.0,
             unique_key=row[14],
             lock_token=row[15],
+            finished_at=self._from_t(row[16]),
+            keep_until=self._from_t(row[17]),
+            keep_result=bool(row[18]),
+            result_json=row[19],
         )
 
     def get(self, job_id: int) -> JobRecord | None:
@@ -601,6 +647,60 @@ class SQLAdapter(Adapter):
         with self._write() as conn:
             return self._count(conn, "clear", {"queue": queue, "failed_only": failed_only})
 
-    def prune(self, older_than: float) -> int:
+    # -- history ----------------------------------------------------------------------------
+    def prune(self, older_than: float, states: Sequence[JobState] | None = None) -> int:
+        """The candidates are read outside the write lock (a scan is long); each batch of
+        deletes is a short transaction that checks every condition again."""
+        params: dict[str, Any] = {
+            "before": self._t(older_than),
+            "states": None if states is None else self._array(list(states)),
+        }
+        ids = [int(r[0]) for r in self._read(lambda c: self._rows(c, "prune_candidates", params))]
+        deleted = 0
+        for start in range(0, len(ids), PRUNE_BATCH):
+            batch = self._array(ids[start : start + PRUNE_BATCH])
+            with self._write() as conn:
+                deleted += self._count(conn, "prune_ids", {**params, "ids": batch})
+        return deleted
+
+    def prune_expired(self, limit: int = PRUNE_BATCH) -> int:
+        params = {"now": self._t(self.clock.now()), "limit": limit}
         with self._write() as conn:
-            return self._count(conn, "prune", {"before": self._t(older_than)})
+            return self._count(conn, "prune_expired", params)
+
+    def last_job_id(self) -> int | None:
+        return int(self._read(lambda c: self._one(c, "last_job_id", {})) or 0)
+
+    # -- statistics -------------------------------------------------------------------------
+    def stats_rows(
+        self, since: float | None = None
+    ) -> list[tuple[float, str, str, int, int, float]]:
+        if since is None:
+            rows = self._read(lambda c: self._rows(c, "stats_totals", {}))
+            return [(0.0, q, s, int(b), int(n), float(sec)) for q, s, b, n, sec in rows]
+        params = {"since": self._t(since)}
+        rows = self._read(lambda c: self._rows(c, "stats_since", params))
+        return [
+            (self._from_t(m) or 0.0, q, s, int(b), int(n), float(sec))
+            for m, q, s, b, n, sec in rows
+        ]
+
+    def prune_stats(self, before: float) -> int:
+        epoch = self._t(0.0)
+
+        def first_minute() -> float | None:
+            return self._from_t(
+                self._read(lambda c: self._one(c, "stats_oldest", {"epoch": epoch}))
+            )
+
+        oldest = first_minute()
+        folded = 0
+        while oldest is not None and oldest < before:
+            upto = min(before, oldest + STATS_FOLD_SPAN)
+            params = {"epoch": epoch, "before": self._t(upto)}
+            with self._write() as conn:
+                self._lock(conn, "stats")
+                self._count(conn, "stats_fold", params)
+                folded += self._count(conn, "stats_drop", params)
+            oldest = first_minute()
+        return folded

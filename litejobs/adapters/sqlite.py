@@ -36,7 +36,7 @@ T = TypeVar("T")
 Durability = Literal["normal", "full"]
 
 Q = sqlite_queries()
-MIGRATIONS = [Q["migration_1"], Q["migration_2"], Q["migration_3"]]
+MIGRATIONS = [Q["migration_1"], Q["migration_2"], Q["migration_3"], Q["migration_5"]]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _ts_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
