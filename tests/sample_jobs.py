@@ -129,3 +129,18 @@ class Greeter:
 
 
 GREETER = Greeter()
+
+
+# -- for the history and results tests ------------------------------------------------------------
+def double(n: int) -> int:
+    return n * 2
+
+
+def describe(**fields: object) -> dict[str, object]:
+    """Returns a JSON object: a result that is not a plain number."""
+    return {"fields": sorted(fields), "count": len(fields)}
+
+
+def unstorable() -> set[int]:
+    """Returns a value JSON cannot hold."""
+    return {1, 2}
