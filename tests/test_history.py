@@ -192,7 +192,9 @@ def test_a_kept_result_round_trips(make: type[JobManager], clock: FakeClock) -> 
     assert (record.keep_result, record.result, record.keep_until) == (True, 42, now + RESULT_KEEP)
 
 
-def test_result_says_why_there_is_none(make: type[JobManager], caplog: pytest.LogCaptureFixture) -> None:
+def test_result_says_why_there_is_none(
+    make: type[JobManager], caplog: pytest.LogCaptureFixture
+) -> None:
     jobs = make()
     later = jobs.create_scheduler()
     not_kept = later(sample_jobs.double, [1])
@@ -215,7 +217,9 @@ def test_result_raises_the_jobs_error_when_it_failed_for_good(make: type[JobMana
     jobs = make()
     job_id = jobs.create_scheduler()(sample_jobs.boom, ["card declined"], max_attempts=1)
     jobs.workoff()
-    with pytest.raises(JobFailedError, match="failed after 1 attempt: ValueError: card declined") as e:
+    with pytest.raises(
+        JobFailedError, match="failed after 1 attempt: ValueError: card declined"
+    ) as e:
         jobs.result(job_id, timeout=0)
     assert e.value.state == "failed" and e.value.job_id == job_id
     assert e.value.error is not None and "Traceback" in e.value.error

@@ -91,3 +91,36 @@ def test_app_lines_show_under_work(tmp_path: Path) -> None:
         os.kill(proc.pid, signal.SIGINT)
         proc.wait(30)
     assert len(lines_of(err.read_text(), "shop", "hello dee")) == 1, err.read_text()
+
+
+JOB_FIELDS = {"job_id", "job", "queue", "attempt", "worker", "duration_ms", "outcome"}
+
+
+def test_json_job_lines_and_app_lines_inside_jobs_carry_the_jobs_fields_under_work(
+    tmp_path: Path,
+) -> None:
+    """A log shipper joins every line about a job, the app's own included, on its fields."""
+    root = project(tmp_path)
+    assert run(root, "enqueue", "shop.jobs:greet", "--args", '["eve"]').returncode == 0
+    err = tmp_path / "err"
+    with open(err, "w") as sink:
+        proc = subprocess.Popen(
+            [str(EXE), "--app", "shop.jobs:jobs", "--log-format", "json", "work", "-n", "1"],
+            cwd=root, env=clean_env(PYTHONPATH=str(root)), stderr=sink,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: "succeeded in" in err.read_text(), 30, "the job's success line")
+    finally:
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(30)
+    records = [json.loads(line) for line in err.read_text().splitlines()]
+    about_job = [r for r in records if r.get("job_id") == 1]
+    assert {r["logger"] for r in about_job} == {"litejobs.worker", "shop", "shop.hooks"}
+    for record in about_job:
+        assert record.keys() >= JOB_FIELDS, record
+        assert (record["job"], record["queue"], record["attempt"]) == ("greet", "default", 1)
+        assert record["worker"].endswith("/litejobs-worker.*.0")
+    [done] = [r for r in about_job if r["outcome"] == "succeeded"]
+    assert isinstance(done["duration_ms"], float) and done["duration_ms"] >= 0
+    [app] = [r for r in about_job if r["logger"] == "shop"]
+    assert (app["message"], app["outcome"], app["duration_ms"]) == ("hello eve", None, None)
