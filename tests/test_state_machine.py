@@ -19,7 +19,10 @@ a machine (this one, a container on it, or -- on PostgreSQL -- another host) and
   job** -- whoever looks, whatever the wall clock did;
 * no attempt is charged to a job that never started (reserved jobs count only when started);
 * no job is claimed before its ``run_at``, a failed job is never claimed, ``attempts`` never
-  exceeds ``max_attempts``, every job is in exactly one state.
+  exceeds ``max_attempts``, every job is in exactly one state;
+* a job is finished (``finished_at``) exactly when it is failed or succeeded, only finished jobs
+  carry a retention deadline, and pruning deletes exactly the finished jobs it was asked to --
+  never a job still to run.
 
 Tuning: the ``dev`` profile (default) runs a few seconds; ``HYPOTHESIS_PROFILE=ci`` runs more
 examples and longer programs (see ``STEPS``), within the suite's budget.
@@ -53,6 +56,8 @@ ORPHAN_GRACE = 20
 #: Steps per program: longer programs in CI find deeper sequences (and the profile runs more).
 STEPS = 50 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 40
 HANDLER = '{"name":"record","path":"tests.sample_jobs:record","args":[%d]}'
+#: Retention of a kept finished job: until a person prunes it, or this many seconds.
+KEEP = st.sampled_from([None, 0, 1, 1, 60, 3600])
 
 
 @dataclass
@@ -76,6 +81,8 @@ class MJob:
     #: (due jobs are promoted), or by a release, rescue or retry. A stored ``ready`` job stays
     #: ready if the wall clock is later set back.
     promoted: bool = False
+    finished_at: float | None = None
+    keep_until: float | None = None  # None on a finished job: kept until a person prunes it
 
     @property
     def limit(self) -> int:
@@ -209,6 +216,7 @@ class AdapterMachine(RuleBasedStateMachine):
                     del self.jobs[job.id]
                     continue
                 job.state, job.run_at = "failed", None
+                job.finished_at, job.keep_until = self.now, None
             else:
                 released += 1
                 job.state, job.run_at, job.promoted = "waiting", self.now, True
@@ -361,9 +369,9 @@ class AdapterMachine(RuleBasedStateMachine):
     def outcome(self, data: st.DataObject, kind: str) -> None:
         token = data.draw(st.sampled_from(self.tokens))
         if kind == "succeed":
-            self.succeed(token, data.draw(st.booleans()))
+            self.succeed(token, data.draw(st.booleans()), data.draw(KEEP))
         elif kind == "error":
-            self.error(token, data.draw(st.booleans()), data.draw(st.booleans()))
+            self.error(token, data.draw(st.booleans()), data.draw(st.booleans()), data.draw(KEEP))
         elif kind == "release":
             self.release(token)
         else:
@@ -379,8 +387,10 @@ class AdapterMachine(RuleBasedStateMachine):
         )
         return expected
 
-    def succeed(self, token: ClaimedJob, delete: bool) -> None:
-        if self._record(Outcome(token, "succeeded", delete=delete)):
+    def succeed(self, token: ClaimedJob, delete: bool, keep: int | None) -> None:
+        keep_until = None if keep is None else self.now + keep
+        outcome = Outcome(token, "succeeded", delete=delete, keep_until=keep_until)
+        if self._record(outcome):
             job = self.jobs[token.id]
             if delete:
                 del self.jobs[token.id]
@@ -391,14 +401,20 @@ class AdapterMachine(RuleBasedStateMachine):
                     token.attempts,
                     False,
                 )
+                job.finished_at, job.keep_until = self.now, keep_until
                 job.unlock()
 
-    def error(self, token: ClaimedJob, timed_out: bool, delete_failed: bool) -> None:
+    def error(
+        self, token: ClaimedJob, timed_out: bool, delete_failed: bool, keep: int | None
+    ) -> None:
         """The job raised (or timed out): retry after ``attempts ** 4`` s, or fail if spent."""
         message = "JobTimeoutError: timed out after 5 s" if timed_out else "ValueError: boom"
         limit = token.max_attempts if token.max_attempts is not None else WORKER_MAX_ATTEMPTS
+        keep_until = None if keep is None else self.now + keep
         if token.attempts >= limit:
-            outcome = Outcome(token, "failed", error=message, delete=delete_failed)
+            outcome = Outcome(
+                token, "failed", error=message, delete=delete_failed, keep_until=keep_until
+            )
         else:
             retry_at = self.now + token.attempts**4
             outcome = Outcome(token, "errored", error=message, retry_at=retry_at)
@@ -412,6 +428,7 @@ class AdapterMachine(RuleBasedStateMachine):
                 del self.jobs[token.id]
             else:
                 job.state, job.run_at = "failed", None
+                job.finished_at, job.keep_until = self.now, keep_until
             return
         job.state, job.run_at, job.promoted = "waiting", self.now + job.attempts**4, False
         stored = self.adapter.require(job.id)
@@ -605,10 +622,15 @@ class AdapterMachine(RuleBasedStateMachine):
         assert self.adapter.retry(job_id)
         if job.state in ("failed", "succeeded"):  # a fresh run: attempts start again
             self._reset_attempts(job)
+            self._unfinish(job)
         stored_scheduled = job.state == "waiting" and not job.promoted
         due = stored_scheduled and job.run_at is not None and job.run_at <= self.now
         if (job.state in ("failed", "succeeded") or stored_scheduled) and not due:
             job.state, job.run_at, job.promoted = "waiting", self.now, True
+
+    def _unfinish(self, job: MJob) -> None:
+        """A retried job is no longer finished: nothing prunes it."""
+        job.finished_at = job.keep_until = None
 
     def _reset_attempts(self, job: MJob) -> None:
         """A person retried a failed (or kept succeeded) job: attempts start again from 0.
@@ -634,6 +656,7 @@ class AdapterMachine(RuleBasedStateMachine):
         for job in hit:
             job.state, job.run_at, job.promoted = "waiting", self.now, True
             self._reset_attempts(job)
+            self._unfinish(job)
 
     def delete(self, data: st.DataObject) -> None:
         job_id = data.draw(st.sampled_from(sorted(self.jobs)))
@@ -649,6 +672,41 @@ class AdapterMachine(RuleBasedStateMachine):
         assert self.adapter.clear(queue=queue, failed_only=failed_only) == len(hit)
         for job_id in hit:
             del self.jobs[job_id]
+
+    # -- history ----------------------------------------------------------------------------
+    @precondition(lambda self: any(j.finished_at is not None for j in self.jobs.values()))
+    @rule(
+        manual=st.booleans(),
+        age=st.sampled_from([-1, -1, 0, 60]),  # -1: everything finished up to now
+        states=st.sampled_from([None, ["failed"], ["succeeded"]]),
+        limit=st.sampled_from([1, 2, 500]),
+    )
+    def prune(self, manual: bool, age: int, states: list[str] | None, limit: int) -> None:
+        """Workers prune jobs whose retention ran out, a batch at a time; a person prunes by age
+        (and state). Either deletes exactly those finished jobs, never a job still to run."""
+        now = self.now
+        if manual:
+            before = now - age
+            doomed = {
+                j.id
+                for j in self.jobs.values()
+                if j.finished_at is not None
+                and j.finished_at < before
+                and (states is None or j.state in states)
+            }
+            assert self.adapter.prune(before, states) == len(doomed)  # type: ignore[arg-type]
+        else:
+            due = sorted(
+                (j.keep_until, j.id)
+                for j in self.jobs.values()
+                if j.keep_until is not None and j.keep_until <= now
+            )
+            doomed = {job_id for _, job_id in due[:limit]}
+            assert self.adapter.prune_expired(limit) == len(doomed)
+        for job_id in doomed:
+            assert self.jobs[job_id].state in ("failed", "succeeded"), "pruned a job to run"
+            del self.jobs[job_id]
+        event(f"prune {'by age' if manual else 'expired'}: {'some' if doomed else 'none'}")
 
     # -- invariants -------------------------------------------------------------------------
     @invariant()
@@ -673,6 +731,8 @@ class AdapterMachine(RuleBasedStateMachine):
             assert held == (r.lock_token is not None) == (r.locked_at is not None)
             assert (r.state == "failed") == (r.failed_at is not None)
             assert (r.run_at is None) == (r.state in ("failed", "succeeded"))
+            assert (r.finished_at is not None) == (r.state in ("failed", "succeeded"))
+            assert (r.finished_at, r.keep_until) == (job.finished_at, job.keep_until), job_id
             assert 0 <= r.attempts <= WORKER_MAX_ATTEMPTS, "attempts exceeded max_attempts"
         stored = sorted((w.token, w.pid, w.stale_after) for w in self.adapter.workers())
         want = sorted((t, r.info.pid, r.info.stale_after) for t, r in self.rows.items())
