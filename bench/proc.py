@@ -25,18 +25,24 @@ def _wait_go() -> None:
         sys.exit(0)
 
 
-def _manager(db: str):  # type: ignore[no-untyped-def]
+def _manager(db: str, keep: float = 0.0):  # type: ignore[no-untyped-def]
     from litejobs import JobManager, SQLiteAdapter, WorkerConfig
 
     return JobManager(
         adapters={"sqlite": SQLiteAdapter(db)},
         workers=[WorkerConfig(adapter="sqlite", queue="*", count=2)],
+        keep_succeeded=keep or None,
     )
 
 
-def drain(db: str, index: str) -> None:
-    """One litejobs worker: ``workoff`` everything, report when it finished."""
-    manager = _manager(db)
+def drain(db: str, index: str, keep: str = "0", stats: str = "1") -> None:
+    """One litejobs worker: ``workoff`` everything, report when it finished. ``keep``: seconds
+    to keep each success (retention on); ``stats=0``: without the outcome statistics."""
+    if stats == "0":
+        from litejobs.adapters.sqlbase import SQLAdapter
+
+        SQLAdapter._stats_statement = lambda self, outcomes, now: None  # type: ignore[method-assign]
+    manager = _manager(db, float(keep))
     worker = manager.worker(worker_id=int(index))
     manager.adapter("sqlite").connection  # open now, not inside the timed part  # noqa: B018
     _say("ready")

@@ -46,6 +46,9 @@ class Sizes:
     wal_seconds: float
     wal_hold: float
     rss_jobs: int
+    history_drain: int
+    history_kept: int
+    prune_rows: int
     startup_runs: int = 10
 
 
@@ -71,6 +74,9 @@ QUICK = Sizes(
     wal_seconds=8.0,
     wal_hold=2.0,
     rss_jobs=100_000,
+    history_drain=20_000,
+    history_kept=20_000,
+    prune_rows=200_000,
 )
 FULL = Sizes(
     runs=3,
@@ -94,11 +100,26 @@ FULL = Sizes(
     wal_seconds=60.0,
     wal_hold=5.0,
     rss_jobs=1_000_000,
+    history_drain=100_000,
+    history_kept=100_000,
+    prune_rows=1_000_000,
 )
 
 Measure = Callable[[Path], float]
 
-SECTIONS = ("enqueue", "drain", "latency", "claim", "wal", "rss", "huey", "raw", "startup")
+SECTIONS = (
+    "enqueue",
+    "drain",
+    "latency",
+    "claim",
+    "wal",
+    "rss",
+    "huey",
+    "raw",
+    "startup",
+    "history",
+    "prune",
+)
 
 
 class Bench:
@@ -295,6 +316,15 @@ class Bench:
                 rss_last_mib=r["rss_last_kib"] / 1024,
             )
             self.log(f"  {_kv(r)}")
+        if self.want("history"):
+            self._history(lj)
+        if self.want("prune"):
+            from . import history
+
+            self.log(f"pruning {z.prune_rows:,} finished jobs (write transactions, ms)")
+            r = history.prune(self.db("prune"), z.prune_rows)
+            lj.update({f"prune_{k}": v for k, v in r.items()})
+            self.log(f"  {_kv(r)}")
         if self.want("startup"):
             from .startup import startup_ms
 
@@ -309,6 +339,60 @@ class Bench:
 
             out["postgres"] = postgres_bench.run(pg_url, quick=self.sizes.rss_jobs < FULL.rss_jobs)
         return {k: v for k, v in out.items() if v}
+
+    def _history(self, lj: dict[str, Any]) -> None:
+        """Retention on against off, same run, interleaved: the ratios are the figures."""
+        from . import history
+
+        z = self.sizes
+        self.log("history: retention on vs off (jobs/s)")
+        self.interleave(
+            [
+                (
+                    lj,
+                    "drain_keep_off_per_s",
+                    "drain, retention off",
+                    lambda d: history.drain(d, z.history_drain, 0),
+                ),
+                (
+                    lj,
+                    "drain_keep_on_per_s",
+                    "drain, keep_succeeded=1d",
+                    lambda d: history.drain(d, z.history_drain, DAY),
+                ),
+                (
+                    lj,
+                    "drain_no_stats_per_s",
+                    "drain, no statistics",
+                    lambda d: history.drain(d, z.history_drain, 0, False),
+                ),
+                (
+                    lj,
+                    "enqueue_keep_off_per_s",
+                    "enqueue, empty table",
+                    lambda d: history.enqueue(d, z.enqueue, 0),
+                ),
+                (
+                    lj,
+                    "enqueue_keep_on_per_s",
+                    f"enqueue, {z.history_kept:,} kept",
+                    lambda d: history.enqueue(d, z.enqueue, z.history_kept),
+                ),
+            ]
+        )
+        lj["drain_keep_on_over_off"] = lj["drain_keep_on_per_s"] / lj["drain_keep_off_per_s"]
+        lj["enqueue_keep_on_over_off"] = lj["enqueue_keep_on_per_s"] / lj["enqueue_keep_off_per_s"]
+        lj["drain_stats_cost_us"] = 1e6 * (
+            1 / lj["drain_keep_off_per_s"] - 1 / lj["drain_no_stats_per_s"]
+        )
+        self.log(
+            f"  drain on/off {lj['drain_keep_on_over_off']:.3f}x, enqueue on/off "
+            f"{lj['enqueue_keep_on_over_off']:.3f}x, "
+            f"statistics {lj['drain_stats_cost_us']:.2f} µs per job"
+        )
+
+
+DAY = 86_400.0
 
 
 def _fmt(value: float) -> str:

@@ -54,18 +54,25 @@ def upper_bound(bucket: int) -> float:
 def tally(outcomes: Iterable[tuple[str, str, float | None, float | None]]) -> list[Row]:
     """Rows to add for ``(queue, kind, run seconds, wait seconds)`` outcomes, merged and sorted
     (writers that take rows in one order never deadlock). Uncounted kinds are skipped; a run
-    of unknown length is counted in :data:`UNTIMED`, a missing wait is left out."""
+    of unknown length is counted in :data:`UNTIMED`, a missing wait is left out. (Called for
+    every batch a worker records: kept lean.)"""
     sums: dict[tuple[str, str, int], list[float]] = {}
     for queue, kind, run, wait in outcomes:
         if kind not in COUNTED:
             continue
-        keys = [(queue, kind, UNTIMED if run is None else bucket_of(run), run or 0.0)]
+        key = (queue, kind, UNTIMED if run is None else bucket_of(run))
+        cell = sums.get(key)
+        if cell is None:
+            cell = sums[key] = [0, 0.0]
+        cell[0] += 1
+        cell[1] += run or 0.0
         if wait is not None:
-            keys.append((queue, WAIT, bucket_of(wait), max(0.0, wait)))
-        for q, series, bucket, seconds in keys:
-            cell = sums.setdefault((q, series, bucket), [0, 0.0])
+            key = (queue, WAIT, bucket_of(wait))
+            cell = sums.get(key)
+            if cell is None:
+                cell = sums[key] = [0, 0.0]
             cell[0] += 1
-            cell[1] += seconds
+            cell[1] += wait if wait > 0 else 0.0
     return [(q, s, b, int(c[0]), c[1]) for (q, s, b), c in sorted(sums.items())]
 
 
