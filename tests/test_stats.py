@@ -160,3 +160,25 @@ def test_the_prometheus_exposition_reads_the_same_numbers(
     assert samples[("litejobs_job_wait_seconds_sum", default)] == pytest.approx(18.0)
     assert samples[("litejobs_job_wait_seconds_bucket", (("le", "1.0"), *default))] == 0
     assert samples[("litejobs_job_wait_seconds_bucket", (("le", "4.0"), *default))] == 6
+
+
+def test_runs_ended_by_a_rescue_are_counted_without_a_run_time(
+    adapter: Adapter, clock: FakeClock
+) -> None:
+    """A worker that died (here: stopped without waiting) ended its runs: counted as errored,
+    or failed on the last attempt, with no run time to put in the histogram."""
+    from litejobs.adapters.base import NewJob
+    from tests.workers import Processes, register, worker
+
+    procs = Processes()
+    holder = worker(procs, max_attempts=1)
+    register(adapter, procs, holder)
+    handler = '{"name":"record","path":"tests.sample_jobs:record","args":[1]}'
+    adapter.enqueue(NewJob(handler, queue="a", max_attempts=2))
+    adapter.enqueue(NewJob(handler, queue="b"))
+    assert len(adapter.claim(holder, ["a"], 1) + adapter.claim(holder, ["b"], 1)) == 2
+    rescued = adapter.deregister_worker(holder)
+    assert (rescued.released, rescued.failed) == (1, 1)
+    got = summarize(r[1:] for r in adapter.stats_rows(None))
+    assert (got["a"].counts["errored"], got["b"].counts["failed"]) == (1, 1)
+    assert got["a"].run.count == got["b"].run.count == 0  # no run time is known

@@ -48,6 +48,8 @@ from .base import (
 T = TypeVar("T")
 Conn = Any  # a dialect's connection (apsw.Connection, psycopg.Connection)
 Statement = tuple[str, dict[str, Any]]
+#: A run for the outcome statistics: queue, outcome kind, run seconds, wait seconds.
+Run = tuple[str, str, float | None, float | None]
 
 #: Statistics minutes folded into the totals per transaction (seconds of minutes).
 STATS_FOLD_SPAN = 3600.0
@@ -317,14 +319,27 @@ class SQLAdapter(Adapter):
 
         A run is counted as its worker reports it, also in the rare case its outcome is fenced
         off (its claim was taken over): it did run."""
-        rows = tally((o.job.queue, o.kind, o.duration, o.waited) for o in outcomes)
+        if not outcomes:
+            return None
+        runs = [(o.job.queue, o.kind, o.duration, o.waited) for o in outcomes]
+        return self._stats_params(runs, outcomes[0].job.lock_token, now)
+
+    def _stats_params(self, runs: Sequence[Run], token: str, now: float) -> Statement | None:
+        rows = tally(runs)
         if not rows:
             return None
         return "stats_add", {
             "minute": self._t(math.floor(now / 60) * 60),
-            "shard": self._stats_shard(outcomes[0].job.lock_token),
+            "shard": self._stats_shard(token),
             "rows": compact_json(rows),
         }
+
+    def _count_runs(self, conn: Conn, runs: Sequence[Run], token: str, now: float) -> None:
+        """Count the runs a rescue ended (their worker died: errored, or failed on the last
+        attempt; no run time is known) in the rescue's transaction."""
+        statement = self._stats_params(runs, token, now)
+        if statement is not None:
+            self._count(conn, *statement)
 
     def has_ready(self, queues: Sequence[str] | None) -> bool:
         now = self._t(self.clock.now())
@@ -435,6 +450,9 @@ class SQLAdapter(Adapter):
         deleted = self._rows(conn, "rescue_delete_spent", params) if delete_failed else []
         rows = self._rows(conn, "rescue_running", {**params, "reason": reason})
         failed = len(deleted) + sum(1 for r in rows if r[1] == "failed")
+        runs: list[Run] = [(r[1], "failed", None, None) for r in deleted]
+        runs += [(r[2], "failed" if r[1] == "failed" else "errored", None, None) for r in rows]
+        self._count_runs(conn, runs, token, now)
         result = Rescued(
             released=len(rows) + len(deleted) - failed,
             failed=failed,

@@ -341,7 +341,7 @@ WHERE id IN (SELECT id FROM {s}.background_jobs
              WHERE lock_token = :token AND state = 'running'
                AND attempts >= coalesce(max_attempts, :max_attempts)
              FOR UPDATE SKIP LOCKED)
-RETURNING id;
+RETURNING id, queue;
 
 -- name: rescue_running
 UPDATE {s}.background_jobs
@@ -358,7 +358,7 @@ SET state = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts) THEN 'fa
     lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now
 WHERE id IN (SELECT id FROM {s}.background_jobs
              WHERE lock_token = :token AND state = 'running' FOR UPDATE SKIP LOCKED)
-RETURNING id, state;
+RETURNING id, state, queue;
 
 
 -- ========================================================================= inspection =======

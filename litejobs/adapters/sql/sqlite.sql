@@ -296,7 +296,7 @@ RETURNING id;
 -- name: rescue_delete_spent
 DELETE FROM background_jobs
 WHERE lock_token = :token AND state = 'running' AND attempts >= coalesce(max_attempts, :max_attempts)
-RETURNING id;
+RETURNING id, queue;
 
 -- name: rescue_running
 UPDATE background_jobs
@@ -310,7 +310,7 @@ SET state = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts) THEN 'fa
                  || attempts,
     lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now
 WHERE lock_token = :token AND state = 'running'
-RETURNING id, state;
+RETURNING id, state, queue;
 
 
 -- ========================================================================= inspection =======
