@@ -41,6 +41,7 @@ def audit(ctx): ...
     + "def sync_account(account_id: int) -> None: ...\n"
     + "def rebuild_index(name: str) -> None: ...\n",
     "PostgresAdapter(": "",
+    "keep_result=True, keep_failed": "",
 }
 
 
