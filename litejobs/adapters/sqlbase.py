@@ -683,6 +683,8 @@ class SQLAdapter(Adapter):
 
     def prune_expired(self, limit: int = PRUNE_BATCH) -> int:
         params = {"now": self._t(self.clock.now()), "limit": limit}
+        if not self._read(lambda c: self._one(c, "has_expired", params)):
+            return 0  # the common case: a read, no write lock taken
         with self._write() as conn:
             return self._count(conn, "prune_expired", params)
 

@@ -293,11 +293,10 @@ def delete(
 
     Example: litejobs delete 42
     """
-    from litejobs.errors import JobNotFoundError
-
     _check_job_id(job_id)
-    if not settings(ctx).adapter(existing=True).delete(job_id):
-        raise JobNotFoundError(f"no job with id {job_id}; `litejobs list` shows the ids")
+    adapter = settings(ctx).adapter(existing=True)
+    if not adapter.delete(job_id):
+        raise adapter.missing(job_id)
     sys.stdout.write(f"deleted job {job_id}\n")
 
 

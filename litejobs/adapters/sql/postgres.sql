@@ -468,6 +468,9 @@ WHERE id IN (SELECT id FROM {s}.background_jobs
              WHERE keep_until <= :now AND finished_at IS NOT NULL
              ORDER BY keep_until LIMIT :limit FOR UPDATE SKIP LOCKED);
 
+-- name: has_expired
+SELECT EXISTS(SELECT 1 FROM {s}.background_jobs WHERE keep_until <= :now);
+
 -- name: prune_candidates
 SELECT id FROM {s}.background_jobs
 WHERE finished_at < :before AND (:states::text[] IS NULL OR state = ANY(:states::text[]))

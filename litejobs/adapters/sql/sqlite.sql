@@ -425,6 +425,10 @@ WHERE id IN (SELECT id FROM background_jobs
              WHERE keep_until <= :now AND finished_at IS NOT NULL
              ORDER BY keep_until LIMIT :limit);
 
+-- name: has_expired
+-- A read first: a worker's pass takes the write lock only when something is due.
+SELECT EXISTS(SELECT 1 FROM background_jobs WHERE keep_until <= :now);
+
 -- name: prune_candidates
 -- What `litejobs prune --older-than` deletes, read outside the write lock (a scan); the deletes
 -- below re-check every condition, so a job retried meanwhile stays.
