@@ -283,6 +283,7 @@ def schema_insert(db: Path, count: int, batch: int = 1) -> float:
         "run_at": now,
         "max_attempts": None,
         "unique_key": None,
+        "keep_result": 0,
         "now": now,
     }
     sql = Q["insert_job"]

@@ -42,6 +42,9 @@ TINY = replace(
     wal_seconds=1.0,
     wal_hold=0.3,
     rss_jobs=1_500,
+    history_drain=300,
+    history_kept=300,
+    prune_rows=2_000,
     startup_runs=1,
 )
 
@@ -55,6 +58,10 @@ REQUIRED = {
         "claim_1m_over_1k",
         "wal_max_mib",
         "rss_growth_pct",
+        "drain_keep_on_over_off",
+        "enqueue_keep_on_over_off",
+        "prune_expired_txn_max_ms",
+        "prune_by_age_txn_max_ms",
     },
     "huey": {"enqueue_per_s", "drain_per_s", "latency_p50_ms"},
     "sqlite_ceiling": {"insert_commits_per_s", "claim_complete_per_s"},

@@ -20,7 +20,7 @@ from .conftest import APP, EXE, ROOT, clean_env, ran
 JOB_FIELDS = {
     "id", "state", "worker_gone", "queue", "priority", "attempts", "max_attempts", "name",
     "path", "args", "kwargs", "run_at", "locked_at", "locked_by", "last_error", "failed_at",
-    "unique_key", "created_at", "updated_at",
+    "unique_key", "created_at", "updated_at", "finished_at", "keep_until", "keep_result", "result",
 }  # fmt: skip
 
 
