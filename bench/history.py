@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import Child, median, percentile
-from .sections import _go_and_wait, _later, lj_fill
+from .sections import _go_and_wait, _later, lj_enqueue, lj_fill
 
 DAY = 86_400
 
@@ -32,18 +32,9 @@ def drain(db: Path, count: int, keep: float, stats: bool = True, workers: int = 
 def enqueue(db: Path, count: int, kept: int) -> float:
     """``later(noop, [i])`` one per call, into a database already holding ``kept`` finished
     jobs under retention (0: an empty one, as with the retention off)."""
-    from .jobs import noop
-
     if kept:
         fill_finished(db, kept, keep_until=time.time() + DAY)
-    later = _later(db)
-    later(noop, [0])
-    start = time.perf_counter()
-    for i in range(count):
-        later(noop, [i])
-    elapsed = time.perf_counter() - start
-    later.adapter.close()
-    return count / elapsed
+    return lj_enqueue(db, count)
 
 
 def fill_finished(db: Path, count: int, keep_until: float) -> None:

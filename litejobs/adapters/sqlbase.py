@@ -258,31 +258,28 @@ class SQLAdapter(Adapter):
             "stored_attempts": job.stored_attempts,
         }
 
-    def _outcome_statement(self, outcome: Outcome, now: float) -> Statement:
-        """The one place an outcome becomes a change of the job's row."""
+    def _outcome_statement(self, outcome: Outcome, now: float, now_t: Any) -> Statement:
+        """The one place an outcome becomes a change of the job's row (``now_t``: ``now`` as
+        stored, formatted once per batch)."""
         job, kind = outcome.job, outcome.kind
-        fence = self._fence(job)
+        params = self._fence(job)
         if outcome.delete and kind in ("succeeded", "failed"):
-            return "record_delete", fence
-        params = {**fence, "attempts": job.attempts, "now": self._t(now)}
+            return "record_delete", params
+        params["attempts"], params["now"] = job.attempts, now_t
         if kind == "released":  # given back unstarted: the attempt is not counted
-            return "record_released", {**params, "attempts": job.attempts - 1}
+            params["attempts"] = job.attempts - 1
+            return "record_released", params
         keep_until = None if outcome.keep_until is None else self._t(outcome.keep_until)
         if kind == "succeeded":
-            return "record_succeeded", {
-                **params,
-                "keep_until": keep_until,
-                "result": outcome.result,
-            }
+            params["keep_until"], params["result"] = keep_until, outcome.result
+            return "record_succeeded", params
+        params["error"] = outcome.error
         if kind == "failed":
-            return "record_failed", {**params, "error": outcome.error, "keep_until": keep_until}
+            params["keep_until"] = keep_until
+            return "record_failed", params
         retry_at = outcome.retry_at if outcome.retry_at is not None else now
-        return "record_errored", {
-            **params,
-            "error": outcome.error,
-            "retry_at": self._t(retry_at),
-            "state": initial_state(retry_at, now),
-        }
+        params["retry_at"], params["state"] = self._t(retry_at), initial_state(retry_at, now)
+        return "record_errored", params
 
     def record(
         self, outcomes: Sequence[Outcome], start: ClaimedJob | None = None
@@ -290,7 +287,8 @@ class SQLAdapter(Adapter):
         if not outcomes and start is None:
             return [], None
         now = self.clock.now()
-        statements = [self._outcome_statement(o, now) for o in outcomes]
+        now_t = self._t(now)
+        statements = [self._outcome_statement(o, now, now_t) for o in outcomes]
         stats = self._stats_statement(outcomes, now)
         if stats is not None:
             statements.append(stats)

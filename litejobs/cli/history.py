@@ -26,13 +26,7 @@ def prune(
         ),
     ] = None,
     state: Annotated[
-        str | None,
-        typer.Option(
-            "--state",
-            metavar="STATE",
-            autocompletion=complete.job_states,
-            help="With --older-than: only failed or only succeeded jobs.",
-        ),
+        str | None, complete.state_option("With --older-than: only failed or only succeeded jobs.")
     ] = None,
 ) -> None:
     """Delete finished jobs, a small batch per transaction (workers never wait long).

@@ -187,12 +187,7 @@ def list_jobs(
     queue: QueueFilter = None,
     state: Annotated[
         str | None,
-        typer.Option(
-            "--state",
-            metavar="STATE",
-            autocompletion=complete.job_states,
-            help="scheduled, ready, running, failed or succeeded (kept jobs).",
-        ),
+        complete.state_option("scheduled, ready, running, failed or succeeded (kept jobs)."),
     ] = None,
     limit: Annotated[
         int, typer.Option("--limit", metavar="N", help="At most this many (0: all).")
