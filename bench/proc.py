@@ -47,8 +47,10 @@ def drain(db: str, index: str, keep: str = "0", stats: str = "1") -> None:
     manager.adapter("sqlite").connection  # open now, not inside the timed part  # noqa: B018
     _say("ready")
     _wait_go()
+    cpu = time.process_time()
     stats = worker.run(workoff=True)
-    _say("done", {"end": time.monotonic(), "ran": stats.ran})
+    cpu = time.process_time() - cpu
+    _say("done", {"end": time.monotonic(), "ran": stats.ran, "cpu": cpu})
 
 
 def pool(db: str, count: str) -> None:

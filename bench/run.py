@@ -341,54 +341,46 @@ class Bench:
         return {k: v for k, v in out.items() if v}
 
     def _history(self, lj: dict[str, Any]) -> None:
-        """Retention on against off, same run, interleaved: the ratios are the figures."""
+        """Retention on against off (and the statistics off), same run, interleaved run by run:
+        the ratios are the figures. Drains report wall rate and the workers' CPU per job."""
         from . import history
 
         z = self.sizes
-        self.log("history: retention on vs off (jobs/s)")
-        self.interleave(
-            [
-                (
-                    lj,
-                    "drain_keep_off_per_s",
-                    "drain, retention off",
-                    lambda d: history.drain(d, z.history_drain, 0),
-                ),
-                (
-                    lj,
-                    "drain_keep_on_per_s",
-                    "drain, keep_succeeded=1d",
-                    lambda d: history.drain(d, z.history_drain, DAY),
-                ),
-                (
-                    lj,
-                    "drain_no_stats_per_s",
-                    "drain, no statistics",
-                    lambda d: history.drain(d, z.history_drain, 0, False),
-                ),
-                (
-                    lj,
-                    "enqueue_keep_off_per_s",
-                    "enqueue, empty table",
-                    lambda d: history.enqueue(d, z.enqueue, 0),
-                ),
-                (
-                    lj,
-                    "enqueue_keep_on_per_s",
-                    f"enqueue, {z.history_kept:,} kept",
-                    lambda d: history.enqueue(d, z.enqueue, z.history_kept),
-                ),
-            ]
-        )
+        self.log("history: retention on vs off")
+        drains = {"keep_off": (0.0, True), "keep_on": (DAY, True), "no_stats": (0.0, False)}
+        rates: dict[str, list[float]] = {k: [] for k in drains}
+        cpus: dict[str, list[float]] = {k: [] for k in drains}
+        enqueues: dict[str, list[float]] = {"keep_off": [], "keep_on": []}
+        for _ in range(z.runs):
+            for key, (keep, stats) in drains.items():
+                rate, cpu = history.drain(self.db(f"drain {key}"), z.history_drain, keep, stats)
+                rates[key].append(rate)
+                cpus[key].append(cpu)
+            for key, kept in (("keep_off", 0), ("keep_on", z.history_kept)):
+                enqueues[key].append(history.enqueue(self.db(f"enqueue {key}"), z.enqueue, kept))
+        for key in drains:
+            lj[f"drain_{key}_per_s"] = median(rates[key])
+            lj[f"drain_{key}_cpu_us"] = median(cpus[key])
+            self.log(
+                f"  drain {key:<10} {_fmt(lj[f'drain_{key}_per_s']):>8} jobs/s "
+                f"{_fmt(lj[f'drain_{key}_cpu_us']):>6} µs CPU/job   runs: "
+                + ", ".join(_fmt(v) for v in rates[key])
+            )
+        for key, values in enqueues.items():
+            lj[f"enqueue_{key}_per_s"] = median(values)
+            self.log(
+                f"  enqueue {key:<8} {_fmt(median(values)):>8} jobs/s   runs: "
+                + ", ".join(_fmt(v) for v in values)
+            )
         lj["drain_keep_on_over_off"] = lj["drain_keep_on_per_s"] / lj["drain_keep_off_per_s"]
+        lj["drain_keep_cpu_on_over_off"] = lj["drain_keep_off_cpu_us"] / lj["drain_keep_on_cpu_us"]
         lj["enqueue_keep_on_over_off"] = lj["enqueue_keep_on_per_s"] / lj["enqueue_keep_off_per_s"]
-        lj["drain_stats_cost_us"] = 1e6 * (
-            1 / lj["drain_keep_off_per_s"] - 1 / lj["drain_no_stats_per_s"]
-        )
+        lj["drain_stats_cost_us"] = lj["drain_keep_off_cpu_us"] - lj["drain_no_stats_cpu_us"]
         self.log(
-            f"  drain on/off {lj['drain_keep_on_over_off']:.3f}x, enqueue on/off "
-            f"{lj['enqueue_keep_on_over_off']:.3f}x, "
-            f"statistics {lj['drain_stats_cost_us']:.2f} µs per job"
+            f"  drain on/off {lj['drain_keep_on_over_off']:.3f}x (CPU per job: "
+            f"{lj['drain_keep_cpu_on_over_off']:.3f}x), enqueue on/off "
+            f"{lj['enqueue_keep_on_over_off']:.3f}x, statistics "
+            f"{lj['drain_stats_cost_us']:.2f} µs CPU per job"
         )
 
 
