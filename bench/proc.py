@@ -38,10 +38,11 @@ def _manager(db: str, keep: float = 0.0):  # type: ignore[no-untyped-def]
 def drain(db: str, index: str, keep: str = "0", stats: str = "1") -> None:
     """One litejobs worker: ``workoff`` everything, report when it finished. ``keep``: seconds
     to keep each success (retention on); ``stats=0``: without the outcome statistics."""
-    if stats == "0":
-        from litejobs.adapters.sqlbase import SQLAdapter
+    if stats == "0":  # nothing to tally: no statistics statement is ever written
+        import litejobs.adapters.sqlbase
+        import litejobs.worker
 
-        SQLAdapter._stats_statement = lambda self, outcomes, now: None  # type: ignore[method-assign]
+        litejobs.worker.tally = litejobs.adapters.sqlbase.tally = lambda runs: []  # type: ignore[assignment]
     manager = _manager(db, float(keep))
     worker = manager.worker(worker_id=int(index))
     manager.adapter("sqlite").connection  # open now, not inside the timed part  # noqa: B018

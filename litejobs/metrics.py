@@ -31,6 +31,7 @@ HIGHEST = 30 * BUCKETS_PER_OCTAVE
 UNTIMED = HIGHEST + 1
 #: Outcome kinds that are counted (a ``released`` job was given back unstarted: not a run).
 COUNTED = ("succeeded", "errored", "failed", "cancelled")
+_COUNTED = frozenset(COUNTED)
 WAIT = "wait"
 PERCENTILES = (50, 95, 99)
 
@@ -73,6 +74,17 @@ def tally(outcomes: Iterable[tuple[str, str, float | None, float | None]]) -> li
                 cell = sums[key] = [0, 0.0]
             cell[0] += 1
             cell[1] += wait if wait > 0 else 0.0
+    return [(q, s, b, int(c[0]), c[1]) for (q, s, b), c in sorted(sums.items())]
+
+
+def merge(*parts: Iterable[Row]) -> list[Row]:
+    """Rows of several tallies as one (a worker adds up a batch's flushes before writing)."""
+    sums: dict[tuple[str, str, int], list[float]] = {}
+    for part in parts:
+        for queue, series, bucket, count, seconds in part:
+            cell = sums.setdefault((queue, series, bucket), [0, 0.0])
+            cell[0] += count
+            cell[1] += seconds
     return [(q, s, b, int(c[0]), c[1]) for (q, s, b), c in sorted(sums.items())]
 
 

@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from .adapters.base import PRUNE_BATCH, Adapter, ClaimedJob, Outcome, Rescued, compact_json
@@ -41,6 +41,7 @@ from .liveness import (
     process_start,
     this_host,
 )
+from .metrics import Row, merge, tally
 from .recurring import Ticker
 from .retention import STATS_KEEP, Retention
 from .retry import RetryPolicy
@@ -63,6 +64,10 @@ GIVE_BACK_AFTER = 1.0
 KEEPER_TICK = 0.25
 #: How many free names ``pick_free`` tries (``litejobs-worker.<queues>.<n>``).
 FREE_NAMES = 1000
+#: Outcome statistics of several flushes are added up and written with the last outcomes of a
+#: claimed batch, or after this long (s) at most: one statistics statement per batch of jobs,
+#: not per flush (a worker that dies loses at most this much of them, never an outcome).
+STATS_WINDOW = 0.1
 #: How often (s) a worker prunes finished jobs whose retention ran out, and old statistics.
 PRUNE_INTERVAL = 60.0
 #: At most this many pruning transactions per pass (each a small batch: the lock stays short).
@@ -147,6 +152,7 @@ class Worker:
         self.executor = Executor(logger=self.logger, hooks=hooks, job_hooks=job_hooks)
         self.job_retry = job_retry
         self.retention = retention or (lambda path: Retention())
+        self._retentions: dict[str, Retention] = {}
         self.keep_stats = keep_stats
         self.exit_on_stuck = exit_on_stuck
         self.keep_running = keep_running
@@ -166,6 +172,8 @@ class Worker:
         self._avg_duration: float | None = None
         self._next_rescue = 0.0
         self._next_prune = 0.0
+        self._tallied: list[Row] = []  # statistics of recorded outcomes, not written yet
+        self._tallied_since = 0.0
         self._outage_delay = 0.05
         self._workoff = False
 
@@ -281,7 +289,7 @@ class Worker:
             self.outbox.add(self._run_one(job))
             job = self._next_job()
         self._give_back(self.outbox.take_reserved())
-        self._flush()
+        self._flush(batch_done=True)
         self._adapt_batch()
 
     def _next_job(self) -> ClaimedJob | None:
@@ -320,9 +328,7 @@ class Worker:
         if self.on_job is not None:
             self.on_job(job, result)
         waited = started_at - job.run_at if job.run_at is not None else None
-        return replace(
-            self._outcome(job, result, max_attempts), duration=result.duration, waited=waited
-        )
+        return self._outcome(job, result, max_attempts, waited)
 
     def log_fields(
         self, job: ClaimedJob, outcome: str | None = None, duration: float | None = None
@@ -338,8 +344,12 @@ class Worker:
             "outcome": outcome,
         }
 
-    def _outcome(self, job: ClaimedJob, result: Execution, max_attempts: int) -> Outcome:
+    def _outcome(
+        self, job: ClaimedJob, result: Execution, max_attempts: int, waited: float | None
+    ) -> Outcome:
+        """The outcome of a run, logged; ``waited``: seconds from due to started."""
         log = self.logger
+        duration = result.duration
         if result.ok:
             self.stats.succeeded += 1
             if log.isEnabledFor(logging.INFO):
@@ -350,7 +360,7 @@ class Worker:
                     result.duration * 1000,
                     extra=self.log_fields(job, "succeeded", result.duration),
                 )
-            return self._success(job, result.value)
+            return self._success(job, result.value, duration, waited)
         first_line = (result.error or "").splitlines()[0] if result.error else "error"
         self.stats.errors.append(f"job {job.id} {_name(job)}: {first_line}")
         if job.attempts >= max_attempts:
@@ -363,7 +373,7 @@ class Worker:
                 first_line,
                 extra=self.log_fields(job, "failed", result.duration),
             )
-            return self.failure(job, result.error)
+            return self.failure(job, result.error, duration, waited)
         self.stats.errored += 1
         delay = self.retry_delay(job)
         log.warning(
@@ -376,11 +386,22 @@ class Worker:
             first_line,
             extra=self.log_fields(job, "errored", result.duration),
         )
-        return Outcome(job, "errored", error=result.error, retry_at=self.clock.now() + delay)
+        retry_at = self.clock.now() + delay
+        return Outcome(job, "errored", result.error, retry_at, duration=duration, waited=waited)
 
-    def _success(self, job: ClaimedJob, value: object) -> Outcome:
+    def _retention(self, job: ClaimedJob) -> Retention:
+        """The job's retention rules, looked up once per job path by this worker."""
+        path = _path(job)
+        found = self._retentions.get(path)
+        if found is None:
+            found = self._retentions[path] = self.retention(path)
+        return found
+
+    def _success(
+        self, job: ClaimedJob, value: object, duration: float, waited: float | None
+    ) -> Outcome:
         """A success, kept or deleted by the retention rules, with its result if it keeps one."""
-        retention = self.retention(_path(job))
+        retention = self._retention(job)
         keep_result = job.keep_result or retention.keep_result
         delete, keep_until = retention.succeeded(
             self.clock.now(),
@@ -388,7 +409,7 @@ class Worker:
             keep_result=keep_result,
         )
         result = self._result_json(job, value) if keep_result and not delete else None
-        return Outcome(job, "succeeded", delete=delete, keep_until=keep_until, result=result)
+        return Outcome(job, "succeeded", None, None, delete, keep_until, result, duration, waited)
 
     def _result_json(self, job: ClaimedJob, value: object) -> str | None:
         """The return value as JSON; one that is not JSON is logged and not stored (the job
@@ -406,12 +427,16 @@ class Worker:
             )
             return None
 
-    def failure(self, job: ClaimedJob, error: str | None) -> Outcome:
+    def failure(
+        self, job: ClaimedJob, error: str | None, duration: float, waited: float | None = None
+    ) -> Outcome:
         """A failure for good, kept or deleted by the retention rules."""
-        delete, keep_until = self.retention(_path(job)).failed(
+        delete, keep_until = self._retention(job).failed(
             self.clock.now(), delete_default=self.config.delete_failed_jobs
         )
-        return Outcome(job, "failed", error=error, delete=delete, keep_until=keep_until)
+        return Outcome(
+            job, "failed", error, None, delete, keep_until, duration=duration, waited=waited
+        )
 
     def retry_delay(self, job: ClaimedJob) -> float:
         """Seconds before ``job``'s next attempt: its own policy, else its group's."""
@@ -428,16 +453,23 @@ class Worker:
             self._batch = max(1, min(self.config.batch_size, fit, self._batch * 2))
 
     # -- recording --------------------------------------------------------------------------
-    def _flush(self, *, force: bool = False, start: ClaimedJob | None = None) -> ClaimedJob | None:
+    def _flush(
+        self, *, force: bool = False, start: ClaimedJob | None = None, batch_done: bool = False
+    ) -> ClaimedJob | None:
         """Record pending outcomes (and start ``start``); on a storage outage keep them and
-        retry (never drop one). Returns ``start`` charged, or ``None`` if it was not started."""
+        retry (never drop one). Returns ``start`` charged, or ``None`` if it was not started.
+
+        Their statistics are added up until the batch is done (or :data:`STATS_WINDOW` has
+        passed, or the worker stops), then written in that flush's transaction."""
         delay = 0.1
         while True:
             outcomes = self.outbox.take_pending()
-            if not outcomes and start is None:
+            rows = merge(self._tallied, tally(_runs(outcomes))) if outcomes else self._tallied
+            due = force or batch_done or time.monotonic() - self._tallied_since >= STATS_WINDOW
+            if not outcomes and start is None and not (due and rows):
                 return None
             try:
-                written, started = self.adapter.record(outcomes, start)
+                written, started = self.adapter.record(outcomes, start, rows if due else [])
             except StorageError as exc:
                 self.outbox.put_back(outcomes)
                 if (self.stop.is_set() and not force) or (exc.permanent and self._workoff):
@@ -451,6 +483,9 @@ class Worker:
                 delay = min(delay * 2, 5.0)
                 continue
             self._count_lost(outcomes, written)
+            if due or not self._tallied:
+                self._tallied_since = time.monotonic()
+            self._tallied = [] if due else rows
             return started
 
     def _count_lost(self, outcomes: Sequence[Outcome], written: Sequence[bool]) -> None:
@@ -686,11 +721,10 @@ class Keeper(threading.Thread):
         )
         error = f"JobTimeoutError: timed out after {limit:g} s (the job did not stop; abandoned)"
         if job.attempts >= max_attempts:
-            outcome = worker.failure(job, error)
+            outcome = worker.failure(job, error, running_for)
         else:
             retry_at = worker.clock.now() + worker.retry_delay(job)
-            outcome = Outcome(job, "errored", error=error, retry_at=retry_at)
-        outcome = replace(outcome, duration=running_for)
+            outcome = Outcome(job, "errored", error, retry_at, duration=running_for)
         worker.logger.error(
             "job %s ignored its %g s timeout; abandoning it%s",
             job.id,
@@ -703,6 +737,11 @@ class Keeper(threading.Thread):
         finally:
             if worker.exit_on_stuck:
                 os._exit(EXIT_STUCK)
+
+
+def _runs(outcomes: Sequence[Outcome]) -> list[tuple[str, str, float | None, float | None]]:
+    """What the statistics count of each outcome: queue, kind, run and wait seconds."""
+    return [(o.job.queue, o.kind, o.duration, o.waited) for o in outcomes]
 
 
 def _name(job: ClaimedJob) -> str:

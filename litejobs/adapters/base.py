@@ -372,10 +372,15 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     def record(
-        self, outcomes: Sequence[Outcome], start: ClaimedJob | None = None
+        self,
+        outcomes: Sequence[Outcome],
+        start: ClaimedJob | None = None,
+        stats: Sequence[tuple[str, str, int, int, float]] | None = None,
     ) -> tuple[list[bool], ClaimedJob | None]:
         """Write ``outcomes`` and start ``start`` (a reserved job: ``running``, attempt
-        counted) in one transaction, each fenced by its claim.
+        counted) in one transaction, each fenced by its claim, with the outcome statistics:
+        ``stats`` (rows of :func:`litejobs.metrics.tally`, possibly of earlier outcomes too),
+        or by default those of ``outcomes``.
 
         Returns, per outcome, whether it was written (``False``: the claim had been taken over),
         and the started job (charged) or ``None`` if it could not be started (taken back).

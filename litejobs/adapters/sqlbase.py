@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from ..errors import StorageError, ValidationError, WorkerNameTaken
 from ..liveness import Observer, WorkerInfo, WorkerRecord
-from ..metrics import tally
+from ..metrics import Row, tally
 from .base import (
     JOB_STATES,
     PRUNE_BATCH,
@@ -282,16 +282,21 @@ class SQLAdapter(Adapter):
         return "record_errored", params
 
     def record(
-        self, outcomes: Sequence[Outcome], start: ClaimedJob | None = None
+        self,
+        outcomes: Sequence[Outcome],
+        start: ClaimedJob | None = None,
+        stats: Sequence[Row] | None = None,
     ) -> tuple[list[bool], ClaimedJob | None]:
-        if not outcomes and start is None:
+        if not outcomes and start is None and not stats:
             return [], None
         now = self.clock.now()
         now_t = self._t(now)
         statements = [self._outcome_statement(o, now, now_t) for o in outcomes]
-        stats = self._stats_statement(outcomes, now)
-        if stats is not None:
-            statements.append(stats)
+        if stats is None:
+            stats = tally((o.job.queue, o.kind, o.duration, o.waited) for o in outcomes)
+        if stats:
+            token = outcomes[0].job.lock_token if outcomes else ""
+            statements.append(self._stats_statement(stats, token, now))
         if start is not None:
             started = {**self._fence(start), "attempts": start.attempts, "now": self._t(now)}
             statements.append(("start_reserved", started))
@@ -312,32 +317,24 @@ class SQLAdapter(Adapter):
             return written, None
         return written, replace(start, charged=True, suspect=False)
 
-    def _stats_statement(self, outcomes: Sequence[Outcome], now: float) -> Statement | None:
-        """The outcome statistics of a batch, added in its transaction (:mod:`litejobs.metrics`).
+    def _stats_statement(self, rows: Sequence[Row], token: str, now: float) -> Statement:
+        """Outcome statistics (:mod:`litejobs.metrics`) added in the transaction that records
+        the outcomes (by default those of the batch; a worker may add up several flushes).
 
         A run is counted as its worker reports it, also in the rare case its outcome is fenced
         off (its claim was taken over): it did run."""
-        if not outcomes:
-            return None
-        runs = [(o.job.queue, o.kind, o.duration, o.waited) for o in outcomes]
-        return self._stats_params(runs, outcomes[0].job.lock_token, now)
-
-    def _stats_params(self, runs: Sequence[Run], token: str, now: float) -> Statement | None:
-        rows = tally(runs)
-        if not rows:
-            return None
         return "stats_add", {
             "minute": self._t(math.floor(now / 60) * 60),
             "shard": self._stats_shard(token),
-            "rows": compact_json(rows),
+            "rows": compact_json(list(rows)),
         }
 
     def _count_runs(self, conn: Conn, runs: Sequence[Run], token: str, now: float) -> None:
         """Count the runs a rescue ended (their worker died: errored, or failed on the last
         attempt; no run time is known) in the rescue's transaction."""
-        statement = self._stats_params(runs, token, now)
-        if statement is not None:
-            self._count(conn, *statement)
+        rows = tally(runs)
+        if rows:
+            self._count(conn, *self._stats_statement(rows, token, now))
 
     def has_ready(self, queues: Sequence[str] | None) -> bool:
         now = self._t(self.clock.now())
