@@ -38,11 +38,25 @@ def _manager(db: str, keep: float = 0.0):  # type: ignore[no-untyped-def]
 def drain(db: str, index: str, keep: str = "0", stats: str = "1") -> None:
     """One litejobs worker: ``workoff`` everything, report when it finished. ``keep``: seconds
     to keep each success (retention on); ``stats=0``: without the outcome statistics."""
-    if stats == "0":  # nothing to tally: no statistics statement is ever written
+    if stats == "0":  # nothing is tallied, no statistics statement is ever written
         import litejobs.adapters.sqlbase
         import litejobs.worker
 
-        litejobs.worker.tally = litejobs.adapters.sqlbase.tally = lambda runs: []  # type: ignore[assignment]
+        class NoTally:
+            def __bool__(self) -> bool:
+                return False
+
+            def copy(self) -> NoTally:
+                return self
+
+            def add(self, runs: object) -> NoTally:
+                return self
+
+            def rows(self) -> list[object]:
+                return []
+
+        litejobs.worker.Tally = NoTally  # type: ignore[misc,assignment]
+        litejobs.adapters.sqlbase.tally = lambda runs: []  # type: ignore[assignment]
     manager = _manager(db, float(keep))
     worker = manager.worker(worker_id=int(index))
     manager.adapter("sqlite").connection  # open now, not inside the timed part  # noqa: B018

@@ -52,40 +52,51 @@ def upper_bound(bucket: int) -> float:
     return float(2.0 ** (bucket / BUCKETS_PER_OCTAVE))
 
 
-def tally(outcomes: Iterable[tuple[str, str, float | None, float | None]]) -> list[Row]:
-    """Rows to add for ``(queue, kind, run seconds, wait seconds)`` outcomes, merged and sorted
-    (writers that take rows in one order never deadlock). Uncounted kinds are skipped; a run
-    of unknown length is counted in :data:`UNTIMED`, a missing wait is left out. (Called for
-    every batch a worker records: kept lean.)"""
-    sums: dict[tuple[str, str, int], list[float]] = {}
-    for queue, kind, run, wait in outcomes:
-        if kind not in COUNTED:
-            continue
-        key = (queue, kind, UNTIMED if run is None else bucket_of(run))
-        cell = sums.get(key)
+class Tally:
+    """Counts and sums per (queue, series, bucket), added up run by run: what a batch of
+    outcomes adds to the statistics. A worker keeps one across the flushes of a claimed batch
+    and writes its :meth:`rows` once (adding is one dict update per run and series)."""
+
+    __slots__ = ("sums",)
+
+    def __init__(self) -> None:
+        self.sums: dict[tuple[str, str, int], list[float]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.sums)
+
+    def copy(self) -> Tally:
+        twin = Tally()
+        twin.sums = {key: list(cell) for key, cell in self.sums.items()}
+        return twin
+
+    def add(self, runs: Iterable[tuple[str, str, float | None, float | None]]) -> Tally:
+        """Add ``(queue, kind, run seconds, wait seconds)`` runs. Uncounted kinds are skipped;
+        a run of unknown length is counted in :data:`UNTIMED`, a missing wait left out."""
+        for queue, kind, run, wait in runs:
+            if kind not in _COUNTED:
+                continue
+            self._count((queue, kind, UNTIMED if run is None else bucket_of(run)), run or 0.0)
+            if wait is not None:
+                self._count((queue, WAIT, bucket_of(wait)), max(0.0, wait))
+        return self
+
+    def _count(self, key: tuple[str, str, int], seconds: float) -> None:
+        cell = self.sums.get(key)
         if cell is None:
-            cell = sums[key] = [0, 0.0]
-        cell[0] += 1
-        cell[1] += run or 0.0
-        if wait is not None:
-            key = (queue, WAIT, bucket_of(wait))
-            cell = sums.get(key)
-            if cell is None:
-                cell = sums[key] = [0, 0.0]
+            self.sums[key] = [1, seconds]
+        else:
             cell[0] += 1
-            cell[1] += wait if wait > 0 else 0.0
-    return [(q, s, b, int(c[0]), c[1]) for (q, s, b), c in sorted(sums.items())]
-
-
-def merge(*parts: Iterable[Row]) -> list[Row]:
-    """Rows of several tallies as one (a worker adds up a batch's flushes before writing)."""
-    sums: dict[tuple[str, str, int], list[float]] = {}
-    for part in parts:
-        for queue, series, bucket, count, seconds in part:
-            cell = sums.setdefault((queue, series, bucket), [0, 0.0])
-            cell[0] += count
             cell[1] += seconds
-    return [(q, s, b, int(c[0]), c[1]) for (q, s, b), c in sorted(sums.items())]
+
+    def rows(self) -> list[Row]:
+        """The rows to add, sorted (writers that take rows in one order never deadlock)."""
+        return [(q, s, b, int(c[0]), c[1]) for (q, s, b), c in sorted(self.sums.items())]
+
+
+def tally(runs: Iterable[tuple[str, str, float | None, float | None]]) -> list[Row]:
+    """The rows ``runs`` add (see :class:`Tally`)."""
+    return Tally().add(runs).rows()
 
 
 @dataclass

@@ -41,7 +41,7 @@ from .liveness import (
     process_start,
     this_host,
 )
-from .metrics import Row, merge, tally
+from .metrics import Tally
 from .recurring import Ticker
 from .retention import STATS_KEEP, Retention
 from .retry import RetryPolicy
@@ -172,7 +172,7 @@ class Worker:
         self._avg_duration: float | None = None
         self._next_rescue = 0.0
         self._next_prune = 0.0
-        self._tallied: list[Row] = []  # statistics of recorded outcomes, not written yet
+        self._tallied = Tally()  # statistics of recorded outcomes, not written yet
         self._tallied_since = 0.0
         self._outage_delay = 0.05
         self._workoff = False
@@ -464,12 +464,14 @@ class Worker:
         delay = 0.1
         while True:
             outcomes = self.outbox.take_pending()
-            rows = merge(self._tallied, tally(_runs(outcomes))) if outcomes else self._tallied
             due = force or batch_done or time.monotonic() - self._tallied_since >= STATS_WINDOW
-            if not outcomes and start is None and not (due and rows):
+            if not outcomes and start is None and not (due and self._tallied):
                 return None
+            # When due: the earlier flushes' statistics and this one's, in this transaction
+            # (the kept tally changes only once the transaction has committed).
+            rows = self._tallied.copy().add(_runs(outcomes)).rows() if due else []
             try:
-                written, started = self.adapter.record(outcomes, start, rows if due else [])
+                written, started = self.adapter.record(outcomes, start, rows)
             except StorageError as exc:
                 self.outbox.put_back(outcomes)
                 if (self.stop.is_set() and not force) or (exc.permanent and self._workoff):
@@ -485,7 +487,10 @@ class Worker:
             self._count_lost(outcomes, written)
             if due or not self._tallied:
                 self._tallied_since = time.monotonic()
-            self._tallied = [] if due else rows
+            if due:
+                self._tallied = Tally()
+            else:
+                self._tallied.add(_runs(outcomes))
             return started
 
     def _count_lost(self, outcomes: Sequence[Outcome], written: Sequence[bool]) -> None:

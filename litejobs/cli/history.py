@@ -114,8 +114,8 @@ def _minutes(rows: list[tuple[float, str, str, int, int, float]]) -> list[dict[s
     from litejobs.metrics import summarize
 
     by_minute: dict[float, list[tuple[str, str, int, int, float]]] = {}
-    for minute, *rest in rows:
-        by_minute.setdefault(minute, []).append(tuple(rest))  # type: ignore[arg-type]
+    for minute, queue, series, bucket, count, seconds in rows:
+        by_minute.setdefault(minute, []).append((queue, series, bucket, count, seconds))
     return [
         {"minute": render.iso(minute), "queue": queue, **one.as_dict()}
         for minute, part in sorted(by_minute.items())
