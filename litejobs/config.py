@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .errors import ConfigurationError
 from .retry import RetryPolicy, as_policy
 
 #: The longest ``heartbeat_interval`` accepted (see :data:`litejobs.liveness.ORPHAN_GRACE`).
@@ -44,8 +45,6 @@ class WorkerConfig:
         return as_policy(self.retry)
 
     def __post_init__(self) -> None:
-        from .errors import ConfigurationError
-
         if self.count < 1:
             raise ConfigurationError(f"WorkerConfig.count must be at least 1, got {self.count}")
         if self.max_attempts < 1:

@@ -13,7 +13,8 @@ unstarted if the worker stops, is busy for more than a second, or dies. Outcomes
 before the next job starts whenever jobs take a fifth of a millisecond or more (so a kill
 re-runs only the job that was running) and at least every millisecond otherwise; a reserved
 job whose previous holder died is always charged before it starts (a job that kills its worker
-runs out of attempts even inside batches).
+runs out of attempts even inside batches), and a finished job on its last attempt is recorded
+before the next one starts (a crash is never charged to a job that had already finished).
 """
 
 from __future__ import annotations
@@ -295,11 +296,16 @@ class Worker:
     def _next_job(self) -> ClaimedJob | None:
         """The next reserved job, charged first when it must be (see the module docstring)."""
         while (job := self.outbox.next_reserved()) is not None:
-            if not (job.suspect or self.outbox.flush_due(self._avg_duration)):
-                return job
-            started = self._flush(start=job)
-            if started is not None:
-                return started
+            if job.suspect or self.outbox.flush_due(self._avg_duration):
+                started = self._flush(start=job)
+                if started is not None:
+                    return started
+                continue
+            if self.outbox.holds_a_last_attempt(self.config.max_attempts):
+                # Storage still shows that finished job running: were this one to kill the
+                # worker, the rescue would fail it for a crash it did not cause.
+                self._flush()
+            return job
         return None
 
     def _run_one(self, job: ClaimedJob) -> Outcome:
@@ -632,6 +638,17 @@ class Outbox:
                 return False
             long_jobs = avg_duration is not None and avg_duration >= PER_JOB_FLUSH
             return long_jobs or time.monotonic() - self._oldest >= FLUSH_WINDOW
+
+    def holds_a_last_attempt(self, default_max_attempts: int) -> bool:
+        """Is a pending outcome that of a job storage shows running (charged) on its last
+        attempt? (A crash before it is recorded would be charged to it: failed.)"""
+        with self._lock:
+            return any(
+                o.job.charged
+                and o.job.attempts
+                >= (o.job.max_attempts if o.job.max_attempts is not None else default_max_attempts)
+                for o in self._pending
+            )
 
     def reserve(self, jobs: Sequence[ClaimedJob]) -> None:
         with self._lock:

@@ -117,9 +117,23 @@ MUTANTS = [
     Mutant(
         "suspects-uncounted",
         "litejobs.worker",
-        "if not (job.suspect or self.outbox.flush_due(self._avg_duration)):",
-        "if not self.outbox.flush_due(self._avg_duration):",
+        "if job.suspect or self.outbox.flush_due(self._avg_duration):",
+        "if self.outbox.flush_due(self._avg_duration):",
         "a job reserved by a worker that died runs uncounted again (crash loops in batches)",
+    ),
+    Mutant(
+        "crash-not-suspect",
+        "sql:sqlite:rescue_running",
+        "suspect = 1,",
+        "",
+        "a job running when its worker died may run uncounted next time (crash loops in batches)",
+    ),
+    Mutant(
+        "charge-finished",
+        "litejobs.worker",
+        "if self.outbox.holds_a_last_attempt(self.config.max_attempts):",
+        "if False:",
+        "a finished job on its last attempt still shows running while the next one runs",
     ),
     Mutant(
         "hold-the-batch",
@@ -216,8 +230,12 @@ def run(mutant: Mutant) -> tuple[bool, str, float]:
     out = done.stdout + done.stderr
     if "mutant no longer applies" in out or done.returncode not in (0, 1):
         raise RuntimeError(f"mutant {mutant.name} did not run cleanly:\n{out[-3000:]}")
-    lines = [line for line in done.stdout.splitlines() if line.startswith(("E ", "FAILED"))]
-    return done.returncode != 0, (lines[0] if lines else "")[:160], seconds
+    lines = done.stdout.splitlines()
+    failed = next((line.split()[1] for line in lines if line.startswith("FAILED ")), "")
+    detail = next(
+        (line[1:].strip() for line in lines if line.startswith("E ") and line[1:].strip()), ""
+    )
+    return done.returncode != 0, f"{failed}: {detail}"[:200] if failed else "", seconds
 
 
 def main(argv: list[str]) -> int:

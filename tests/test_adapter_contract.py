@@ -326,6 +326,32 @@ def test_fencing_holds_when_the_same_name_reclaims_after_a_retry(
     assert succeed(adapter, fresh) is True
 
 
+def test_fencing_holds_when_a_clock_set_back_repeats_the_claim_instant(
+    adapter: Adapter, clock: FakeClock, procs: Processes
+) -> None:
+    """The wall clock is set back (NTP step, restored snapshot) to the very instant of a paused
+    worker's claim; a person retried the job after a rescue failed it; another worker claims it
+    at that instant, at the same attempt number. Claim time and attempts now match: only the
+    lock token tells the two claims apart."""
+    paused = register(adapter, procs, worker(procs, max_attempts=1)).worker
+    job_id = adapter.enqueue(new())
+    stale = claim_one(adapter, paused)
+    clock.advance(61)  # silent past its deadline on the monotonic clock
+    assert adapter.rescue(procs.observer()).failed == 1
+    assert adapter.retry(job_id)
+    clock.jump(-61)  # the wall clock is back at the claim's instant
+    other = register(adapter, procs, worker(procs)).worker
+    fresh = claim_one(adapter, other)
+    assert (fresh.locked_at, fresh.stored_attempts) == (stale.locked_at, stale.stored_attempts)
+    assert succeed(adapter, stale) is False  # the paused worker wakes up: refused
+    assert succeed(adapter, stale, delete=False) is False
+    assert err(adapter, stale, "late", retry_at=clock.now()) is False
+    assert fail(adapter, stale, "late") is False
+    row = adapter.require(job_id)
+    assert (row.state, row.lock_token, row.attempts) == ("running", other.token, 1)
+    assert succeed(adapter, fresh) is True
+
+
 def test_a_live_name_is_never_taken_and_nothing_is_released(
     adapter: Adapter, clock: FakeClock, procs: Processes
 ) -> None:

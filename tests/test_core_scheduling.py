@@ -120,11 +120,23 @@ def test_any_queue_when_none_are_declared(db_path: Path) -> None:
         ({"sleep_delay": float("nan")}, "sleep_delay must be 0 or more seconds, got nan"),
         ({"stale_after": 10, "heartbeat_interval": 10}, "stale_after must be longer"),
         ({"queue": []}, "must name at least one queue"),
+        ({"heartbeat_interval": 121, "stale_after": 600}, "heartbeat_interval must be at most 120"),
     ],
 )
 def test_bad_worker_configs(options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         WorkerConfig(**options)  # type: ignore[arg-type]
+
+
+def test_every_accepted_heartbeat_comes_well_within_the_orphan_grace() -> None:
+    """A live worker whose row was deleted re-creates it with its next beat; locks it holds
+    meanwhile are only adopted with the orphan grace as their deadline. The longest accepted
+    interval must leave that beat time to land (and the longest one must be accepted)."""
+    from litejobs.config import MAX_HEARTBEAT_INTERVAL
+    from litejobs.liveness import ORPHAN_GRACE
+
+    WorkerConfig(heartbeat_interval=MAX_HEARTBEAT_INTERVAL, stale_after=MAX_HEARTBEAT_INTERVAL + 1)
+    assert 2 * MAX_HEARTBEAT_INTERVAL < ORPHAN_GRACE
 
 
 # -- priority and wait ----------------------------------------------------------------------------

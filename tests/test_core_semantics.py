@@ -271,3 +271,55 @@ def test_repeated_workoff_never_runs_a_retry_early(jobs: JobManager) -> None:
     for _ in range(3):
         jobs.workoff()
     assert row(jobs, job_id).attempts == 1
+
+
+def test_a_huge_attempt_number_never_overflows_the_retry_time(
+    jobs: JobManager, clock: FakeClock
+) -> None:
+    """`attempts ** 4` past ~710 attempts went past year 9999 inside the worker's record and
+    killed the worker in a loop; the delay is capped (a year) and the job simply waits."""
+    later = jobs.create_scheduler()
+    job_id = later(sample_jobs.boom, ["again"], max_attempts=1_000_000)
+    adapter = jobs.adapter()
+    conn = adapter.connection  # type: ignore[attr-defined]
+    conn.execute("UPDATE background_jobs SET attempts = 800 WHERE id = ?", (job_id,))
+    stats = jobs.workoff(WorkerConfig(max_attempts=1_000_000))
+    assert (stats.errored, stats.ran) == (1, 1)
+    record = row(jobs, job_id)
+    assert record.state == "scheduled" and record.attempts == 801
+    assert record.run_at == clock.now() + 365 * 86_400
+
+
+def test_an_in_process_worker_abandons_a_job_that_ignores_its_timeout(
+    jobs: JobManager, tmp_path: Path
+) -> None:
+    """The `max_runtime` + grace fallback: a job stuck past its limit (it swallows every
+    interruption) is recorded as timed out by its own worker's watchdog, even while the worker
+    heartbeats -- so another worker may run it again. Before, an in-process worker (no process
+    to restart) never gave it up. Real time: a 0.2 s limit and the watchdog's 4 s grace."""
+    import threading
+    import time
+
+    from litejobs.worker import Worker
+
+    later = jobs.create_scheduler()
+    job_id = later("tests.runtime.jobs:ignore_timeout", [str(tmp_path / "t"), 5])
+    config = WorkerConfig(max_runtime=0.2, max_attempts=3, heartbeat_interval=0.5, stale_after=5)
+    worker = Worker(jobs.adapter(), config)
+    thread = threading.Thread(target=worker.run, kwargs={"workoff": True}, daemon=True)
+    thread.start()
+
+    def state() -> str:
+        return row(jobs, job_id).state
+
+    end = time.monotonic() + 30
+    while state() != "running" and time.monotonic() < end:
+        time.sleep(0.02)
+    while state() == "running" and time.monotonic() < end:
+        time.sleep(0.05)
+    record = row(jobs, job_id)
+    assert "timed out after 0.2 s (the job did not stop; abandoned)" in (record.last_error or "")
+    assert (record.state, record.attempts) in (("scheduled", 1), ("ready", 1)), record
+    thread.join(15)
+    assert not thread.is_alive()
+    assert worker.stats.lost == 1  # its own late outcome, fenced off

@@ -53,6 +53,10 @@ NAMES = ("host/w.0", "host/w.1", "host/w.2")
 #: The claiming workers' ``max_attempts`` for jobs that carry none (as WorkerConfig would).
 WORKER_MAX_ATTEMPTS = 3
 ORPHAN_GRACE = 20
+#: The longest heartbeat interval of a modelled worker. The product caps heartbeat_interval
+#: (120 s) well below the orphan grace (600 s): a live worker whose row was deleted re-creates
+#: it by beating before any stand-in row for its locks can expire. The model keeps the same order.
+LONGEST_BEAT = 16
 #: Steps per program: longer programs in CI find deeper sequences (and the profile runs more).
 STEPS = 50 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 40
 HANDLER = '{"name":"record","path":"tests.sample_jobs:record","args":[%d]}'
@@ -118,6 +122,7 @@ class MRow:
     info: WorkerInfo
     beat_wall: float
     beat_mono: float
+    adopted: bool = False  # a stand-in an observer wrote for an orphaned lock
 
 
 class AdapterMachine(RuleBasedStateMachine):
@@ -184,11 +189,15 @@ class AdapterMachine(RuleBasedStateMachine):
 
     def truly_alive(self, token: str) -> bool:
         """Ground truth for the promise: the process holding ``token`` lives and heartbeated
-        within its own deadline of real (monotonic) time."""
+        within its own deadline of real (monotonic) time. When only a stand-in row speaks for
+        it (its own row was deleted), its deadline is the grace, and the promise rests on a
+        live worker beating, and so re-creating its row, at least every ``LONGEST_BEAT``."""
         w = self.workers.get(token)
-        return (
-            w is not None and w.process == "alive" and self.mono - w.beat_mono <= w.info.stale_after
-        )
+        if w is None or w.process != "alive":
+            return False
+        row = self.rows.get(token)
+        limit = LONGEST_BEAT if row is not None and row.adopted else w.info.stale_after
+        return self.mono - w.beat_mono <= limit
 
     def _retire_model(self, token: str, reason: str) -> Rescued:
         row = self.rows.pop(token)
@@ -198,8 +207,9 @@ class AdapterMachine(RuleBasedStateMachine):
     def _rescue_model(
         self, token: str, max_attempts: int, delete_failed: bool, reason: str
     ) -> tuple[int, int, int]:
-        """What rescuing ``token``'s jobs does: reserved back uncounted (suspect), running
-        released counted (or failed/deleted if spent). Returns (released, failed, returned)."""
+        """What rescuing ``token``'s jobs does: reserved back uncounted, running released
+        counted (or failed/deleted if spent); all suspect (any may have killed the worker).
+        Returns (released, failed, returned)."""
         released = failed = returned = 0
         for job in sorted(self.jobs.values(), key=lambda j: j.id):
             if job.lock_token != token or job.state not in ("reserved", "running"):
@@ -220,6 +230,7 @@ class AdapterMachine(RuleBasedStateMachine):
             else:
                 released += 1
                 job.state, job.run_at, job.promoted = "waiting", self.now, True
+            job.suspect = True
             job.unlock()
         event(f"rescue ({reason}): released={released > 0} failed={failed > 0}")
         if returned:
@@ -457,6 +468,9 @@ class AdapterMachine(RuleBasedStateMachine):
         job.state, job.attempts, job.suspect = "running", token.attempts, False
         assert started.charged and started.attempts == token.attempts
         self.tokens.remove(token)
+        # An older claim with the very same fence (this worker's own, at this same instant and
+        # attempt: the fake clock stands still, a real one cannot) is this claim to storage.
+        self.tokens = [t for t in self.tokens if _fence(t) != _fence(started)]
         self.tokens.append(started)
 
     # -- workers ----------------------------------------------------------------------------
@@ -588,7 +602,8 @@ class AdapterMachine(RuleBasedStateMachine):
         for token in doomed:
             expected += self._retire_model(token, "lost")
         for token in orphans:
-            self.rows[token] = MRow(self.observer.adopt(token, held[token]), self.now, self.mono)
+            stand_in = self.observer.adopt(token, held[token])
+            self.rows[token] = MRow(stand_in, self.now, self.mono, adopted=True)
             event("orphaned lock adopted")
         assert _counts(got) == _counts(expected), "rescue took the wrong jobs"
 
@@ -633,13 +648,15 @@ class AdapterMachine(RuleBasedStateMachine):
         job.finished_at = job.keep_until = None
 
     def _reset_attempts(self, job: MJob) -> None:
-        """A person retried a failed (or kept succeeded) job: attempts start again from 0.
+        """A person retried a failed (or kept succeeded) job: a fresh run, attempts from 0 and
+        no longer suspect (a crash loop that failed it is the person's call now).
 
-        Claims from before the failure are kept: once the count restarts, the same worker name
-        can hold the job at the same attempt again, and only ``locked_at`` in the fence tells
-        that claim from the old one (the same fake instant cannot, in the model or in storage).
+        Claims from before the failure are kept: once the count restarts, a worker can hold the
+        job at the same attempt again, and the token and ``locked_at`` in the fence tell that
+        claim from the old one.
         """
         job.attempts = 0
+        job.suspect = False
 
     def retry_failed(self, queue: str | None) -> None:
         hit: list[MJob] = []

@@ -23,6 +23,7 @@ The storage rules are :class:`~litejobs.adapters.sqlbase.SQLAdapter`'s; the stat
 from __future__ import annotations
 
 import os
+import random
 import re
 import select
 import threading
@@ -63,6 +64,19 @@ KEEPALIVE = {
     "keepalives_count": "3",
     "tcp_user_timeout": "30000",
 }
+#: How long the server lets a litejobs session sit inside a transaction, waiting for its client,
+#: before it ends the session. litejobs never waits for anything inside a transaction, so a
+#: session that does has lost its client (a vanished host, a partition, a process frozen
+#: mid-commit): without this bound its row locks would stay held, and every worker that
+#: touches those rows (a rescue, the reconnected worker's own heartbeat) would wait for them,
+#: until the server's TCP keepalive gave up on the client -- two hours by default.
+IDLE_IN_TRANSACTION = "60s"
+#: Errors that roll back a transaction only because a concurrent one got in its way.
+_CONFLICTS = (pg_errors.DeadlockDetected, pg_errors.UniqueViolation)
+#: Reads of an idle connection's pending input before it is judged (see ``_usable``).
+_IDLE_READS = 4
+#: How many times a write that met a concurrent one is tried in all.
+CONFLICT_TRIES = 5
 #: Errors a database will keep raising however long a worker waits.
 _PERMANENT = (
     pg_errors.InsufficientPrivilege,
@@ -114,6 +128,11 @@ def _storage_error(exc: BaseException, where: str) -> StorageError:
         )
     elif isinstance(exc, pg_errors.DiskFull):
         msg = f"PostgreSQL {where}: disk full ({detail}); free space and retry (no job was lost)"
+    elif isinstance(exc, pg_errors.DeadlockDetected):
+        msg = (
+            f"PostgreSQL {where}: a concurrent transaction got in the way ({detail}); "
+            "nothing was written, try again"
+        )
     elif isinstance(exc, psycopg.OperationalError) and "does not exist" in detail:
         msg = f"PostgreSQL {where}: {detail}; create it first (createdb) or fix the URL"
     elif isinstance(exc, psycopg.OperationalError) and "authentication failed" in detail:
@@ -229,20 +248,35 @@ class PostgresAdapter(SQLAdapter):
     # -- connections ------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            given = conninfo_to_dict(self.url)
-            extra = {k: v for k, v in KEEPALIVE.items() if k not in given}
-            conn = psycopg.connect(
-                make_conninfo(self.url, **extra),
-                autocommit=True,
-                connect_timeout=max(1, int(self.connect_timeout)),
-                application_name="litejobs",
-            )
-            conn.execute("SET TIME ZONE 'UTC'")
-            if self.durability == "normal":
-                conn.execute("SET synchronous_commit = off")
+            conn = psycopg.connect(self._conninfo(), autocommit=True)
+            conn.execute(self._session_settings())  # no parameters: one round trip for all
         except psycopg.Error as exc:
             raise _storage_error(exc, self._where) from exc
         return conn
+
+    def _session_settings(self) -> str:
+        """``SET`` statements for each new session: UTC, the durability, and how long the server
+        lets it sit inside a transaction without a word (:data:`IDLE_IN_TRANSACTION`, unless the
+        URL's ``options`` set it)."""
+        settings = ["SET TIME ZONE 'UTC'"]
+        if self.durability == "normal":
+            settings.append("SET synchronous_commit = off")
+        options = str(conninfo_to_dict(self.url).get("options") or "")
+        if "idle_in_transaction_session_timeout" not in options:
+            settings.append(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
+        return "; ".join(settings)
+
+    def _conninfo(self) -> str:
+        """The URL plus litejobs' defaults for what it leaves unsaid: the keepalive bounds
+        (:data:`KEEPALIVE`), ``connect_timeout`` (per host, if the URL lists several) and the
+        ``application_name`` operators see in ``pg_stat_activity``."""
+        given = conninfo_to_dict(self.url)
+        defaults = {
+            **KEEPALIVE,
+            "connect_timeout": str(max(1, int(self.connect_timeout))),
+            "application_name": "litejobs",
+        }
+        return make_conninfo(self.url, **{k: v for k, v in defaults.items() if k not in given})
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
@@ -326,7 +360,7 @@ class PostgresAdapter(SQLAdapter):
             version = self._installed_version(conn)
             self._check_version(version)
             if version is None:
-                conn.execute(f"CREATE SCHEMA {self._s}")
+                self._create_schema(conn)
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._s}.litejobs_meta (version INTEGER NOT NULL)"
             )
@@ -335,6 +369,20 @@ class PostgresAdapter(SQLAdapter):
             for number in range(version or 0, SCHEMA_VERSION):
                 conn.execute(self.queries[MIGRATION_NAMES[number]].replace("%%", "%"))
             conn.execute(f"UPDATE {self._s}.litejobs_meta SET version = %s", (SCHEMA_VERSION,))
+
+    def _create_schema(self, conn: psycopg.Connection[Any]) -> None:
+        """``CREATE SCHEMA``; a user who may not gets told what a DBA can do about it."""
+        try:
+            conn.execute(f"CREATE SCHEMA {self._s}")
+        except pg_errors.InsufficientPrivilege as exc:
+            user, database = conn.info.user, conn.info.dbname
+            raise StorageError(
+                f"PostgreSQL {self._where}: the schema does not exist and user {user!r} may "
+                f"not create it ({_first_line(exc)}); have a DBA run CREATE SCHEMA "
+                f'{self._s} AUTHORIZATION "{user}" (or GRANT CREATE ON DATABASE "{database}" '
+                f'TO "{user}")',
+                permanent=True,
+            ) from exc
 
     def _lock_key(self) -> str:
         return f"litejobs:{self.schema}"
@@ -434,6 +482,19 @@ class PostgresAdapter(SQLAdapter):
 
     def _unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, pg_errors.UniqueViolation)
+
+    # -- writes that meet concurrent writers -------------------------------------------------
+    def enqueue_many(self, jobs: Sequence[NewJob]) -> list[int]:
+        """As :class:`SQLAdapter`'s, started again if the server broke a deadlock by failing it
+        (unique batches insert in key order and cannot deadlock each other, but a concurrent
+        ``retry_failed`` can still meet one in the unique index)."""
+        return _again_on_conflict(lambda: SQLAdapter.enqueue_many(self, jobs))
+
+    def retry_failed(self, queue: str | None = None) -> int:
+        """As :class:`SQLAdapter`'s, started again when a job with the unique key of one it
+        revives was enqueued meanwhile (its check could not see that uncommitted twin): the
+        next try sees it and leaves the failed one failed."""
+        return _again_on_conflict(lambda: SQLAdapter.retry_failed(self, queue))
 
     def _insert_one(self, params: dict[str, Any]) -> int:
         row = self._read(
@@ -536,7 +597,9 @@ class PostgresAdapter(SQLAdapter):
         """Block until a ``NOTIFY`` on this schema's channel (a job was enqueued, retried or
         rescued) or ``timeout``. Without ``LISTEN``, sleep ``poll_interval`` and report a
         possible change, so the caller re-checks by polling. A listening connection the server
-        closed is replaced at once (reporting a possible change: notifications may be lost)."""
+        closed is replaced as soon as a wait reads its goodbye and the EOF behind it (a wait of
+        ``timeout=0`` reads once, so may leave the EOF to the next), reporting a possible change:
+        notifications may have been lost."""
         return self._wait(self.channel, timeout)
 
     def wait_for_outcome(self, timeout: float) -> bool:
@@ -569,29 +632,47 @@ class PostgresAdapter(SQLAdapter):
             return True
 
 
+def _again_on_conflict(write: Callable[[], T]) -> T:
+    """``write()``, started again (up to :data:`CONFLICT_TRIES` times, after a short random
+    pause that breaks the symmetry) when the server rolled its transaction back because of a
+    concurrent one: a deadlock, or a unique key taken by a transaction that committed meanwhile.
+    Both roll back everything, so nothing is written twice."""
+    for attempt in range(1, CONFLICT_TRIES + 1):
+        try:
+            return write()
+        except StorageError as exc:
+            if attempt == CONFLICT_TRIES or not isinstance(exc.__cause__, _CONFLICTS):
+                raise
+        time.sleep(random.uniform(0.001, 0.01 * attempt))
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
 def _usable(conn: psycopg.Connection[Any]) -> bool:
     """Whether an idle connection can take a query: not closed, and the server has not said
-    goodbye meanwhile (a restart or failover ends every session with a FATAL message and EOF,
-    which sits unread in the socket until the next query would fail on it)."""
+    goodbye meanwhile. A restart or failover ends every session with a FATAL message, then
+    EOF, both unread in the socket until the next query would fail on them: libpq reads the
+    message as a mere notice and notices the EOF only on a further read, so read until the
+    socket has nothing more to say (or the reads fail)."""
     if conn.closed or conn.broken:
         return False
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         return True
-    try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    except (OSError, ValueError):
-        return False
-    if not readable:
-        return True
     pgconn = conn.pgconn
-    try:
-        pgconn.consume_input()
-    except psycopg.OperationalError:
-        return False
-    return pgconn.status == psycopg.pq.ConnStatus.OK and not _eof(pgconn)
+    for _ in range(_IDLE_READS):
+        if not _readable(conn.fileno()):
+            return True
+        try:
+            pgconn.consume_input()
+        except psycopg.OperationalError:
+            return False
+        if pgconn.status != psycopg.pq.ConnStatus.OK:
+            return False
+    return False  # still talking while idle: not a state worth trusting; reconnecting is cheap
 
 
-def _eof(pgconn: Any) -> bool:
-    """After ``consume_input`` on an idle connection: did the server end the session?"""
-    result = pgconn.get_result() if not pgconn.is_busy() else None
-    return result is not None and result.status == psycopg.pq.ExecStatus.FATAL_ERROR
+def _readable(fd: int) -> bool:
+    """Is there something (or EOF) to read on ``fd`` right now? (``poll``: no 1024-fd limit,
+    unlike ``select``, for processes with many files open.)"""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))

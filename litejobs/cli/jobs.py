@@ -19,7 +19,7 @@ from . import complete, render
 from .app import Settings, settings
 
 if TYPE_CHECKING:
-    from litejobs.adapters.base import Adapter, JobRecord
+    from litejobs.adapters.base import Adapter, JobRecord, JobState
     from litejobs.daemon import DaemonInfo
     from litejobs.liveness import WorkerRecord
     from litejobs.manager import Scheduler
@@ -186,42 +186,94 @@ def list_jobs(
     ctx: typer.Context,
     queue: QueueFilter = None,
     state: Annotated[
-        str | None,
-        complete.state_option("scheduled, ready, running, failed or succeeded (kept jobs)."),
+        list[str] | None,
+        typer.Option(
+            "--state",
+            metavar="STATE",
+            autocompletion=complete.job_states,
+            help="scheduled, ready, reserved, running, failed or succeeded (kept jobs); "
+            "repeat for several.",
+        ),
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            metavar="NAME",
+            autocompletion=complete.job_names,
+            help="Only jobs of this function (its name, e.g. send_welcome_email).",
+        ),
+    ] = None,
+    newest: Annotated[
+        bool, typer.Option("--newest", help="Newest first (default: oldest first).")
+    ] = False,
     limit: Annotated[
         int, typer.Option("--limit", metavar="N", help="At most this many (0: all).")
     ] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array of jobs.")] = False,
 ) -> None:
-    """List jobs, oldest first.
+    """List jobs, oldest first (--newest: newest first), at most 100 unless --limit says.
+    When there are more, a last line on stderr says how many: "showing 100 of 2345 jobs".
 
     Examples:
 
-      litejobs list --state failed
+      litejobs list --state failed --newest
+
+      litejobs list --state ready --state scheduled --name send_welcome_email
 
       litejobs list --queue email --json | jq '.[].id'
     """
-    from litejobs.adapters.base import JOB_STATES
-    from litejobs.errors import ValidationError
-
-    if state is not None and state not in JOB_STATES:
-        raise ValidationError(f"unknown state {state!r}; use one of {', '.join(JOB_STATES)}")
-    if limit < 0:
-        raise ValidationError(f"--limit must be 0 (all) or more, got {limit}")
-    from litejobs.scheduling import check_limit
-
-    check_limit(limit)
+    states = _check_states(state)
+    _check_list_limit(limit)
     _check_queue_filter(queue)
+    _check_name_filter(name)
     adapter = settings(ctx).adapter(looking=True)
-    records = adapter.list_jobs(queue=queue, state=state, limit=limit or None)
+    records = adapter.list_jobs(
+        queue=queue, state=states, name=name, newest=newest, limit=limit or None
+    )
     stranded = _stranded(adapter, records)
     if as_json:
         render.print_json([render.job_json(r, r.id in stranded) for r in records])
-    else:
-        render.jobs_table(records, adapter.clock.now(), stranded)
-        if limit and len(records) == limit:
-            sys.stderr.write(f"(showing the first {limit}; --limit 0 shows all)\n")
+        return
+    render.jobs_table(records, adapter.clock.now(), stranded)
+    if limit and len(records) == limit:
+        total = adapter.count_jobs(queue=queue, state=states, name=name)
+        if total > limit:
+            sys.stderr.write(render.shown_of(limit, total, newest) + "\n")
+
+
+def _check_states(given: list[str] | None) -> list[JobState] | None:
+    """``--state`` values, each a known state; repeats folded, in the states' own order."""
+    from litejobs.adapters.base import JOB_STATES
+    from litejobs.errors import ValidationError
+
+    if not given:
+        return None
+    for one in given:
+        if one not in JOB_STATES:
+            raise ValidationError(f"unknown state {one!r}; use one of {', '.join(JOB_STATES)}")
+    return [s for s in JOB_STATES if s in given]
+
+
+def _check_list_limit(limit: int) -> None:
+    from litejobs.errors import ValidationError
+    from litejobs.scheduling import check_limit
+
+    if limit < 0:
+        raise ValidationError(f"--limit must be 0 (all) or more, got {limit}")
+    check_limit(limit)
+
+
+def _check_name_filter(name: str | None) -> None:
+    """A ``--name`` filter must be text storage can compare: valid UTF-8, not empty."""
+    from litejobs.errors import ValidationError
+    from litejobs.scheduling import check_text
+
+    if name is None:
+        return
+    if not name.strip():
+        raise ValidationError("--name needs a job's function name, e.g. --name send_email")
+    check_text(name, "--name")
 
 
 def show(

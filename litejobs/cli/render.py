@@ -157,11 +157,26 @@ def duration(value: float) -> str:
 
 
 def short(text: str | None, width: int = 60) -> str:
-    """First line of ``text`` cut to ``width``: error messages and args in one table cell."""
-    if not text:
+    """First line of ``text`` cut to ``width``: arguments and errors in one table cell.
+
+    For ``last_error`` the first line is the one that names the error, ``Type: message``; the
+    traceback after it ends by repeating the whole message, whose last line, for a command that
+    failed, is merely the last line of its output (``CommandFailed`` keeps the output's tail).
+    """
+    if not text or not text.strip():
         return ""
-    line = text.strip().splitlines()[-1] if "Traceback" in text else text.strip().splitlines()[0]
+    line = text.strip().splitlines()[0]
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def shown_of(shown: int, total: int, newest: bool) -> str:
+    """What ``list`` left out: ``showing 100 of 2345 jobs, oldest first (...)``."""
+    order, other = ("newest", "oldest") if newest else ("oldest", "newest")
+    flag = "without --newest" if newest else "--newest"
+    return (
+        f"showing {shown} of {total} jobs, {order} first ({flag} for the {other}, "
+        "--limit 0 for all)"
+    )
 
 
 def call_text(record: JobRecord) -> str:
@@ -188,7 +203,7 @@ def jobs_table(records: Iterable[JobRecord], now: float, stranded: set[int] | No
             str(r.attempts),
             short(call_text(r), 60),
             ago(when, now),
-            short(r.last_error, 60),
+            short(r.last_error, 80),
         )
         rows.append(tuple(safe(cell) for cell in cells))  # widths are those of what prints
     if not rows:
@@ -252,7 +267,9 @@ def job_detail(record: JobRecord, now: float) -> None:
     out.print(table)
     if record.last_error:
         out.print(text("last_error", style="bold"))
-        out.print(text(record.last_error.rstrip()))
+        # Each line whole (soft_wrap): the terminal wraps it for the eye; a copied path or
+        # message must not come with a line break the console put in.
+        out.print(text(record.last_error.rstrip()), soft_wrap=True)
 
 
 def seconds_text(value: float | None) -> str:

@@ -1,5 +1,5 @@
 """Shell completion through the real executable, as bash, zsh and fish ask for it: commands,
-options, job states and the app's queue names; a broken app completes nothing, silently."""
+options, job states, the app's queue and job names; a broken app completes nothing, silently."""
 
 from __future__ import annotations
 
@@ -68,10 +68,30 @@ def test_queue_names_from_pyproject_app(tmp_path: Path) -> None:
     assert complete("bash", "litejobs list --queue ", cwd=tmp_path) == ["bills", "mail"]
 
 
+def test_job_names_come_from_the_apps_declared_jobs(tmp_path: Path) -> None:
+    (tmp_path / "shop.py").write_text(
+        "from litejobs import JobManager\n"
+        "jobs = JobManager()\n"
+        "@jobs.job\ndef send_invoice(order_id: int) -> None: ...\n"
+        "@jobs.job(queue='mail')\ndef send_reminder(user_id: int) -> None: ...\n"
+        "@jobs.job\ndef refund(order_id: int) -> None: ...\n"
+    )
+    (tmp_path / "pyproject.toml").write_text('[tool.litejobs]\napp = "shop:jobs"\n')
+    assert complete("bash", "litejobs list --name ", cwd=tmp_path) == [
+        "refund",
+        "send_invoice",
+        "send_reminder",
+    ]
+    assert complete("bash", "litejobs list --name send_r", cwd=tmp_path) == ["send_reminder"]
+    assert complete("bash", "litejobs list --name ") == []  # no app: no names to offer
+    assert not list(tmp_path.rglob("*.db"))  # completing opened (created) no database
+
+
 def test_a_broken_app_completes_nothing_and_prints_nothing(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("print('noise')\nraise RuntimeError('at import')\n")
     assert complete("bash", "litejobs --app broken:jobs list --queue ", cwd=tmp_path) == []
     assert complete("bash", "litejobs --app nosuch:jobs list --queue ") == []
+    assert complete("bash", "litejobs --app broken:jobs list --name ", cwd=tmp_path) == []
 
 
 def test_without_an_app_the_default_queue_is_offered(tmp_path: Path) -> None:

@@ -84,3 +84,25 @@ def test_status_prints_queue_and_worker_names_literally(db_path: Path, tmp_path:
             os.kill(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     assert "Traceback" not in err
+
+
+def test_show_prints_each_line_of_the_error_whole_however_narrow_the_terminal(
+    cli, db_path: Path
+) -> None:
+    """A traceback's lines (paths, long messages) are printed as they are, never broken in two
+    by the console: the terminal wraps them for the eye, and a copy keeps them whole."""
+    message = "path/" * 30 + "end"
+    adapter = SQLiteAdapter(db_path)
+    try:
+        job_id = enqueue(BOOM, [message], db=adapter)
+    finally:
+        adapter.close()
+    assert cli("workoff").code == 1
+    shown = subprocess.run(
+        [str(EXE), "--db", str(db_path), "show", str(job_id)],
+        cwd=ROOT, env=clean_env(COLUMNS="60"), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert f"ValueError: {message}" in lines
+    assert any(line.startswith('  File "') and line.endswith(", in boom") for line in lines)

@@ -127,3 +127,39 @@ def test_workoff_on_a_read_only_postgres_session_exits_3() -> None:
     started = time.monotonic()
     assert_permanent(litejobs("workoff", db=url), "read-only")
     assert time.monotonic() - started < BOUND
+
+
+@pytest.mark.skipif(not PG_URL, reason="no PostgreSQL server")
+def test_a_postgres_schema_from_a_newer_litejobs_is_refused_by_every_command() -> None:
+    """The schema's version is checked before anything reads or writes: a litejobs that does
+    not know the tables must neither use them nor "migrate" them back."""
+    import uuid
+
+    from litejobs.adapters.postgres import SCHEMA_VERSION, PostgresAdapter
+
+    assert PG_URL
+    schema = f"newer_{uuid.uuid4().hex[:10]}"
+    owner = PostgresAdapter(PG_URL, schema=schema)
+    try:
+        owner.counts()  # created at this litejobs' version
+        owner.connection.execute(f'UPDATE "{schema}".litejobs_meta SET version = 99')
+        env = clean_env(LITEJOBS_TEST_PG_URL=PG_URL, LITEJOBS_TEST_PG_SCHEMA=schema)
+        enqueue = ["enqueue", "tests.cli.app_jobs:record", "--args", "[1]"]
+        for command in (["list"], ["status"], ["workoff"], enqueue):
+            done = subprocess.run(
+                [str(EXE), "--app", "tests.cli.pg_app:jobs", *command],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=BOUND,
+            )  # fmt: skip
+            assert_permanent(
+                done,
+                f"newer litejobs (schema version 99; this litejobs knows up to {SCHEMA_VERSION})",
+            )
+            if command != ["workoff"]:  # workoff also logs it, as its workers stop
+                assert len(done.stderr.splitlines()) == 1
+        with pytest.raises(Exception, match="newer litejobs"):
+            PostgresAdapter(PG_URL, schema=schema).list_jobs()
+        version = owner.connection.execute(f'SELECT version FROM "{schema}".litejobs_meta')
+        assert version.fetchall() == [(99,)]
+    finally:
+        owner.connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        owner.close()

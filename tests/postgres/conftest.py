@@ -1,5 +1,5 @@
-"""Fixtures for the PostgreSQL-only tests: a server URL (skip locally without one, fail in CI)
-and a fresh schema per test, dropped afterwards."""
+"""Fixtures for the PostgreSQL-only tests: a server URL (skip locally without one, fail in CI),
+a fresh schema per test, dropped afterwards, and a server of their own to restart."""
 
 from __future__ import annotations
 
@@ -12,15 +12,21 @@ import pytest
 from litejobs.adapters.postgres import PostgresAdapter
 from tests.conftest import PG_URL
 from tests.pg import drop_schema
+from tests.postgres.server import Server
 
 
-@pytest.fixture
-def pg_url() -> str:
+def require_pg() -> str:
+    """The shared server's URL; skip locally without one, fail in CI."""
     if not PG_URL:
         if os.environ.get("CI") == "true":
             pytest.fail("CI must run the PostgreSQL tests: LITEJOBS_TEST_PG_URL is not set")
         pytest.skip("no PostgreSQL server (scripts/test starts one; or set LITEJOBS_TEST_PG_URL)")
     return PG_URL
+
+
+@pytest.fixture
+def pg_url() -> str:
+    return require_pg()
 
 
 @pytest.fixture
@@ -38,3 +44,13 @@ def pg(pg_url: str, pg_schema: str) -> Iterator[PostgresAdapter]:
     adapter = PostgresAdapter(pg_url, schema=pg_schema)
     yield adapter
     adapter.close()
+
+
+@pytest.fixture(scope="session")
+def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server of the tests' own, for the tests that restart it or cut it off (the shared one
+    stays untouched); one per session, started on first use (~1-2 s)."""
+    require_pg()
+    server = Server.start(tmp_path_factory.mktemp("own-pg") / "state")
+    yield server
+    server.stop()

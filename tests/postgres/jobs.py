@@ -23,3 +23,8 @@ def work(token: str, log: str, work_ms: float = 0.0) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fail(token: str) -> None:
+    """Always raises: with ``max_attempts=1`` it leaves a failed job (tests of ``retry``)."""
+    raise RuntimeError(f"{token} failed on purpose")

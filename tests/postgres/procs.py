@@ -19,10 +19,21 @@ from litejobs.adapters.postgres import PostgresAdapter
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def spawn_worker(url: str, schema: str, host: str, index: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def spawn_worker(
+    url: str,
+    schema: str,
+    host: str,
+    index: int,
+    sleep_delay: float = 5.0,
+    path: tuple[Path, ...] = (),
+) -> subprocess.Popen[bytes]:
+    """A worker process on (simulated) ``host``; idle, it polls every ``sleep_delay`` s, and
+    wakes at once on a NOTIFY. ``path``: directories imported from before the repository (a
+    ``sitecustomize`` there changes the process before it starts)."""
+    env = {**os.environ, "PYTHONPATH": _path(*path)}
+    argv = [url, schema, host, str(index), str(sleep_delay)]
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.postgres.worker", url, schema, host, str(index)],
+        [sys.executable, "-m", "tests.postgres.worker", *argv],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -87,3 +98,10 @@ def runs_by_pid(order: list[tuple[str, str, int]]) -> dict[int, list[str]]:
     for token, _host, pid in order:
         by_pid[pid].append(token)
     return by_pid
+
+
+def _path(*before: Path) -> str:
+    """``before``, then ROOT, keeping what the caller had (``python -m tests.mutants`` puts its
+    hook there)."""
+    parts = (*map(str, before), str(ROOT), os.environ.get("PYTHONPATH"))
+    return os.pathsep.join(p for p in parts if p)

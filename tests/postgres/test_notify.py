@@ -140,13 +140,46 @@ def test_bad_schema_name_is_refused() -> None:
         PostgresAdapter("postgresql:///x", schema='bad"; DROP')
 
 
-def test_server_restart_is_a_storage_error_then_reconnects(pg: PostgresAdapter) -> None:
-    """A connection the server dropped becomes a StorageError once, then a fresh connection."""
+def test_a_connection_the_server_ended_while_idle_is_replaced_before_use(
+    pg: PostgresAdapter,
+) -> None:
+    """The server ended the session while it sat idle (a restart, a failover, an admin's
+    pg_terminate_backend): the next call notices before using it and opens another."""
     pg.enqueue(NewJob(handler=HANDLER))
     victim_pid = pg.connection.info.backend_pid
     killer = PostgresAdapter(pg.url, schema=pg.schema)
-    killer.connection.execute("SELECT pg_terminate_backend(%s)", (victim_pid,))
+    # The 5 s timeout: return only once the backend is gone (its goodbye is in our socket).
+    killer.connection.execute("SELECT pg_terminate_backend(%s, 5000)", (victim_pid,))
     killer.close()
-    with pytest.raises(StorageError, match=r"unavailable|failed"):
-        pg.counts()
     assert pg.counts() == {"default": {"ready": 1}}
+    assert pg.connection.info.backend_pid != victim_pid
+
+
+def test_a_connection_lost_during_a_call_is_one_storage_error_then_replaced(
+    pg: PostgresAdapter,
+) -> None:
+    """A call the connection broke under may or may not have happened: it is a StorageError
+    (never silently repeated); the next call gets a new connection."""
+    victim_pid = pg.connection.info.backend_pid
+    killer = PostgresAdapter(pg.url, schema=pg.schema)
+
+    def terminate() -> None:
+        conn = killer.connection
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until the victim is inside its pg_sleep
+            busy = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND query LIKE %s",
+                (victim_pid, "%pg_sleep%"),
+            ).fetchone()
+            if busy == (1,):
+                break
+            time.sleep(0.01)
+        conn.execute("SELECT pg_terminate_backend(%s)", (victim_pid,))
+
+    thread = threading.Thread(target=terminate)
+    thread.start()
+    with pytest.raises(StorageError, match=r"unavailable|failed"):
+        pg._read(lambda c: c.execute("SELECT pg_sleep(30)"))
+    thread.join(timeout=30)
+    killer.close()
+    assert pg.counts() == {}

@@ -1,4 +1,5 @@
-"""One worker process "on another machine": ``python -m tests.postgres.worker URL SCHEMA HOST I``.
+"""One worker process "on another machine":
+``python -m tests.postgres.worker URL SCHEMA HOST I [SLEEP_DELAY]``.
 
 ``socket.gethostname`` is replaced before anything reads it, so the worker registers, and locks
 jobs, as ``HOST/litejobs-worker.*.I``: several processes on this machine behave like workers on
@@ -18,13 +19,14 @@ STALE_AFTER = 2.0
 
 def main(argv: list[str]) -> int:
     url, schema, host, index = argv[0], argv[1], argv[2], int(argv[3])
+    sleep_delay = float(argv[4]) if len(argv) > 4 else 5.0
     socket.gethostname = lambda: host  # type: ignore[assignment]
 
     from litejobs import JobManager, WorkerConfig
     from litejobs.adapters.postgres import PostgresAdapter
 
     config = WorkerConfig(
-        queue="*", sleep_delay=5, heartbeat_interval=HEARTBEAT, stale_after=STALE_AFTER
+        queue="*", sleep_delay=sleep_delay, heartbeat_interval=HEARTBEAT, stale_after=STALE_AFTER
     )
     manager = JobManager(adapters={"pg": PostgresAdapter(url, schema=schema)}, workers=[config])
     worker = manager.worker(worker_id=index)

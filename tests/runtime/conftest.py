@@ -78,7 +78,7 @@ class Pool:
 
     def __init__(self, db: Path, log: Path, config: dict[str, Any], *args: str) -> None:
         self.log = log
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": _path()}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.runtime.runner", str(db), json.dumps(config), *args],
             cwd=ROOT,
@@ -143,3 +143,8 @@ def db(tmp_path: Path) -> Iterator[SQLiteAdapter]:
 @pytest.fixture
 def later(db: SQLiteAdapter) -> Scheduler:
     return JobManager({"default": db}).create_scheduler()
+
+
+def _path() -> str:
+    """ROOT first, keeping what the caller had (``python -m tests.mutants`` puts its hook there)."""
+    return os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)

@@ -46,6 +46,29 @@ def test_a_job_that_kills_its_worker_mid_batch_charges_nothing_to_the_rest(
     assert pool.wait() == 0
 
 
+def test_a_crash_is_never_charged_to_a_job_that_had_already_finished(
+    pools, later: Scheduler, db: SQLiteAdapter, tmp_path: Path
+) -> None:
+    """Jobs too short for an outcome write each (so outcomes wait up to a millisecond for the
+    next one), every one on its last attempt; a killer among them. The crash is the killer's:
+    a job that finished before it must not end failed because storage still showed it running,
+    and the killer runs at most once more than its attempts (its first, uncounted start)."""
+    innocent, killer_trace = tmp_path / "innocent", tmp_path / "killer"
+    before = later.many([(f"{JOBS}:touch", [str(innocent)]) for _ in range(300)], max_attempts=1)
+    killer = later(f"{JOBS}:crash", [str(killer_trace)], max_attempts=2)
+    after = later.many([(f"{JOBS}:touch", [str(innocent)]) for _ in range(100)], max_attempts=1)
+    pool = pools({"stale_after": 60, "sleep_delay": 0.2})
+    wait_for(lambda: db.get(killer) is not None and db.require(killer).state == "failed", 60,
+             "the killer to run out of attempts")  # fmt: skip
+    wait_for(lambda: all(db.get(j) is None for j in [*before, *after]), 30, "the rest to run")
+    assert [j.id for j in db.list_jobs(state="failed", limit=None)] == [killer]
+    assert db.require(killer).attempts == 2
+    assert len(marks(killer_trace, "started")) <= 3
+    assert len(marks(innocent, "done")) >= 400
+    pool.signal(signal.SIGTERM)
+    assert pool.wait() == 0
+
+
 def test_a_long_job_does_not_hold_the_rest_of_its_batch(
     pools, later: Scheduler, db: SQLiteAdapter, tmp_path: Path
 ) -> None:

@@ -58,3 +58,49 @@ def test_groups_with_different_settings_never_take_each_others_live_jobs(
     for pool in (slow, fast):
         pool.signal(signal.SIGTERM)
         assert pool.wait() == 0
+
+
+def test_jobs_workoff_next_to_a_live_pool_leaves_its_running_job_alone(
+    pools, later: Scheduler, db: SQLiteAdapter, tmp_path: Path
+) -> None:
+    """`jobs.workoff()` in some process (a web app, a script) next to a live `litejobs work`:
+    before, it took the live worker's name, released its running job (which started again in
+    the workoff) and deregistered the live worker's row when it ended."""
+    from litejobs import JobManager
+
+    trace = tmp_path / "trace"
+    pool = pools({"stale_after": 60})
+    later(f"{JOBS}:slow", [str(trace), 3])
+    (runner,) = wait_for(lambda: marks(trace, "started"), 15, "the pool to start the job")
+    [live] = db.workers()
+    stats = JobManager({"default": db}).workoff()
+    assert stats.ran == 0, "the workoff ran the live pool's job"
+    assert [w.token for w in db.workers()] == [live.token], "the live worker's row is intact"
+    wait_for(lambda: marks(trace, "done"), 15, "the job to finish where it started")
+    assert marks(trace, "started") == [runner]
+    pool.signal(signal.SIGTERM)
+    assert pool.wait() == 0
+
+
+def test_a_worker_whose_row_is_deleted_keeps_its_running_job(
+    pools, later: Scheduler, db: SQLiteAdapter, tmp_path: Path
+) -> None:
+    """A person deletes the worker rows while a job runs. Before, the worker never registered
+    again and every other worker "recovered" its job while it ran; now its heartbeat brings the
+    row back and nobody takes the job meanwhile."""
+    import apsw
+
+    trace = tmp_path / "trace"
+    pool = pools({"count": 2, "stale_after": 1, "heartbeat_interval": 0.2, "sleep_delay": 0.1})
+    wait_for(lambda: len(db.workers()) == 2, 15, "two workers")
+    later(f"{JOBS}:slow", [str(trace), 3])
+    wait_for(lambda: marks(trace, "started"), 15, "the job to start")
+    conn = apsw.Connection(db.path)
+    conn.set_busy_timeout(10_000)
+    conn.execute("DELETE FROM litejobs_workers")
+    conn.close()
+    wait_for(lambda: marks(trace, "done"), 15, "the job to finish")
+    assert len(marks(trace, "started")) == 1, "the job started again while its worker lived"
+    wait_for(lambda: len(db.workers()) == 2, 5, "the heartbeats to bring both rows back")
+    pool.signal(signal.SIGTERM)
+    assert pool.wait() == 0

@@ -114,3 +114,21 @@ def test_workoff_does_not_replace_a_dead_worker_but_releases_its_job(
     assert (record.state, record.attempts, record.locked_by) == ("ready", 1, None)
     assert "stopped during attempt 1" in (record.last_error or "")
     assert db.workers() == []
+
+
+def test_a_crash_on_the_last_attempt_counts_as_failed_and_honours_delete_failed_jobs(
+    db: SQLiteAdapter, later: Scheduler, tmp_path: Path
+) -> None:
+    """Before, workoff's summary said "0 failed, 1 errored (will retry)" for a job that failed
+    for good by crashing its worker, and the crash path kept its row even when the group
+    deletes failed jobs."""
+    job_id = later(f"{JOBS}:crash", [str(tmp_path / "t")], max_attempts=1)
+    stats = run_workers(
+        JobManager({"default": db}),
+        [WorkerConfig(delete_failed_jobs=True)],
+        workoff=True,
+        install_signal_handlers=False,
+    )
+    assert (stats.failed, stats.errored, stats.crashed) == (1, 0, 1)
+    assert f"job(s): {job_id}" in stats.errors[0]
+    assert db.get(job_id) is None, "deleted, as its group deletes failed jobs"

@@ -326,6 +326,10 @@ WHERE state IN ('reserved', 'running') GROUP BY lock_token;
 
 
 -- ============================================================================ rescue ========
+-- The jobs of a worker that is gone (or stopping): reserved ones go back uncounted; started
+-- ones are released with their attempt counted, or failed if it was their last (deleted if its
+-- group deletes failed jobs). All are marked suspect: any of them may have killed the worker,
+-- so each is charged before it starts again, even inside a batch (a crash loop runs out).
 
 -- name: rescue_reserved
 UPDATE {s}.background_jobs
@@ -355,7 +359,8 @@ SET state = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts) THEN 'fa
                   ELSE :now::timestamptz END,
     last_error = :reason || ': worker ' || coalesce(locked_by, '?') || ' stopped during attempt '
                  || attempts,
-    lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now
+    lock_token = NULL, locked_by = NULL, locked_at = NULL, suspect = true,
+    updated_at = :now
 WHERE id IN (SELECT id FROM {s}.background_jobs
              WHERE lock_token = :token AND state = 'running' FOR UPDATE SKIP LOCKED)
 RETURNING id, state, queue;

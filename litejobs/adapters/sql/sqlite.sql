@@ -282,9 +282,10 @@ WHERE state IN ('reserved', 'running') GROUP BY lock_token;
 
 
 -- ============================================================================ rescue ========
--- The jobs of a worker that is gone (or stopping): reserved ones go back uncounted (and are
--- marked suspect: one of them may have been running); started ones are released with their
--- attempt counted, or failed if it was their last (deleted if its group deletes failed jobs).
+-- The jobs of a worker that is gone (or stopping): reserved ones go back uncounted; started
+-- ones are released with their attempt counted, or failed if it was their last (deleted if its
+-- group deletes failed jobs). All are marked suspect: any of them may have killed the worker,
+-- so each is charged before it starts again, even inside a batch (a crash loop runs out).
 
 -- name: rescue_reserved
 UPDATE background_jobs
@@ -308,7 +309,8 @@ SET state = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts) THEN 'fa
                   ELSE :now END,
     last_error = :reason || ': worker ' || coalesce(locked_by, '?') || ' stopped during attempt '
                  || attempts,
-    lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now
+    lock_token = NULL, locked_by = NULL, locked_at = NULL, suspect = 1,
+    updated_at = :now
 WHERE lock_token = :token AND state = 'running'
 RETURNING id, state, queue;
 
