@@ -22,6 +22,19 @@ def test_show_tells_a_job_that_is_gone_from_a_typo(cli: Callable[..., Result]) -
     assert typo.err == "litejobs: error: no job with id 2; `litejobs list` shows the ids\n"
 
 
+def test_a_kept_success_is_listed_and_shown_with_its_result(cli: Callable[..., Result]) -> None:
+    assert cli("enqueue", "tests.cli.app_jobs:square", "--args", "[7]").out == "1\n"
+    assert cli("enqueue", "tests.cli.app_jobs:record", "--args", '["x"]').out == "2\n"
+    assert cli("workoff", app=True).code == 0
+    kept = cli("list", "--state", "succeeded", "--json").json()
+    assert [(j["id"], j["name"], j["result"]) for j in kept] == [(1, "square", 49)]
+    assert kept[0]["finished_at"] is not None and kept[0]["keep_until"] is not None
+    shown = cli("show", "1")
+    assert shown.code == 0 and "succeeded" in shown.out, shown.err
+    assert any(line.split() == ["result", "49"] for line in shown.out.splitlines()), shown.out
+    assert cli("show", "2").err.startswith("litejobs: error: job 2 finished and was deleted")
+
+
 def test_prune_deletes_finished_jobs_by_age_and_state(cli: Callable[..., Result]) -> None:
     for args in ('["a"]', '["b"]'):
         cli("enqueue", "tests.cli.app_jobs:boom", "--args", args)
