@@ -251,20 +251,25 @@ class WorkerGroupMachine(RuleBasedStateMachine):
         p = data.draw(st.sampled_from(self.live()))
         observer = self.procs_table.observer(max_attempts=p.config.max_attempts)
         alive = {q.info.token for q in self.procs if self.truly_alive(q)}
+        before = self._taken_runs()
         self.adapter.rescue(observer)
-        self._note_rescued(alive)
+        taken = self._taken_runs()
+        for token, job_id in taken - before:
+            assert token not in alive, f"rescue took job {job_id} of a live worker"
+            event("run taken by a rescue")
+        # Such a worker may beat again later (a paused process): its run is abandoned all the
+        # same, and another execution of that job overlaps nothing alive.
+        self.rescued |= taken
 
-    def _note_rescued(self, alive: set[str]) -> None:
-        """Runs whose rows a rescue took: only of workers silent past their limit. Such a
-        worker may beat again later (a paused process): its run is abandoned all the same."""
+    def _taken_runs(self) -> set[tuple[str, int]]:
+        """(token, job id) of the model's runs whose rows their worker no longer holds."""
+        taken: set[tuple[str, int]] = set()
         for q in self.procs:
-            if q.running is None:
-                continue
-            row = self.adapter.get(q.running.id)
-            if row is None or row.lock_token != q.info.token:
-                assert q.info.token not in alive, f"rescue took job {q.running.id} of a live worker"
-                event("run taken by a rescue")
-                self.rescued.add((q.info.token, q.running.id))
+            if q.running is not None:
+                row = self.adapter.get(q.running.id)
+                if row is None or row.lock_token != q.info.token:
+                    taken.add((q.info.token, q.running.id))
+        return taken
 
     @rule(group=st.sampled_from(sorted(GROUPS)))
     def workoff(self, group: str) -> None:
