@@ -25,24 +25,47 @@ def _wait_go() -> None:
         sys.exit(0)
 
 
-def _manager(db: str):  # type: ignore[no-untyped-def]
+def _manager(db: str, keep: float = 0.0):  # type: ignore[no-untyped-def]
     from litejobs import JobManager, SQLiteAdapter, WorkerConfig
 
     return JobManager(
         adapters={"sqlite": SQLiteAdapter(db)},
         workers=[WorkerConfig(adapter="sqlite", queue="*", count=2)],
+        keep_succeeded=keep or None,
     )
 
 
-def drain(db: str, index: str) -> None:
-    """One litejobs worker: ``workoff`` everything, report when it finished."""
-    manager = _manager(db)
+def drain(db: str, index: str, keep: str = "0", stats: str = "1") -> None:
+    """One litejobs worker: ``workoff`` everything, report when it finished. ``keep``: seconds
+    to keep each success (retention on); ``stats=0``: without the outcome statistics."""
+    if stats == "0":  # nothing is tallied, no statistics statement is ever written
+        import litejobs.adapters.sqlbase
+        import litejobs.worker
+
+        class NoTally:
+            def __bool__(self) -> bool:
+                return False
+
+            def copy(self) -> NoTally:
+                return self
+
+            def add(self, runs: object) -> NoTally:
+                return self
+
+            def rows(self) -> list[object]:
+                return []
+
+        litejobs.worker.Tally = NoTally  # type: ignore[misc,assignment]
+        litejobs.adapters.sqlbase.tally = lambda runs: []  # type: ignore[assignment]
+    manager = _manager(db, float(keep))
     worker = manager.worker(worker_id=int(index))
     manager.adapter("sqlite").connection  # open now, not inside the timed part  # noqa: B018
     _say("ready")
     _wait_go()
+    cpu = time.process_time()
     stats = worker.run(workoff=True)
-    _say("done", {"end": time.monotonic(), "ran": stats.ran})
+    cpu = time.process_time() - cpu
+    _say("done", {"end": time.monotonic(), "ran": stats.ran, "cpu": cpu})
 
 
 def pool(db: str, count: str) -> None:

@@ -94,6 +94,30 @@ TARGETS: list[Target] = [
         "≤ 10",
     ),
     (
+        "drain, retention on / off",
+        lambda r: _get(r, "litejobs", "drain_keep_on_over_off"),
+        lambda v: v >= 0.85,
+        "≥ 0.85x",
+    ),
+    (
+        "enqueue, retention on / off",
+        lambda r: _get(r, "litejobs", "enqueue_keep_on_over_off"),
+        lambda v: v >= 0.85,
+        "≥ 0.85x",
+    ),
+    (
+        "longest prune transaction (ms)",
+        lambda r: _get(r, "litejobs", "prune_expired_txn_max_ms"),
+        lambda v: v <= 50,
+        "≤ 50",
+    ),
+    (
+        "longest prune --older-than transaction (ms)",
+        lambda r: _get(r, "litejobs", "prune_by_age_txn_max_ms"),
+        lambda v: v <= 50,
+        "≤ 50",
+    ),
+    (
         "idle CPU per worker (% of a core)",
         lambda r: _get(r, "litejobs", "idle_cpu_pct"),
         lambda v: v <= 1,
@@ -150,6 +174,20 @@ ROWS = [
     ("WAL run: longest single enqueue (ms)", "wal_enqueue_max_ms", None),
     ("WAL run: jobs enqueued", "wal_enqueued", None),
     ("worker RSS growth (%)", "rss_growth_pct", None),
+    ("drain, retention off (jobs/s)", "drain_keep_off_per_s", None),
+    ("drain, keep_succeeded=1d (jobs/s)", "drain_keep_on_per_s", None),
+    ("drain, outcome statistics off (jobs/s)", "drain_no_stats_per_s", None),
+    ("drain, retention off: workers' CPU per job (µs)", "drain_keep_off_cpu_us", None),
+    ("drain, keep_succeeded=1d: workers' CPU per job (µs)", "drain_keep_on_cpu_us", None),
+    ("drain, statistics off: workers' CPU per job (µs)", "drain_no_stats_cpu_us", None),
+    ("outcome statistics, CPU per job (µs)", "drain_stats_cost_us", None),
+    ("enqueue, empty table (jobs/s)", "enqueue_keep_off_per_s", None),
+    ("enqueue, beside kept jobs (jobs/s)", "enqueue_keep_on_per_s", None),
+    ("prune: rows", "prune_rows", None),
+    ("prune: longest transaction (ms)", "prune_expired_txn_max_ms", None),
+    ("prune: p99 transaction (ms)", "prune_expired_txn_p99_ms", None),
+    ("prune: rows/s", "prune_expired_rows_per_s", None),
+    ("prune --older-than: longest transaction (ms)", "prune_by_age_txn_max_ms", None),
 ]
 
 

@@ -46,6 +46,9 @@ class Sizes:
     wal_seconds: float
     wal_hold: float
     rss_jobs: int
+    history_drain: int
+    history_kept: int
+    prune_rows: int
     startup_runs: int = 10
     cancel_samples: int = 30  # cancels timed (one running job at a time)
     control_backlog: int = 1_000  # urgent jobs in each of the 10 paused queues
@@ -73,6 +76,9 @@ QUICK = Sizes(
     wal_seconds=8.0,
     wal_hold=2.0,
     rss_jobs=100_000,
+    history_drain=20_000,
+    history_kept=20_000,
+    prune_rows=200_000,
 )
 FULL = Sizes(
     runs=3,
@@ -96,6 +102,9 @@ FULL = Sizes(
     wal_seconds=60.0,
     wal_hold=5.0,
     rss_jobs=1_000_000,
+    history_drain=100_000,
+    history_kept=100_000,
+    prune_rows=1_000_000,
 )
 
 Measure = Callable[[Path], float]
@@ -111,6 +120,8 @@ SECTIONS = (
     "huey",
     "raw",
     "startup",
+    "history",
+    "prune",
 )
 
 
@@ -310,6 +321,15 @@ class Bench:
                 rss_last_mib=r["rss_last_kib"] / 1024,
             )
             self.log(f"  {_kv(r)}")
+        if self.want("history"):
+            self._history(lj)
+        if self.want("prune"):
+            from . import history
+
+            self.log(f"pruning {z.prune_rows:,} finished jobs (write transactions, ms)")
+            r = history.prune(self.db("prune"), z.prune_rows)
+            lj.update({f"prune_{k}": v for k, v in r.items()})
+            self.log(f"  {_kv(r)}")
         if self.want("startup"):
             from .startup import startup_ms
 
@@ -324,6 +344,49 @@ class Bench:
 
             out["postgres"] = postgres_bench.run(pg_url, quick=self.sizes.rss_jobs < FULL.rss_jobs)
         return {k: v for k, v in out.items() if v}
+
+    def _history(self, lj: dict[str, Any]) -> None:
+        """Retention on against off (and the statistics off), same run, interleaved run by run:
+        the ratios are the figures. Drains report wall rate and the workers' CPU per job."""
+        from . import history
+
+        z = self.sizes
+        self.log("history: retention on vs off")
+        drains = {"keep_off": (0.0, True), "keep_on": (DAY, True), "no_stats": (0.0, False)}
+        rates: dict[str, list[float]] = {k: [] for k in drains}
+        cpus: dict[str, list[float]] = {k: [] for k in drains}
+        enqueues: dict[str, list[float]] = {"keep_off": [], "keep_on": []}
+        for _ in range(z.runs):
+            for key, (keep, stats) in drains.items():
+                rate, cpu = history.drain(self.db(f"drain {key}"), z.history_drain, keep, stats)
+                rates[key].append(rate)
+                cpus[key].append(cpu)
+            for key, kept in (("keep_off", 0), ("keep_on", z.history_kept)):
+                enqueues[key].append(history.enqueue(self.db(f"enqueue {key}"), z.enqueue, kept))
+        for key in drains:
+            lj[f"drain_{key}_per_s"] = median(rates[key])
+            lj[f"drain_{key}_cpu_us"] = median(cpus[key])
+            self.log(
+                f"  drain {key:<10} {_fmt(lj[f'drain_{key}_per_s']):>8} jobs/s "
+                f"{_fmt(lj[f'drain_{key}_cpu_us']):>6} µs CPU/job   runs: "
+                + ", ".join(_fmt(v) for v in rates[key])
+            )
+        for key, values in enqueues.items():
+            lj[f"enqueue_{key}_per_s"] = median(values)
+            self.log(
+                f"  enqueue {key:<8} {_fmt(median(values)):>8} jobs/s   runs: "
+                + ", ".join(_fmt(v) for v in values)
+            )
+        lj["drain_keep_on_over_off"] = lj["drain_keep_on_per_s"] / lj["drain_keep_off_per_s"]
+        lj["drain_keep_cpu_on_over_off"] = lj["drain_keep_off_cpu_us"] / lj["drain_keep_on_cpu_us"]
+        lj["enqueue_keep_on_over_off"] = lj["enqueue_keep_on_per_s"] / lj["enqueue_keep_off_per_s"]
+        lj["drain_stats_cost_us"] = lj["drain_keep_off_cpu_us"] - lj["drain_no_stats_cpu_us"]
+        self.log(
+            f"  drain on/off {lj['drain_keep_on_over_off']:.3f}x (CPU per job: "
+            f"{lj['drain_keep_cpu_on_over_off']:.3f}x), enqueue on/off "
+            f"{lj['enqueue_keep_on_over_off']:.3f}x, statistics "
+            f"{lj['drain_stats_cost_us']:.2f} µs CPU per job"
+        )
 
     def control(self, lj: dict[str, Any]) -> None:
         """Job control: the drain with 10 paused queues and a limit against without (same
@@ -356,6 +419,9 @@ class Bench:
 
 def _drain(count: int) -> Measure:
     return lambda d: s.lj_drain(d, count)
+
+
+DAY = 86_400.0
 
 
 def _fmt(value: float) -> str:

@@ -288,6 +288,7 @@ def schema_insert(db: Path, count: int, batch: int = 1) -> float:
         "unique_key": None,
         "max_runtime": None,
         "retry": None,
+        "keep_result": 0,
         "now": now,
     }
     sql = Q["insert_job"]

@@ -108,6 +108,7 @@ def enqueue(
     max_attempts: int | None = None,
     unique_key: str | None = None,
     unique: bool = False,
+    keep_result: bool = False,
     check: bool = True,
     max_runtime: float | timedelta | None = None,
     retry: RetryPolicy | Sequence[float] | None = None,
@@ -121,8 +122,9 @@ def enqueue(
     would; ``db=`` may only name that same place. Otherwise ``db`` is a SQLite path, a
     ``postgresql://`` URL or an adapter (default: ``$LITEJOBS_DB`` or the default file).
     ``check=False`` skips importing the function (for a producer without the job's code), so
-    the job's manager is not known either: ``db`` decides. The other options are ``later``'s
-    (:class:`~litejobs.manager.Scheduler`).
+    the job's manager is not known either: ``db`` decides. ``keep_result=True`` stores what the
+    job returns (JSON) for ``jobs.result(id)``, as ``@jobs.job(keep_result=True)`` does. The
+    other options are ``later``'s (:class:`~litejobs.manager.Scheduler`).
     """
     from .manager import declared_scheduler
     from .scheduling import build_new_job
@@ -139,6 +141,7 @@ def enqueue(
         "retry": retry,
         "unique_for": unique_for,
         "unique_states": unique_states,
+        "keep_result": keep_result or None,
     }
     declared = declared_scheduler(job, check_import=check)
     if declared is not None:

@@ -66,6 +66,38 @@ class JobRunningError(ValidationError):
     job): cancel it first, or force it."""
 
 
+class JobDeletedError(JobNotFoundError):
+    """The id was issued, but the job is gone: it finished and was deleted (the default for a
+    success), was pruned, or a person deleted it."""
+
+
+class JobFailedError(LiteJobsError):
+    """``result()`` of a job that ended without succeeding (failed for good, or cancelled).
+
+    ``error`` is the stored error text in full (type, message, traceback); ``state`` the job's.
+    """
+
+    def __init__(self, job_id: int, state: str, error: str | None, attempts: int) -> None:
+        self.job_id = job_id
+        self.state = state
+        self.error = error
+        first = (error or "").strip().splitlines()[0] if error and error.strip() else "no error"
+        super().__init__(
+            f"job {job_id} {state} after {attempts} attempt{'s' if attempts != 1 else ''}: "
+            f"{first}; `litejobs show {job_id}` has the traceback, `litejobs retry {job_id}` "
+            "runs it again"
+        )
+
+
+class ResultTimeoutError(LiteJobsError, TimeoutError):
+    """``result(timeout=...)`` ran out of time before the job finished."""
+
+
+class ResultUnavailableError(LiteJobsError):
+    """The job succeeded (or will) but no result is stored for it: it does not keep results,
+    its return value was not JSON, or its row was deleted."""
+
+
 class StorageError(LiteJobsError):
     """The storage backend is unavailable: missing directory, read-only, corrupt or locked.
 

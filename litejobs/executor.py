@@ -58,6 +58,7 @@ class Execution:
     timed_out: bool = False
     directive: Directive | None = None
     snooze: float = 0.0  # seconds, for a snoozed run
+    value: Any = None  # what the job returned (a success)
 
 
 def run_of(job: ClaimedJob) -> tuple[int, float, int]:
@@ -165,8 +166,9 @@ class Executor:
         try:
             self._run_hooks(hooks, "before_perform", ctx, max_runtime)
             self._calling = (run_of(job), timer)
+            value = None
             try:
-                self._call(func, args, kwargs, max_runtime, timer, self._calling[0])
+                value = self._call(func, args, kwargs, max_runtime, timer, self._calling[0])
             except SystemExit as exc:
                 # The job's own sys.exit() (a CLI's main() reused as a job, say): the worker's
                 # stop-now is a StopNow, so this never stops the worker. Exit status 0/None is
@@ -181,7 +183,7 @@ class Executor:
                 self._calling = None
             self._run_hooks(hooks, "after_perform", ctx, max_runtime)
             self._run_hooks(hooks, "after_success", ctx, max_runtime)
-            return Execution(True, None, time.perf_counter() - start)
+            return Execution(True, None, time.perf_counter() - start, value=value)
         finally:
             _current.reset(token)
 
@@ -248,18 +250,19 @@ class Executor:
         limit: float,
         timer: bool,
         run: object = None,
-    ) -> None:
+    ) -> Any:
+        """Call the job; what it returned (an async job's awaited value)."""
         is_async = self._is_async.get(func)
         if is_async is None:
             is_async = self._is_async[func] = inspect.iscoroutinefunction(func)
         if is_async:
-            self._async.run(func(*args, **kwargs), limit, run)
-            return
+            return self._async.run(func(*args, **kwargs), limit, run)
         started = time.monotonic()
         call = call_with_alarm if timer else _plain_call
         result = call(func, args, kwargs, limit, run)
         if result is not None and inspect.isawaitable(result):  # sync fn returned a coroutine
-            self._async.run(result, max(limit - (time.monotonic() - started), 1e-3), run)
+            return self._async.run(result, max(limit - (time.monotonic() - started), 1e-3), run)
+        return result
 
     def _hooks_for(self, path: str) -> dict[str, list[Hook]]:
         own = self._job_hooks(path) if self._job_hooks else {}

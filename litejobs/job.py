@@ -22,6 +22,8 @@ class Job:
     """A function registered as a job. Calling it (or ``.perform``) runs it inline, now.
 
     Workers import the job by ``path`` (``module:qualname``) and run the wrapped ``func``.
+    ``keep_result``: store its return value (JSON) for ``jobs.result(id)``; ``keep_succeeded``
+    / ``keep_failed``: seconds to keep the finished row (``None``: the manager's rule).
     """
 
     func: Callable[..., Any]
@@ -30,6 +32,9 @@ class Job:
     max_attempts: int | None = None
     name: str = ""
     adapter: str | None = None
+    keep_result: bool = False
+    keep_succeeded: float | None = None
+    keep_failed: float | None = None
     hooks: dict[str, list[Callable[..., Any]]] = field(default_factory=dict, repr=False)
     max_runtime: float | timedelta | None = None
     retry: RetryPolicy | None = None  # the decorator's policy (a function is fine: not stored)

@@ -43,6 +43,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(body, default=str, ensure_ascii=False)
 
 
+#: The fields of a job's log lines in JSON (``litejobs.worker`` sets them on its own lines).
+JOB_FIELDS = ("job_id", "job", "queue", "attempt", "worker", "duration_ms", "outcome")
+
+
+class JobFields(logging.Filter):
+    """Gives a line logged inside a running job (the app's own ``logging.getLogger("myapp")``,
+    a hook's) the job's fields, so a log shipper can join it to the worker's lines about the
+    job. Lines that carry them already (the worker's) are left as they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "job_id"):
+            from .context import current_job
+
+            ctx = current_job()
+            if ctx is not None:
+                record.job_id = ctx.id
+                record.job = ctx.name
+                record.queue = ctx.queue
+                record.attempt = ctx.attempts
+                record.worker = ctx.worker
+                record.duration_ms = None
+                record.outcome = None
+        return True
+
+
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(processName)s %(name)s: %(message)s"
 
 
@@ -65,6 +90,7 @@ def setup_logging(
     handler.set_name("litejobs-cli")
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
+        handler.addFilter(JobFields())
     else:
         formatter = logging.Formatter(TEXT_FORMAT, datefmt="%Y-%m-%d %H:%M:%S")
         handler.setFormatter(formatter)

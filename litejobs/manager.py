@@ -11,7 +11,7 @@ from contextlib import suppress
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, overload
 
-from .adapters.base import Adapter, JobState, NewJob
+from .adapters.base import Adapter, JobRecord, JobState, NewJob
 from .bounds import check_job_id, check_whole
 from .clock import Clock
 from .config import WorkerConfig
@@ -25,6 +25,7 @@ from .errors import (
 from .hooknames import HOOK_NAMES, Hook
 from .job import Job, RetrySpec
 from .recurring import Recurring, Ticker, check_cron, parse_timezone
+from .retention import STATS_KEEP, Keep, Retention, keep_seconds
 from .retry import RetryPolicy, as_policy
 from .scheduling import (
     JobRef,
@@ -49,6 +50,9 @@ JOB_OPTIONS = (
     "retry",
     "unique_for",
     "unique_states",
+    "keep_result",
+    "keep_succeeded",
+    "keep_failed",
     "name",
     "adapter",
     "cron",
@@ -96,6 +100,7 @@ class Scheduler:
         retry: RetryPolicy | Sequence[float] | None = None,
         unique_for: float | timedelta | None = None,
         unique_states: Sequence[JobState] | None = None,
+        keep_result: bool | None = None,
     ) -> int:
         new = self.build(
             job,
@@ -112,6 +117,7 @@ class Scheduler:
             retry=retry,
             unique_for=unique_for,
             unique_states=unique_states,
+            keep_result=keep_result,
         )
         if self.manager.inline is not None:  # litejobs.testing.inline(): run it now instead
             return self.manager.inline(new)
@@ -148,6 +154,10 @@ class JobManager:
     :class:`~litejobs.errors.UnknownQueueError`. ``queue_limits={"email": 2}``: at most that many
     of a queue's jobs held (reserved or running) at once, across every worker and host; the
     workers of this app write them to storage when they start (``None`` removes a limit).
+    ``keep_succeeded`` / ``keep_failed``: how long finished jobs are kept (a ``timedelta`` or
+    seconds; ``None``: the worker groups' ``delete_*`` settings), unless a job says otherwise
+    (:mod:`litejobs.retention`); cancelled jobs are kept like failed ones. ``keep_stats``: how
+    long per-minute outcome statistics are kept (their totals stay).
     """
 
     def __init__(
@@ -159,6 +169,9 @@ class JobManager:
         *,
         clock: Clock | None = None,
         queue_limits: Mapping[str, int | None] | None = None,
+        keep_succeeded: Keep = None,
+        keep_failed: Keep = None,
+        keep_stats: Keep = STATS_KEEP,
     ) -> None:
         if adapters is None:
             from .adapters import adapter_for_url
@@ -173,6 +186,11 @@ class JobManager:
         if clock is not None:
             for adapter in self.adapters.values():
                 adapter.clock = clock
+        self.default_retention = Retention(
+            keep_seconds(keep_succeeded, "keep_succeeded"),
+            keep_seconds(keep_failed, "keep_failed"),
+        )
+        self.keep_stats = keep_seconds(keep_stats, "keep_stats") or 0.0
         self.queues: list[str] | None = list(queues) if queues is not None else None
         if self.queues is not None:
             for queue in self.queues:
@@ -241,6 +259,9 @@ class JobManager:
         retry: RetrySpec | None = None,
         unique_for: float | timedelta | None = None,
         unique_states: Sequence[JobState] | None = None,
+        keep_result: bool = False,
+        keep_succeeded: Keep = None,
+        keep_failed: Keep = None,
         **hooks: Hook | Sequence[Hook],
     ) -> Job:
         """Register ``perform`` as a job with its defaults (validated now, not at first use).
@@ -250,8 +271,17 @@ class JobManager:
         function ``attempts -> seconds``; ``unique_for``: enqueues of the same function and
         arguments within that time return the first job (``unique_states``: which finished
         states also hold the key; default succeeded). Per call, ``later(...)`` overrides them.
+        ``keep_result=True`` stores its return value for :meth:`result`; ``keep_succeeded`` /
+        ``keep_failed`` keep its finished row that long (over the manager's rule).
         """
         self._check_job_options(hooks, queue, priority, max_attempts, adapter)
+        kept = keep_seconds(keep_succeeded, "keep_succeeded")
+        if keep_result is not True and keep_result is not False:
+            raise ConfigurationError(f"keep_result must be True or False, got {keep_result!r}")
+        if keep_result and kept == 0:
+            raise ConfigurationError(
+                "keep_result=True needs its success kept: drop keep_succeeded=0, or give a period"
+            )
         job = Job(
             func=perform,
             queue=queue,
@@ -259,6 +289,9 @@ class JobManager:
             max_attempts=max_attempts,
             name=name or "",
             adapter=adapter,
+            keep_result=keep_result,
+            keep_succeeded=kept,
+            keep_failed=keep_seconds(keep_failed, "keep_failed"),
             hooks={k: [v] if callable(v) else list(v) for k, v in hooks.items()},
             max_runtime=None if max_runtime is None else check_max_runtime(max_runtime),
             retry=None if retry is None else _policy(retry),
@@ -399,6 +432,37 @@ class JobManager:
         """Let workers claim ``queue``'s jobs again. ``False``: it was not paused."""
         return self.adapter(adapter).resume(check_queue(queue, self.queues))
 
+    def retention(self, path: str) -> Retention:
+        """What is kept of job ``path`` once it finishes: its own rule over the manager's."""
+        job = self.jobs.get(path)
+        if job is None:
+            return self.default_retention
+        own = Retention(job.keep_succeeded, job.keep_failed, job.keep_result)
+        return own.over(self.default_retention)
+
+    # -- history and results ----------------------------------------------------------------
+    def get(self, job_id: int, *, adapter: str | None = None) -> JobRecord:
+        """The stored job (state, attempts, times, error, result), finished ones included while
+        they are kept. A missing id raises :class:`~litejobs.errors.JobDeletedError` when the
+        job was there and is gone, :class:`~litejobs.errors.JobNotFoundError` when it never
+        was."""
+        return self.adapter(adapter).require(job_id)
+
+    def result(
+        self, job_id: int, *, timeout: float | None = None, adapter: str | None = None
+    ) -> Any:
+        """The return value of job ``job_id``, waiting up to ``timeout`` seconds (``None``: as
+        long as it takes) for it to finish. Raises the job's error if it failed for good
+        (:class:`~litejobs.errors.JobFailedError`), a
+        :class:`~litejobs.errors.ResultTimeoutError` if it is not done in time, and a
+        :class:`~litejobs.errors.ResultUnavailableError` if no result is kept for it."""
+        from .results import wait_for_result
+
+        def keeps(record: JobRecord) -> bool:
+            return record.keep_result or self.retention(record.path).keep_result
+
+        return wait_for_result(self.adapter(adapter), job_id, timeout=timeout, keeps=keeps)
+
     # -- scheduling -------------------------------------------------------------------------
     def create_scheduler(self, adapter: str | None = None) -> Scheduler:
         """A ``later`` function bound to one adapter."""
@@ -429,6 +493,8 @@ class JobManager:
             job_hooks=self.job_hooks,
             job_retry=self.job_retry,
             queue_limits=self.queue_limits,
+            retention=self.retention,
+            keep_stats=self.keep_stats,
             ticker=kwargs.pop("ticker", None) or self.ticker(config.adapter),
             **kwargs,
         )

@@ -228,6 +228,7 @@ def build_new_job(
     max_attempts: int | None = None,
     unique_key: str | None = None,
     unique: bool = False,
+    keep_result: bool | None = None,
     allowed_queues: Collection[str] | None = None,
     check_import: bool = True,
     max_runtime: float | timedelta | None = None,
@@ -260,6 +261,10 @@ def build_new_job(
         max_runtime = definition.max_runtime if max_runtime is None else max_runtime
         unique_for = definition.unique_for if unique_for is None else unique_for
         unique_states = definition.unique_states if unique_states is None else unique_states
+    if keep_result is None:
+        keep_result = definition.keep_result if definition else False
+    if not isinstance(keep_result, bool):
+        raise ValidationError(f"keep_result must be True or False, got {keep_result!r}")
     handler = _handler_json(name, path, list(args or ()), dict(kwargs) if kwargs else None)
     if unique_for is not None:
         unique = True  # held for a period: the key is the function and arguments unless given
@@ -283,6 +288,7 @@ def build_new_job(
         retry=retry_data(retry),
         unique_for=None if unique_for is None else check_unique_for(unique_for),
         unique_states=_unique_states(unique_for, unique_states),
+        keep_result=keep_result,
     )
     func = _function_of(job, definition, check_import)
     if func is not None:  # last: a bad option or an unstorable value is the first thing to fix

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from .adapters.base import Adapter, ClaimedJob, Outcome, Rescued
+from .adapters.base import PRUNE_BATCH, Adapter, ClaimedJob, Outcome, Rescued, compact_json
 from .clock import Clock
 from .config import WorkerConfig, worker_name
 from .deadline import ABANDON_GRACE_MIN
@@ -42,7 +42,9 @@ from .liveness import (
     process_start,
     this_host,
 )
+from .metrics import Tally
 from .recurring import Ticker
+from .retention import STATS_KEEP, Retention
 from .retry import RetryPolicy
 
 T = TypeVar("T")
@@ -72,6 +74,14 @@ CANCEL_CHECK_GAP = 0.01
 CANCEL_POLL = 1.0
 #: How many free names ``pick_free`` tries (``litejobs-worker.<queues>.<n>``).
 FREE_NAMES = 1000
+#: Outcome statistics of several flushes are added up and written with the last outcomes of a
+#: claimed batch, or after this long (s) at most: one statistics statement per batch of jobs,
+#: not per flush (a worker that dies loses at most this much of them, never an outcome).
+STATS_WINDOW = 0.1
+#: How often (s) a worker prunes finished jobs whose retention ran out, and old statistics.
+PRUNE_INTERVAL = 60.0
+#: At most this many pruning transactions per pass (each a small batch: the lock stays short).
+PRUNE_BATCHES = 20
 
 
 @dataclass
@@ -139,6 +149,8 @@ class Worker:
         job_hooks: Callable[[str], Mapping[str, Sequence[Hook]]] | None = None,
         job_retry: Callable[[str], RetryPolicy | None] | None = None,
         queue_limits: Mapping[str, int | None] | None = None,
+        retention: Callable[[str], Retention] | None = None,
+        keep_stats: float = STATS_KEEP,
         exit_on_stuck: bool = False,
         keep_running: Callable[[], bool] | None = None,
         on_job: Callable[[ClaimedJob, Execution], None] | None = None,
@@ -157,6 +169,9 @@ class Worker:
         self.executor = Executor(logger=self.logger, hooks=hooks, job_hooks=job_hooks)
         self.job_retry = job_retry
         self.queue_limits = dict(queue_limits or {})
+        self.retention = retention or (lambda path: Retention())
+        self._retentions: dict[str, Retention] = {}
+        self.keep_stats = keep_stats
         self.exit_on_stuck = exit_on_stuck
         self.keep_running = keep_running
         self.on_job = on_job
@@ -174,6 +189,9 @@ class Worker:
         self._batch = 1
         self._avg_duration: float | None = None
         self._next_rescue = 0.0
+        self._next_prune = 0.0
+        self._tallied = Tally()  # statistics of recorded outcomes, not written yet
+        self._tallied_since = 0.0
         self._outage_delay = 0.05
         self._workoff = False
 
@@ -274,6 +292,7 @@ class Worker:
                 self.logger.warning("%s: supervisor gone; stopping", self.name)
                 break
             self._maybe_rescue()
+            self._maybe_prune()
             if self.ticker is not None:
                 self.ticker.run()
             jobs = self._call_storage(lambda: self.adapter.claim(self.info, queues, self._batch))
@@ -300,7 +319,7 @@ class Worker:
             self.outbox.add(self._run_one(job))
             job = self._next_job()
         self._give_back(self.outbox.take_reserved())
-        self._flush()
+        self._flush(batch_done=True)
         self._adapt_batch()
 
     def _next_job(self) -> ClaimedJob | None:
@@ -337,7 +356,9 @@ class Worker:
                 _name(job),
                 job.attempts,
                 job.queue,
+                extra=self.log_fields(job),
             )
+        started_at = self.clock.now()
         result = self.executor.execute(
             job, max_runtime=self.max_runtime_of(job), max_attempts=max_attempts, worker=self.name
         )
@@ -347,17 +368,40 @@ class Worker:
         self._avg_duration = result.duration if avg is None else 0.8 * avg + 0.2 * result.duration
         if self.on_job is not None:
             self.on_job(job, result)
-        return self._outcome(job, result, max_attempts)
+        waited = started_at - job.run_at if job.run_at is not None else None
+        return self._outcome(job, result, max_attempts, waited)
 
-    def _outcome(self, job: ClaimedJob, result: Execution, max_attempts: int) -> Outcome:
+    def log_fields(
+        self, job: ClaimedJob, outcome: str | None = None, duration: float | None = None
+    ) -> dict[str, object]:
+        """The fields every job line carries (``--log-format json`` prints them)."""
+        return {
+            "job_id": job.id,
+            "job": _name(job),
+            "queue": job.queue,
+            "attempt": job.attempts,
+            "worker": self.name,
+            "duration_ms": None if duration is None else round(duration * 1000, 3),
+            "outcome": outcome,
+        }
+
+    def _outcome(
+        self, job: ClaimedJob, result: Execution, max_attempts: int, waited: float | None
+    ) -> Outcome:
+        """The outcome of a run, logged; ``waited``: seconds from due to started."""
         log = self.logger
+        duration = result.duration
         if result.ok:
             self.stats.succeeded += 1
             if log.isEnabledFor(logging.INFO):
                 log.info(
-                    "job %s %s succeeded in %.1f ms", job.id, _name(job), result.duration * 1000
+                    "job %s %s succeeded in %.1f ms",
+                    job.id,
+                    _name(job),
+                    result.duration * 1000,
+                    extra=self.log_fields(job, "succeeded", result.duration),
                 )
-            return Outcome(job, "succeeded", delete=self.config.delete_successful_jobs)
+            return self._success(job, result.value, duration, waited)
         if result.directive == "snoozed":
             self.stats.snoozed += 1
             log.info(
@@ -366,12 +410,20 @@ class Worker:
                 _name(job),
                 result.snooze,
             )
-            return Outcome(job, "snoozed", retry_at=self.clock.now() + result.snooze)
+            return Outcome(
+                job, "snoozed", retry_at=self.clock.now() + result.snooze, duration=duration
+            )
         first_line = (result.error or "").splitlines()[0] if result.error else "error"
         if result.directive == "cancelled":
             self.stats.cancelled += 1
-            log.warning("job %s %s cancelled: %s", job.id, _name(job), first_line)
-            return Outcome(job, "cancelled", error=result.error)
+            log.warning(
+                "job %s %s cancelled: %s",
+                job.id,
+                _name(job),
+                first_line,
+                extra=self.log_fields(job, "cancelled", result.duration),
+            )
+            return self.cancellation(job, result.error, duration, waited)
         self.stats.errors.append(f"job {job.id} {_name(job)}: {first_line}")
         if job.attempts >= max_attempts or result.directive == "discarded":
             self.stats.failed += 1
@@ -382,8 +434,9 @@ class Worker:
                 job.attempts,
                 "" if job.attempts == 1 else "s",
                 first_line,
+                extra=self.log_fields(job, "failed", result.duration),
             )
-            return Outcome(job, "failed", error=result.error, delete=self.config.delete_failed_jobs)
+            return self.failure(job, result.error, duration, waited)
         self.stats.errored += 1
         delay = self.retry_delay(job)
         log.warning(
@@ -394,8 +447,73 @@ class Worker:
             max_attempts,
             f"{delay:g}",
             first_line,
+            extra=self.log_fields(job, "errored", result.duration),
         )
-        return Outcome(job, "errored", error=result.error, retry_at=self.clock.now() + delay)
+        retry_at = self.clock.now() + delay
+        return Outcome(job, "errored", result.error, retry_at, duration=duration, waited=waited)
+
+    def _retention(self, job: ClaimedJob) -> Retention:
+        """The job's retention rules, looked up once per job path by this worker."""
+        path = _path(job)
+        found = self._retentions.get(path)
+        if found is None:
+            found = self._retentions[path] = self.retention(path)
+        return found
+
+    def _success(
+        self, job: ClaimedJob, value: object, duration: float, waited: float | None
+    ) -> Outcome:
+        """A success, kept or deleted by the retention rules, with its result if it keeps one."""
+        retention = self._retention(job)
+        keep_result = job.keep_result or retention.keep_result
+        delete, keep_until = retention.succeeded(
+            self.clock.now(),
+            delete_default=self.config.delete_successful_jobs,
+            keep_result=keep_result,
+        )
+        result = self._result_json(job, value) if keep_result and not delete else None
+        return Outcome(job, "succeeded", None, None, delete, keep_until, result, duration, waited)
+
+    def _result_json(self, job: ClaimedJob, value: object) -> str | None:
+        """The return value as JSON; one that is not JSON is logged and not stored (the job
+        succeeded: failing it would run its side effects again)."""
+        try:
+            return compact_json(value)
+        except (TypeError, ValueError) as exc:
+            self.logger.warning(
+                "job %s %s succeeded, but its return value cannot be stored as JSON (%s); "
+                "no result kept",
+                job.id,
+                _name(job),
+                exc,
+                extra=self.log_fields(job, "succeeded"),
+            )
+            return None
+
+    def failure(
+        self, job: ClaimedJob, error: str | None, duration: float, waited: float | None = None
+    ) -> Outcome:
+        """A failure for good, kept or deleted by the retention rules."""
+        delete, keep_until = self._retention(job).failed(
+            self.clock.now(), delete_default=self.config.delete_failed_jobs
+        )
+        return Outcome(
+            job, "failed", error, None, delete, keep_until, duration=duration, waited=waited
+        )
+
+    def cancellation(
+        self, job: ClaimedJob, error: str | None, duration: float, waited: float | None = None
+    ) -> Outcome:
+        """A cancel carried out: recorded (a person asked for it, and may retry it), then kept as
+        long as the retention rules keep failed jobs (``keep_failed=0``: until the next pruning
+        pass, not deleted at once)."""
+        now = self.clock.now()
+        delete, keep_until = self._retention(job).failed(now, delete_default=False)
+        if delete:
+            keep_until = now
+        return Outcome(
+            job, "cancelled", error, None, False, keep_until, duration=duration, waited=waited
+        )
 
     def retry_delay(self, job: ClaimedJob) -> float:
         """Seconds before ``job``'s next attempt: the policy stored with it, else its
@@ -415,16 +533,25 @@ class Worker:
             self._batch = max(1, min(self.config.batch_size, fit, self._batch * 2))
 
     # -- recording --------------------------------------------------------------------------
-    def _flush(self, *, force: bool = False, start: ClaimedJob | None = None) -> ClaimedJob | None:
+    def _flush(
+        self, *, force: bool = False, start: ClaimedJob | None = None, batch_done: bool = False
+    ) -> ClaimedJob | None:
         """Record pending outcomes (and start ``start``); on a storage outage keep them and
-        retry (never drop one). Returns ``start`` charged, or ``None`` if it was not started."""
+        retry (never drop one). Returns ``start`` charged, or ``None`` if it was not started.
+
+        Their statistics are added up until the batch is done (or :data:`STATS_WINDOW` has
+        passed, or the worker stops), then written in that flush's transaction."""
         delay = 0.1
         while True:
             outcomes = self.outbox.take_pending()
-            if not outcomes and start is None:
+            due = force or batch_done or time.monotonic() - self._tallied_since >= STATS_WINDOW
+            if not outcomes and start is None and not (due and self._tallied):
                 return None
+            # When due: the earlier flushes' statistics and this one's, in this transaction
+            # (the kept tally changes only once the transaction has committed).
+            rows = self._tallied.copy().add(_runs(outcomes)).rows() if due else []
             try:
-                written, started = self.adapter.record(outcomes, start)
+                written, started = self.adapter.record(outcomes, start, rows)
             except StorageError as exc:
                 self.outbox.put_back(outcomes)
                 if (self.stop.is_set() and not force) or (exc.permanent and self._workoff):
@@ -438,6 +565,12 @@ class Worker:
                 delay = min(delay * 2, 5.0)
                 continue
             self._count_lost(outcomes, written)
+            if due or not self._tallied:
+                self._tallied_since = time.monotonic()
+            if due:
+                self._tallied = Tally()
+            else:
+                self._tallied.add(_runs(outcomes))
             return started
 
     def _count_lost(self, outcomes: Sequence[Outcome], written: Sequence[bool]) -> None:
@@ -450,6 +583,7 @@ class Worker:
                     "timeout); outcome dropped",
                     outcome.job.id,
                     outcome.kind,
+                    extra=self.log_fields(outcome.job, outcome.kind, outcome.duration),
                 )
 
     def _give_back(self, jobs: Sequence[ClaimedJob]) -> None:
@@ -479,6 +613,20 @@ class Worker:
             except StorageError as exc:
                 self.logger.warning("%s: storage unavailable while idle: %s", self.name, exc)
                 self.stop.wait(min(remaining, 1.0))
+
+    def _maybe_prune(self) -> None:
+        """Now and then, delete finished jobs whose retention ran out and fold old statistics,
+        a small batch per transaction (other workers and enqueuers wait for none of it long)."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_INTERVAL
+        for _ in range(PRUNE_BATCHES):
+            pruned = self._call_storage(self.adapter.prune_expired)
+            if pruned is None or pruned < PRUNE_BATCH:
+                break
+        before = self.clock.now() - self.keep_stats
+        self._call_storage(lambda: self.adapter.prune_stats(before))
 
     def _rescue_interval(self) -> float:
         return max(1.0, self.config.stale_after / 4)
@@ -715,7 +863,8 @@ class Keeper(threading.Thread):
             worker.executor.interrupt(job)
         if time.monotonic() - asked >= ABANDON_GRACE_MIN:
             error = "JobCancelledError: cancelled while running (the job did not stop; abandoned)"
-            self._abandon(job, Outcome(job, "cancelled", error=error), "its cancel")
+            outcome = worker.cancellation(job, error, time.monotonic() - asked)
+            self._abandon(job, outcome, "its cancel")
 
     def _watch(self, job: ClaimedJob, running_for: float) -> None:
         """A job past ``max_runtime`` plus a grace did not stop when told: record it as timed
@@ -727,10 +876,10 @@ class Keeper(threading.Thread):
             return
         error = f"JobTimeoutError: timed out after {limit:g} s (the job did not stop; abandoned)"
         if job.attempts >= worker.max_attempts_of(job):
-            outcome = Outcome(job, "failed", error=error, delete=worker.config.delete_failed_jobs)
+            outcome = worker.failure(job, error, running_for)
         else:
             retry_at = worker.clock.now() + worker.retry_delay(job)
-            outcome = Outcome(job, "errored", error=error, retry_at=retry_at)
+            outcome = Outcome(job, "errored", error, retry_at, duration=running_for)
         self._abandon(job, outcome, f"its {limit:g} s timeout")
 
     def _abandon(self, job: ClaimedJob, outcome: Outcome, ignored: str) -> None:
@@ -745,6 +894,7 @@ class Keeper(threading.Thread):
             job.id,
             ignored,
             " and restarting the worker" if worker.exit_on_stuck else "",
+            extra=worker.log_fields(job, outcome.kind, outcome.duration),
         )
         try:
             worker.adapter.record([outcome])
@@ -802,6 +952,11 @@ class CancelWatch:
         self.last_interrupt = now
         self.interrupts += 1
         return True
+
+
+def _runs(outcomes: Sequence[Outcome]) -> list[tuple[str, str, float | None, float | None]]:
+    """What the statistics count of each outcome: queue, kind, run and wait seconds."""
+    return [(o.job.queue, o.kind, o.duration, o.waited) for o in outcomes]
 
 
 def _name(job: ClaimedJob) -> str:

@@ -15,7 +15,7 @@ def reset_schema(adapter: PostgresAdapter) -> None:
     sql = (
         f"DELETE FROM {s}.background_jobs; DELETE FROM {s}.litejobs_workers; "
         f"DELETE FROM {s}.litejobs_recurring_ticks; DELETE FROM {s}.litejobs_queues; "
-        f"DELETE FROM {s}.litejobs_unique_keys; "
+        f"DELETE FROM {s}.litejobs_unique_keys; DELETE FROM {s}.litejobs_stats; "
         f"SELECT setval(pg_get_serial_sequence('{s}.background_jobs', 'id'), 1, false);"
     )
 

@@ -205,3 +205,18 @@ def _overlap_update(path: str, delta: int) -> None:
         fh.seek(0)
         fh.truncate()
         fh.write(json.dumps(state))
+
+
+# -- for the history and results tests ------------------------------------------------------------
+def double(n: int) -> int:
+    return n * 2
+
+
+def describe(**fields: object) -> dict[str, object]:
+    """Returns a JSON object: a result that is not a plain number."""
+    return {"fields": sorted(fields), "count": len(fields)}
+
+
+def unstorable() -> set[int]:
+    """Returns a value JSON cannot hold."""
+    return {1, 2}

@@ -44,6 +44,7 @@ def audit(ctx): ...
     + "def send_digest(user_id: int) -> None: ...\n",
     "PostgresAdapter(": "",
     "queue_limits={": "",
+    "keep_result=True, keep_failed": "",
 }
 
 

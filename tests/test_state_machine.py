@@ -23,6 +23,9 @@ a machine (this one, a container on it, or -- on PostgreSQL -- another host) and
 * job control: a cancelled job never starts and a job whose cancel was asked while it ran never
   runs again (whatever outcome or rescue follows); a paused queue's job is never claimed; a
   claim never takes a limited queue past its limit of held jobs; a snooze gives its attempt back.
+* a job is finished (``finished_at``) exactly when it is failed, succeeded or cancelled, only
+  finished jobs carry a retention deadline, and pruning deletes exactly the finished jobs it was
+  asked to -- never a job still to run.
 
 Tuning: the ``dev`` profile (default) runs a few seconds; ``HYPOTHESIS_PROFILE=ci`` runs more
 examples and longer programs (see ``STEPS``), within the suite's budget.
@@ -61,6 +64,8 @@ LONGEST_BEAT = 16
 STEPS = 50 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 40
 HANDLER = '{"name":"record","path":"tests.sample_jobs:record","args":[%d]}'
 FINISHED = ("failed", "succeeded", "cancelled")
+#: Retention of a kept finished job: until a person prunes it, or this many seconds.
+KEEP = st.sampled_from([None, 0, 1, 1, 60, 3600])
 
 
 @dataclass
@@ -87,6 +92,8 @@ class MJob:
     promoted: bool = False
     #: A person asked to cancel it while it ran (``cancelled_at`` set, still running).
     cancel_asked: bool = False
+    finished_at: float | None = None
+    keep_until: float | None = None  # None on a finished job: kept until a person prunes it
 
     @property
     def limit(self) -> int:
@@ -101,12 +108,14 @@ class MJob:
     def unlock(self) -> None:
         self.lock_token = self.locked_by = self.locked_at = None
 
-    def runs_again(self, run_at: float, promoted: bool) -> None:
+    def runs_again(self, run_at: float, promoted: bool, now: float) -> None:
         """Waiting again (an error, a release, a snooze, a rescue): unless a person asked to
-        cancel it meanwhile, which it honours by ending cancelled."""
+        cancel it meanwhile, which it honours by ending cancelled (finished now, kept until a
+        person prunes it)."""
         self.unlock()
         if self.cancel_asked:
             self.state, self.run_at = "cancelled", None
+            self.finished_at, self.keep_until = now, None
         else:
             self.state, self.run_at, self.promoted = "waiting", run_at, promoted
 
@@ -231,7 +240,7 @@ class AdapterMachine(RuleBasedStateMachine):
                 returned += 1
                 continue
             if job.cancel_asked:  # it never runs again
-                job.runs_again(self.now, True)
+                job.runs_again(self.now, True, self.now)
                 cancelled += 1
                 continue
             limit = job.max_attempts if job.max_attempts is not None else max_attempts
@@ -241,6 +250,7 @@ class AdapterMachine(RuleBasedStateMachine):
                     del self.jobs[job.id]
                     continue
                 job.state, job.run_at = "failed", None
+                job.finished_at, job.keep_until = self.now, None
             else:
                 released += 1
                 job.state, job.run_at, job.promoted = "waiting", self.now, True
@@ -427,9 +437,9 @@ class AdapterMachine(RuleBasedStateMachine):
     def outcome(self, data: st.DataObject, kind: str) -> None:
         token = data.draw(st.sampled_from(self.tokens))
         if kind == "succeed":
-            self.succeed(token, data.draw(st.booleans()))
+            self.succeed(token, data.draw(st.booleans()), data.draw(KEEP))
         elif kind == "error":
-            self.error(token, data.draw(st.booleans()), data.draw(st.booleans()))
+            self.error(token, data.draw(st.booleans()), data.draw(st.booleans()), data.draw(KEEP))
         elif kind == "release":
             self.release(token)
         elif kind == "snooze":
@@ -449,8 +459,10 @@ class AdapterMachine(RuleBasedStateMachine):
         )
         return expected
 
-    def succeed(self, token: ClaimedJob, delete: bool) -> None:
-        if self._record(Outcome(token, "succeeded", delete=delete)):
+    def succeed(self, token: ClaimedJob, delete: bool, keep: int | None) -> None:
+        keep_until = None if keep is None else self.now + keep
+        outcome = Outcome(token, "succeeded", delete=delete, keep_until=keep_until)
+        if self._record(outcome):
             job = self.jobs[token.id]
             if delete:
                 del self.jobs[token.id]
@@ -461,14 +473,20 @@ class AdapterMachine(RuleBasedStateMachine):
                     token.attempts,
                     False,
                 )
+                job.finished_at, job.keep_until = self.now, keep_until
                 job.unlock()
 
-    def error(self, token: ClaimedJob, timed_out: bool, delete_failed: bool) -> None:
+    def error(
+        self, token: ClaimedJob, timed_out: bool, delete_failed: bool, keep: int | None
+    ) -> None:
         """The job raised (or timed out): retry after ``attempts ** 4`` s, or fail if spent."""
         message = "JobTimeoutError: timed out after 5 s" if timed_out else "ValueError: boom"
         limit = token.max_attempts if token.max_attempts is not None else WORKER_MAX_ATTEMPTS
+        keep_until = None if keep is None else self.now + keep
         if token.attempts >= limit:
-            outcome = Outcome(token, "failed", error=message, delete=delete_failed)
+            outcome = Outcome(
+                token, "failed", error=message, delete=delete_failed, keep_until=keep_until
+            )
         else:
             retry_at = self.now + token.attempts**4
             outcome = Outcome(token, "errored", error=message, retry_at=retry_at)
@@ -482,8 +500,9 @@ class AdapterMachine(RuleBasedStateMachine):
                 del self.jobs[token.id]
             else:
                 job.state, job.run_at = "failed", None
+                job.finished_at, job.keep_until = self.now, keep_until
             return
-        job.runs_again(self.now + job.attempts**4, False)
+        job.runs_again(self.now + job.attempts**4, False, self.now)
         stored = self.adapter.require(job.id)
         assert stored.last_error == message
         if job.state == "cancelled":
@@ -499,7 +518,7 @@ class AdapterMachine(RuleBasedStateMachine):
         if self._record(Outcome(token, "released")):
             job = self.jobs[token.id]
             job.attempts = token.attempts - 1
-            job.runs_again(job.run_at or self.now, True)
+            job.runs_again(job.run_at or self.now, True, self.now)
 
     def snooze(self, token: ClaimedJob, seconds: int) -> None:
         """The job asked to run again later: its attempt is given back."""
@@ -507,7 +526,7 @@ class AdapterMachine(RuleBasedStateMachine):
         if self._record(Outcome(token, "snoozed", retry_at=self.now + seconds)):
             job = self.jobs[token.id]
             job.attempts, job.suspect = token.attempts - 1, False
-            job.runs_again(self.now + seconds, seconds == 0)
+            job.runs_again(self.now + seconds, seconds == 0, self.now)
             stored = self.adapter.require(job.id)
             assert stored.attempts == token.attempts - 1, "a snooze gives its attempt back"
 
@@ -517,7 +536,7 @@ class AdapterMachine(RuleBasedStateMachine):
             job = self.jobs[token.id]
             job.attempts, job.suspect = token.attempts, False
             job.cancel_asked = True
-            job.runs_again(self.now, True)
+            job.runs_again(self.now, True, self.now)
 
     def start(self, token: ClaimedJob) -> None:
         """The worker starts a reserved job: it is charged first (one write)."""
@@ -701,6 +720,7 @@ class AdapterMachine(RuleBasedStateMachine):
             return
         if job.state in ("waiting", "reserved"):
             job.state, job.run_at, job.suspect = "cancelled", None, False
+            job.finished_at, job.keep_until = self.now, None
             job.unlock()
             event(f"cancel of a {before} job")
         elif job.state == "running":
@@ -744,10 +764,15 @@ class AdapterMachine(RuleBasedStateMachine):
         if job.state in FINISHED:  # a fresh run: attempts start again, no cancel asked
             self._reset_attempts(job)
             job.cancel_asked = False
+            self._unfinish(job)
         stored_scheduled = job.state == "waiting" and not job.promoted
         due = stored_scheduled and job.run_at is not None and job.run_at <= self.now
         if (job.state in FINISHED or stored_scheduled) and not due:
             job.state, job.run_at, job.promoted = "waiting", self.now, True
+
+    def _unfinish(self, job: MJob) -> None:
+        """A retried job is no longer finished: nothing prunes it."""
+        job.finished_at = job.keep_until = None
 
     def _reset_attempts(self, job: MJob) -> None:
         """A person retried a failed (or kept succeeded) job: a fresh run, attempts from 0 and
@@ -775,6 +800,7 @@ class AdapterMachine(RuleBasedStateMachine):
         for job in hit:
             job.state, job.run_at, job.promoted = "waiting", self.now, True
             self._reset_attempts(job)
+            self._unfinish(job)
 
     def delete(self, data: st.DataObject) -> None:
         job_id = data.draw(st.sampled_from(sorted(self.jobs)))
@@ -796,6 +822,41 @@ class AdapterMachine(RuleBasedStateMachine):
         assert self.adapter.clear(queue=queue, failed_only=failed_only) == len(hit)
         for job_id in hit:
             del self.jobs[job_id]
+
+    # -- history ----------------------------------------------------------------------------
+    @precondition(lambda self: any(j.finished_at is not None for j in self.jobs.values()))
+    @rule(
+        manual=st.booleans(),
+        age=st.sampled_from([-1, -1, 0, 60]),  # -1: everything finished up to now
+        states=st.sampled_from([None, ["failed"], ["succeeded"], ["cancelled"]]),
+        limit=st.sampled_from([1, 2, 500]),
+    )
+    def prune(self, manual: bool, age: int, states: list[str] | None, limit: int) -> None:
+        """Workers prune jobs whose retention ran out, a batch at a time; a person prunes by age
+        (and state). Either deletes exactly those finished jobs, never a job still to run."""
+        now = self.now
+        if manual:
+            before = now - age
+            doomed = {
+                j.id
+                for j in self.jobs.values()
+                if j.finished_at is not None
+                and j.finished_at < before
+                and (states is None or j.state in states)
+            }
+            assert self.adapter.prune(before, states) == len(doomed)  # type: ignore[arg-type]
+        else:
+            due = sorted(
+                (j.keep_until, j.id)
+                for j in self.jobs.values()
+                if j.keep_until is not None and j.keep_until <= now
+            )
+            doomed = {job_id for _, job_id in due[:limit]}
+            assert self.adapter.prune_expired(limit) == len(doomed)
+        for job_id in doomed:
+            assert self.jobs[job_id].state in FINISHED, "pruned a job to run"
+            del self.jobs[job_id]
+        event(f"prune {'by age' if manual else 'expired'}: {'some' if doomed else 'none'}")
 
     # -- invariants -------------------------------------------------------------------------
     @invariant()
@@ -822,6 +883,8 @@ class AdapterMachine(RuleBasedStateMachine):
             assert (r.run_at is None) == (r.state in FINISHED)
             asked = r.state == "cancelled" or job.cancel_asked
             assert (r.cancelled_at is not None) == asked, (job_id, "cancelled_at")
+            assert (r.finished_at is not None) == (r.state in FINISHED)
+            assert (r.finished_at, r.keep_until) == (job.finished_at, job.keep_until), job_id
             assert 0 <= r.attempts <= WORKER_MAX_ATTEMPTS, "attempts exceeded max_attempts"
         stored = sorted((w.token, w.pid, w.stale_after) for w in self.adapter.workers())
         want = sorted((t, r.info.pid, r.info.stale_after) for t, r in self.rows.items())

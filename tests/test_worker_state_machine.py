@@ -85,6 +85,7 @@ class WorkerGroupMachine(RuleBasedStateMachine):
         self.procs: list[Proc] = []
         self.runs: Counter[int] = Counter()  # job id -> executions started
         self.abandoned: Counter[int] = Counter()  # job id -> executions cut short
+        self.rescued: set[tuple[str, int]] = set()  # (token, job id): runs a rescue took over
         self.kinds: dict[int, str] = {}  # job id -> "ok" | "boom"
         self.seq = 0
         self.drained = False
@@ -111,7 +112,8 @@ class WorkerGroupMachine(RuleBasedStateMachine):
         """The invariant: no overlap with an execution whose executor is alive."""
         for other in self.procs:
             if other.running is not None and other.running.id == job.id:
-                assert not self.truly_alive(other), (
+                taken = (other.info.token, job.id) in self.rescued
+                assert taken or not self.truly_alive(other), (
                     f"job {job.id} started by {who} while {other.info.name} runs it, alive"
                 )
                 other.running = None
@@ -248,7 +250,26 @@ class WorkerGroupMachine(RuleBasedStateMachine):
         """A live worker looks for gone workers (by their own deadlines) and rescues."""
         p = data.draw(st.sampled_from(self.live()))
         observer = self.procs_table.observer(max_attempts=p.config.max_attempts)
+        alive = {q.info.token for q in self.procs if self.truly_alive(q)}
+        before = self._taken_runs()
         self.adapter.rescue(observer)
+        taken = self._taken_runs()
+        for token, job_id in taken - before:
+            assert token not in alive, f"rescue took job {job_id} of a live worker"
+            event("run taken by a rescue")
+        # Such a worker may beat again later (a paused process): its run is abandoned all the
+        # same, and another execution of that job overlaps nothing alive.
+        self.rescued |= taken
+
+    def _taken_runs(self) -> set[tuple[str, int]]:
+        """(token, job id) of the model's runs whose rows their worker no longer holds."""
+        taken: set[tuple[str, int]] = set()
+        for q in self.procs:
+            if q.running is not None:
+                row = self.adapter.get(q.running.id)
+                if row is None or row.lock_token != q.info.token:
+                    taken.add((q.info.token, q.running.id))
+        return taken
 
     @rule(group=st.sampled_from(sorted(GROUPS)))
     def workoff(self, group: str) -> None:

@@ -14,9 +14,14 @@ Job states (stored in a ``state`` column; ``ready`` is also a ``scheduled`` row 
 ``running``    started by a worker (``lock_token``, ``locked_by``, ``locked_at``); ``attempts``
                counts this start
 ``failed``     ``failed_at`` set: out of attempts; never claimed again unless retried by a person
-``succeeded``  kept after success (only when ``delete_successful_jobs=False``)
+``succeeded``  kept after success (``delete_successful_jobs=False``, a retention period, or a
+               result to keep)
 ``cancelled``  ``cancelled_at`` set: a person cancelled it (or the job raised ``Cancel``); kept
                like a failed job, never claimed again unless retried by a person
+
+A finished job (``failed``, ``succeeded``, ``cancelled``) has ``finished_at``; ``keep_until`` is
+when automatic pruning deletes it (``None``: kept until a person prunes it). Nothing prunes a job
+still to run.
 
 The words (see docs/glossary.md): a worker *claims* jobs (``ready`` → ``running``/``reserved``),
 *starts* a reserved one, *records* an outcome (``succeeded``, ``errored``: will retry,
@@ -61,6 +66,10 @@ FINISHED_STATES: tuple[JobState, ...] = ("failed", "succeeded", "cancelled")
 
 OutcomeKind = Literal["succeeded", "errored", "failed", "released", "snoozed", "cancelled"]
 
+#: Rows deleted per pruning transaction: short enough that the write lock is never held long
+#: (measured by ``scripts/bench --only prune``: docs/performance.md).
+PRUNE_BATCH = 500
+
 #: The one JSON encoding of stored arguments (minified, no NaN): a batch stores byte for byte
 #: what one-by-one enqueueing stores.
 compact_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
@@ -87,6 +96,7 @@ class NewJob:
     #: ``unique_states`` (finished states; active ones always hold it); None: only while active.
     unique_for: float | None = None
     unique_states: tuple[JobState, ...] | None = None
+    keep_result: bool = False  # store the return value (JSON) when it succeeds
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +189,7 @@ class ClaimedJob:
     suspect: bool = False
     max_runtime: float | None = None  # the job's own hard timeout (s), if it has one
     retry: str | None = None  # the job's own retry policy (JSON data), if stored with it
+    keep_result: bool = False
 
     @property
     def stored_attempts(self) -> int:
@@ -195,6 +206,10 @@ class Outcome:
     (given back unstarted: ready again in its place, its attempt not counted), ``snoozed`` (to
     run again at ``retry_at``, its attempt given back), ``cancelled`` (stopped for good: kept as
     cancelled with ``error``).
+
+    A kept finished job is pruned after ``keep_until`` (``None``: kept until a person prunes
+    it); ``result`` is a succeeded job's return value as JSON text. ``duration`` (run seconds)
+    and ``waited`` (seconds from due to started) feed the outcome statistics.
     """
 
     job: ClaimedJob
@@ -202,6 +217,10 @@ class Outcome:
     error: str | None = None
     retry_at: float | None = None
     delete: bool = False
+    keep_until: float | None = None
+    result: str | None = None
+    duration: float | None = None
+    waited: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +248,10 @@ class JobRecord:
     #: When a person asked to cancel it (a running job keeps running until its worker stops
     #: it), or when it was cancelled.
     cancelled_at: float | None = None
+    finished_at: float | None = None
+    keep_until: float | None = None
+    keep_result: bool = False
+    result_json: str | None = None  # the stored return value, JSON text (None: none stored)
 
     @property
     def name(self) -> str:
@@ -245,6 +268,11 @@ class JobRecord:
     @property
     def kwargs(self) -> dict[str, Any]:
         return dict(self.handler.get("kwargs", {}))
+
+    @property
+    def result(self) -> Any:
+        """The stored return value (``None`` when none is stored: see :attr:`result_json`)."""
+        return None if self.result_json is None else json.loads(self.result_json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,10 +411,15 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     def record(
-        self, outcomes: Sequence[Outcome], start: ClaimedJob | None = None
+        self,
+        outcomes: Sequence[Outcome],
+        start: ClaimedJob | None = None,
+        stats: Sequence[tuple[str, str, int, int, float]] | None = None,
     ) -> tuple[list[bool], ClaimedJob | None]:
         """Write ``outcomes`` and start ``start`` (a reserved job: ``running``, attempt
-        counted) in one transaction, each fenced by its claim.
+        counted) in one transaction, each fenced by its claim, with the outcome statistics:
+        ``stats`` (rows of :func:`litejobs.metrics.tally`, possibly of earlier outcomes too),
+        or by default those of ``outcomes``.
 
         Returns, per outcome, whether it was written (``False``: the claim had been taken over),
         and the started job (charged) or ``None`` if it could not be started (taken back).
@@ -464,8 +497,37 @@ class Adapter(abc.ABC):
         """Delete jobs (all, one queue's, or only failed ones); returns how many."""
 
     @abc.abstractmethod
-    def prune(self, older_than: float) -> int:
-        """Delete kept succeeded/failed jobs last updated before ``older_than`` (epoch s)."""
+    def prune(self, older_than: float, states: Sequence[JobState] | None = None) -> int:
+        """Delete finished jobs (of ``states``) that finished before ``older_than`` (epoch s),
+        whatever their retention; a small batch per transaction. Returns how many."""
+
+    @abc.abstractmethod
+    def prune_expired(self, limit: int = PRUNE_BATCH) -> int:
+        """Delete up to ``limit`` finished jobs whose ``keep_until`` has passed, in one short
+        transaction; returns how many (fewer than ``limit``: nothing else is due)."""
+
+    @abc.abstractmethod
+    def stats_rows(
+        self, since: float | None = None
+    ) -> list[tuple[float, str, str, int, int, float]]:
+        """Outcome statistics ``(minute, queue, series, bucket, count, seconds)`` of the
+        minutes from ``since`` on, summed over writers (:mod:`litejobs.metrics`); with
+        ``since=None``, the totals ever recorded, minute ``0.0``."""
+
+    @abc.abstractmethod
+    def prune_stats(self, before: float) -> int:
+        """Fold the statistics of minutes before ``before`` into the all-time totals (counters
+        never go back) and delete them, an hour of minutes per transaction; returns how many
+        rows went."""
+
+    def last_job_id(self) -> int | None:
+        """The highest job id ever issued (``None``: unknown). An id at or below it without a
+        row belonged to a job that is gone."""
+        return None
+
+    def wait_for_outcome(self, timeout: float) -> bool:
+        """Like :meth:`wait_for_change`, for someone waiting for a job to finish (a result)."""
+        return self.wait_for_change(timeout)
 
     # -- job control ------------------------------------------------------------------------
     @abc.abstractmethod
@@ -526,10 +588,21 @@ class Adapter(abc.ABC):
         """Like :meth:`get`, but a missing job is a :class:`~litejobs.errors.JobNotFoundError`."""
         record = self.get(job_id)
         if record is None:
-            from ..errors import JobNotFoundError
-
-            raise JobNotFoundError(f"no job with id {job_id}; `litejobs list` shows the ids")
+            raise self.missing(job_id)
         return record
+
+    def missing(self, job_id: int) -> Exception:
+        """The error for an id without a row: a job that is gone (its id was issued), or one
+        that never was (a typo)."""
+        from ..errors import JobDeletedError, JobNotFoundError
+
+        last = self.last_job_id()
+        if last is not None and 0 < job_id <= last:
+            return JobDeletedError(
+                f"job {job_id} finished and was deleted (or a person deleted it); keep finished "
+                "jobs with keep_succeeded= / keep_failed= to look at them afterwards"
+            )
+        return JobNotFoundError(f"no job with id {job_id}; `litejobs list` shows the ids")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections held by this process."""

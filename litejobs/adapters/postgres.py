@@ -28,6 +28,7 @@ import re
 import select
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -49,8 +50,10 @@ T = TypeVar("T")
 Durability = Literal["normal", "full"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-MIGRATION_NAMES = ("migration_1", "migration_2", "migration_3", "migration_4")
+MIGRATION_NAMES = ("migration_1", "migration_2", "migration_3", "migration_4", "migration_5")
 SCHEMA_VERSION = len(MIGRATION_NAMES)
+#: Statistics rows per minute and bucket that concurrent workers spread over.
+STATS_SHARDS = 8
 #: libpq settings that bound a connection to a server that vanished without a word (added
 #: unless the URL sets them): keepalive probes after 30 s idle, 3 more 10 s apart; unacknowledged
 #: data fails after 30 s instead of the kernel's ~15 minutes of retransmissions.
@@ -231,6 +234,8 @@ class PostgresAdapter(SQLAdapter):
         self.channel = f"litejobs_{schema}"[:63]
         #: Cancel requests only: busy workers' keepers listen here, not to every enqueue.
         self.cancel_channel = f"litejobs_cancel_{schema}"[:63]
+        #: Where finished jobs that keep a result are announced (``result()`` waits on it).
+        self.outcome_channel = f"litejobs_done_{schema}"[:63]
         self._where = f"database {redact(url)} (schema {schema})"
         self._local = threading.local()
         self._schema_ready = False
@@ -426,8 +431,8 @@ class PostgresAdapter(SQLAdapter):
     def close(self) -> None:
         local = self._local
         if getattr(local, "pid", None) == os.getpid():
-            for attr in ("conn", "listener", "cancel_listener"):
-                conn = getattr(local, attr, None)
+            listeners = getattr(local, "listeners", {})
+            for conn in [getattr(local, "conn", None), *listeners.values()]:
                 if conn is not None:
                     with suppress(Exception):
                         conn.close()
@@ -468,6 +473,15 @@ class PostgresAdapter(SQLAdapter):
     def _announce_cancel(self, conn: psycopg.Connection[Any]) -> None:
         if self.listen:
             conn.execute(self.queries["notify"], {"channel": self.cancel_channel})
+
+    def _announce_outcome(self, conn: psycopg.Connection[Any]) -> None:
+        if self.listen:
+            conn.execute(self.queries["notify"], {"channel": self.outcome_channel})
+
+    def _stats_shard(self, token: str) -> int:
+        """Concurrent workers add to different statistics rows (a row is locked until its
+        transaction commits: one shared row would serialise every worker's commits)."""
+        return zlib.crc32(token.encode()) % STATS_SHARDS
 
     def _lock(self, conn: psycopg.Connection[Any], key: str) -> None:
         conn.execute(self.queries["advisory_lock"], {"key": f"{self._lock_key()}:{key}"})
@@ -538,6 +552,7 @@ class PostgresAdapter(SQLAdapter):
                 "max_attempts": [r["max_attempts"] for r in rows],
                 "max_runtimes": [r["max_runtime"] for r in rows],
                 "retries": [r["retry"] for r in rows],
+                "keep_results": [r["keep_result"] for r in rows],
                 "now": self._t(now),
             }
             ids.extend(int(r[0]) for r in self._rows(conn, "insert_many", params))
@@ -564,29 +579,29 @@ class PostgresAdapter(SQLAdapter):
         return self._guard(cur.fetchall)
 
     # -- change signal ----------------------------------------------------------------------
-    def _listener(self) -> psycopg.Connection[Any]:
-        """This thread's ``LISTEN`` connection (separate from the working one, so a long wait
-        never blocks a query and a notification is never consumed by an unrelated statement)."""
+    def _listener(self, channel: str) -> psycopg.Connection[Any]:
+        """This thread's ``LISTEN`` connection for ``channel`` (separate from the working one,
+        so a long wait never blocks a query and a notification is never consumed by an
+        unrelated statement)."""
         local = self._local
-        conn: psycopg.Connection[Any] | None = getattr(local, "listener", None)
-        if (
-            conn is not None
-            and getattr(local, "listener_pid", None) == os.getpid()
-            and not conn.closed
-        ):
+        if getattr(local, "listener_pid", None) != os.getpid():
+            local.listeners, local.listener_new = {}, set()
+            local.listener_pid = os.getpid()
+        conn: psycopg.Connection[Any] | None = local.listeners.get(channel)
+        if conn is not None and not conn.closed:
             return conn
         self.connection  # noqa: B018 - make sure the schema exists before listening
         conn = self._connect()
         try:
-            conn.execute(f'LISTEN "{self.channel}"')
+            conn.execute(f'LISTEN "{channel}"')
         except psycopg.Error as exc:
             with suppress(Exception):
                 conn.close()
             raise _storage_error(exc, self._where) from exc
-        local.listener, local.listener_pid = conn, os.getpid()
+        local.listeners[channel] = conn
         # Changes committed before LISTEN took effect were not announced to us: report one
         # possible change on the first wait, so the caller looks once instead of sleeping.
-        local.listener_new = True
+        local.listener_new.add(channel)
         return conn
 
     def wait_for_change(self, timeout: float) -> bool:
@@ -596,13 +611,20 @@ class PostgresAdapter(SQLAdapter):
         closed is replaced as soon as a wait reads its goodbye and the EOF behind it (a wait of
         ``timeout=0`` reads once, so may leave the EOF to the next), reporting a possible change:
         notifications may have been lost."""
+        return self._wait(self.channel, timeout)
+
+    def wait_for_outcome(self, timeout: float) -> bool:
+        """Like :meth:`wait_for_change`, on the channel of finished jobs that keep a result."""
+        return self._wait(self.outcome_channel, timeout)
+
+    def _wait(self, channel: str, timeout: float) -> bool:
         timeout = max(0.0, timeout)
         if not self.listen:
             time.sleep(min(timeout, self.poll_interval))
             return timeout >= self.poll_interval
-        conn = self._listener()
-        if getattr(self._local, "listener_new", False):
-            self._local.listener_new = False
+        conn = self._listener(channel)
+        if channel in self._local.listener_new:
+            self._local.listener_new.discard(channel)
             return True
         try:
             seen = False
@@ -616,38 +638,14 @@ class PostgresAdapter(SQLAdapter):
         except psycopg.Error:
             with suppress(Exception):
                 conn.close()
-            self._local.listener = None
-            self._listener()  # raises StorageError if the server is still away
+            del self._local.listeners[channel]
+            self._listener(channel)  # raises StorageError if the server is still away
             return True
 
     def wait_for_cancel(self, timeout: float) -> bool:
-        """Block until a cancel request is announced (``NOTIFY`` on the cancel channel, which
-        carries nothing else) or ``timeout``. Without ``LISTEN`` (or when listening fails),
-        sleep and report a possible cancel, so the caller checks by polling."""
-        timeout = max(0.0, timeout)
-        if not self.listen:
-            time.sleep(timeout)
-            return True
-        local = self._local
-        conn: psycopg.Connection[Any] | None = getattr(local, "cancel_listener", None)
-        try:
-            if conn is None or conn.closed or getattr(local, "cancel_pid", None) != os.getpid():
-                self.connection  # noqa: B018 - make sure the schema exists before listening
-                conn = self._connect()
-                conn.execute(f'LISTEN "{self.cancel_channel}"')
-                local.cancel_listener, local.cancel_pid = conn, os.getpid()
-                return True  # requests made before LISTEN took effect: look once
-            seen = any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
-            if seen:
-                for _ in conn.notifies(timeout=0):
-                    pass
-            return seen
-        except psycopg.Error as exc:
-            if conn is not None:
-                with suppress(Exception):
-                    conn.close()
-            local.cancel_listener = None
-            raise _storage_error(exc, self._where) from exc
+        """Like :meth:`wait_for_change`, on the channel that carries only cancel requests (a
+        busy worker's keeper waits here, not woken by every enqueue)."""
+        return self._wait(self.cancel_channel, timeout)
 
 
 def _again_on_conflict(write: Callable[[], T]) -> T:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import json
+import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -27,10 +28,12 @@ from typing import Any, TypeVar
 from ..bounds import check_job_id, check_limit
 from ..errors import JobRunningError, StorageError, ValidationError, WorkerNameTaken
 from ..liveness import Observer, WorkerInfo, WorkerRecord
+from ..metrics import Row, tally
 from .base import (
     ACTIVE_STATES,
     HELD_STATES,
     JOB_STATES,
+    PRUNE_BATCH,
     Adapter,
     ClaimedJob,
     JobBatch,
@@ -42,6 +45,7 @@ from .base import (
     QueueControl,
     Registration,
     Rescued,
+    compact_json,
     initial_state,
 )
 
@@ -49,6 +53,11 @@ T = TypeVar("T")
 FINISHED = ("failed", "succeeded", "cancelled")
 Conn = Any  # a dialect's connection (apsw.Connection, psycopg.Connection)
 Statement = tuple[str, dict[str, Any]]
+#: A run for the outcome statistics: queue, outcome kind, run seconds, wait seconds.
+Run = tuple[str, str, float | None, float | None]
+
+#: Statistics minutes folded into the totals per transaction (seconds of minutes).
+STATS_FOLD_SPAN = 3600.0
 
 #: The reason words in ``last_error`` when a started job is rescued.
 REASON_RESTARTED = "restarted"  # a new worker took the name of one that is gone
@@ -106,6 +115,14 @@ class SQLAdapter(Adapter):
     def _lock(self, conn: Conn, key: str) -> None:
         """Serialise the transactions that lock ``key`` (SQLite's writer lock already does)."""
 
+    def _announce_outcome(self, conn: Conn) -> None:
+        """Wake whoever waits for a result when this transaction commits (PostgreSQL
+        ``NOTIFY``; on SQLite every commit is the signal)."""
+
+    def _stats_shard(self, token: str) -> int:
+        """Which statistics rows a worker adds to: one writer at a time needs one shard."""
+        return 0
+
     @abc.abstractmethod
     def _insert_one(self, params: dict[str, Any]) -> int:
         """Store one job without a unique key, in its own transaction."""
@@ -149,6 +166,7 @@ class SQLAdapter(Adapter):
             "unique_key": job.unique_key,
             "max_runtime": job.max_runtime,
             "retry": job.retry,
+            "keep_result": job.keep_result,
             "now": self._t(now),
         }
 
@@ -271,6 +289,7 @@ class SQLAdapter(Adapter):
                 suspect=bool(r[7]),
                 max_runtime=r[9],
                 retry=r[10],
+                keep_result=bool(r[11]),
             )
             for r in rows
         ]
@@ -285,37 +304,55 @@ class SQLAdapter(Adapter):
             "stored_attempts": job.stored_attempts,
         }
 
-    def _outcome_statement(self, outcome: Outcome, now: float) -> Statement:
-        """The one place an outcome becomes a change of the job's row."""
+    def _outcome_statement(self, outcome: Outcome, now: float, now_t: Any) -> Statement:
+        """The one place an outcome becomes a change of the job's row (``now_t``: ``now`` as
+        stored, formatted once per batch)."""
         job, kind = outcome.job, outcome.kind
-        fence = self._fence(job)
+        params = self._fence(job)
         if outcome.delete and kind in ("succeeded", "failed"):
-            return "record_delete", fence
-        params = {**fence, "attempts": job.attempts, "now": self._t(now)}
+            return "record_delete", params
+        params["attempts"], params["now"] = job.attempts, now_t
         if kind == "released":  # given back unstarted: the attempt is not counted
-            return "record_released", {**params, "attempts": job.attempts - 1}
+            params["attempts"] = job.attempts - 1
+            return "record_released", params
+        keep_until = None if outcome.keep_until is None else self._t(outcome.keep_until)
         if kind == "succeeded":
+            params["keep_until"], params["result"] = keep_until, outcome.result
             return "record_succeeded", params
+        params["error"] = outcome.error
         if kind == "failed":
-            return "record_failed", {**params, "error": outcome.error}
+            params["keep_until"] = keep_until
+            return "record_failed", params
         if kind == "cancelled":
-            return "record_cancelled", {**params, "error": outcome.error}
+            params["keep_until"] = keep_until
+            return "record_cancelled", params
         retry_at = outcome.retry_at if outcome.retry_at is not None else now
-        later = {"retry_at": self._t(retry_at), "state": initial_state(retry_at, now)}
+        params["retry_at"], params["state"] = self._t(retry_at), initial_state(retry_at, now)
         if kind == "snoozed":  # to run again later: the attempt is given back
-            return "record_snoozed", {**params, **later, "attempts": job.attempts - 1}
-        return "record_errored", {**params, **later, "error": outcome.error}
+            params["attempts"] = job.attempts - 1
+            del params["error"]
+            return "record_snoozed", params
+        return "record_errored", params
 
     def record(
-        self, outcomes: Sequence[Outcome], start: ClaimedJob | None = None
+        self,
+        outcomes: Sequence[Outcome],
+        start: ClaimedJob | None = None,
+        stats: Sequence[Row] | None = None,
     ) -> tuple[list[bool], ClaimedJob | None]:
-        if not outcomes and start is None:
+        if not outcomes and start is None and not stats:
             return [], None
         now = self.clock.now()
-        statements = [self._outcome_statement(o, now) for o in outcomes]
+        now_t = self._t(now)
+        statements = [self._outcome_statement(o, now, now_t) for o in outcomes]
         again = [o.job.id for o in outcomes if o.kind in ("errored", "released", "snoozed")]
         if again:  # a job a person asked to cancel meanwhile does not run again
-            statements.append(("settle_cancels", {"ids": self._array(again), "now": self._t(now)}))
+            statements.append(("settle_cancels", {"ids": self._array(again), "now": now_t}))
+        if stats is None:
+            stats = tally((o.job.queue, o.kind, o.duration, o.waited) for o in outcomes)
+        if stats:
+            token = outcomes[0].job.lock_token if outcomes else ""
+            statements.append(self._stats_statement(stats, token, now))
         if start is not None:
             started = {**self._fence(start), "attempts": start.attempts, "now": self._t(now)}
             statements.append(("start_reserved", started))
@@ -324,15 +361,37 @@ class SQLAdapter(Adapter):
             or (o.kind in ("errored", "snoozed") and (o.retry_at or now) <= now)
             for o in outcomes
         )
+        awaited = any(o.job.keep_result and o.kind in ("succeeded", "failed") for o in outcomes)
         with self._write(pipeline=True) as conn:
             counts = self._many(conn, statements)
             if wake:
                 self._announce(conn)
+            if awaited:
+                self._announce_outcome(conn)
         done = counts()
         written = [count == 1 for count in done[: len(outcomes)]]
         if start is None or done[-1] != 1:
             return written, None
         return written, replace(start, charged=True, suspect=False)
+
+    def _stats_statement(self, rows: Sequence[Row], token: str, now: float) -> Statement:
+        """Outcome statistics (:mod:`litejobs.metrics`) added in the transaction that records
+        the outcomes (by default those of the batch; a worker may add up several flushes).
+
+        A run is counted as its worker reports it, also in the rare case its outcome is fenced
+        off (its claim was taken over): it did run."""
+        return "stats_add", {
+            "minute": self._t(math.floor(now / 60) * 60),
+            "shard": self._stats_shard(token),
+            "rows": compact_json(list(rows)),
+        }
+
+    def _count_runs(self, conn: Conn, runs: Sequence[Run], token: str, now: float) -> None:
+        """Count the runs a rescue ended (their worker died: errored, or failed on the last
+        attempt; no run time is known) in the rescue's transaction."""
+        rows = tally(runs)
+        if rows:
+            self._count(conn, *self._stats_statement(rows, token, now))
 
     def has_ready(self, queues: Sequence[str] | None) -> bool:
         now = self._t(self.clock.now())
@@ -457,6 +516,9 @@ class SQLAdapter(Adapter):
         deleted = self._rows(conn, "rescue_delete_spent", params) if delete_failed else []
         rows = self._rows(conn, "rescue_running", {**params, "reason": reason})
         failed = len(deleted) + sum(1 for r in rows if r[1] == "failed")
+        runs: list[Run] = [(r[1], "failed", None, None) for r in deleted]
+        runs += [(r[2], "failed" if r[1] == "failed" else "errored", None, None) for r in rows]
+        self._count_runs(conn, runs, token, now)
         result = Rescued(
             released=len(rows) + len(deleted) - failed,
             failed=failed,
@@ -548,6 +610,10 @@ class SQLAdapter(Adapter):
             max_runtime=row[16],
             retry=row[17],
             cancelled_at=self._from_t(row[18]),
+            finished_at=self._from_t(row[19]),
+            keep_until=self._from_t(row[20]),
+            keep_result=bool(row[21]),
+            result_json=row[22],
         )
 
     def get(self, job_id: int) -> JobRecord | None:
@@ -683,9 +749,65 @@ class SQLAdapter(Adapter):
         with self._write() as conn:
             return self._count(conn, "clear", {"queue": queue, "failed_only": failed_only})
 
-    def prune(self, older_than: float) -> int:
+    # -- history ----------------------------------------------------------------------------
+    def prune(self, older_than: float, states: Sequence[JobState] | None = None) -> int:
+        """The candidates are read outside the write lock (a scan is long); each batch of
+        deletes is a short transaction that checks every condition again."""
+        params: dict[str, Any] = {
+            "before": self._t(older_than),
+            "states": None if states is None else self._array(list(states)),
+        }
+        ids = [int(r[0]) for r in self._read(lambda c: self._rows(c, "prune_candidates", params))]
+        deleted = 0
+        for start in range(0, len(ids), PRUNE_BATCH):
+            batch = self._array(ids[start : start + PRUNE_BATCH])
+            with self._write() as conn:
+                deleted += self._count(conn, "prune_ids", {**params, "ids": batch})
+        return deleted
+
+    def prune_expired(self, limit: int = PRUNE_BATCH) -> int:
+        params = {"now": self._t(self.clock.now()), "limit": limit}
+        if not self._read(lambda c: self._one(c, "has_expired", params)):
+            return 0  # the common case: a read, no write lock taken
         with self._write() as conn:
-            return self._count(conn, "prune", {"before": self._t(older_than)})
+            return self._count(conn, "prune_expired", params)
+
+    def last_job_id(self) -> int | None:
+        return int(self._read(lambda c: self._one(c, "last_job_id", {})) or 0)
+
+    # -- statistics -------------------------------------------------------------------------
+    def stats_rows(
+        self, since: float | None = None
+    ) -> list[tuple[float, str, str, int, int, float]]:
+        if since is None:
+            rows = self._read(lambda c: self._rows(c, "stats_totals", {}))
+            return [(0.0, q, s, int(b), int(n), float(sec)) for q, s, b, n, sec in rows]
+        params = {"since": self._t(since)}
+        rows = self._read(lambda c: self._rows(c, "stats_since", params))
+        return [
+            (self._from_t(m) or 0.0, q, s, int(b), int(n), float(sec))
+            for m, q, s, b, n, sec in rows
+        ]
+
+    def prune_stats(self, before: float) -> int:
+        epoch = self._t(0.0)
+
+        def first_minute() -> float | None:
+            return self._from_t(
+                self._read(lambda c: self._one(c, "stats_oldest", {"epoch": epoch}))
+            )
+
+        oldest = first_minute()
+        folded = 0
+        while oldest is not None and oldest < before:
+            upto = min(before, oldest + STATS_FOLD_SPAN)
+            params = {"epoch": epoch, "before": self._t(upto)}
+            with self._write() as conn:
+                self._lock(conn, "stats")
+                self._count(conn, "stats_fold", params)
+                folded += self._count(conn, "stats_drop", params)
+            oldest = first_minute()
+        return folded
 
     # -- job control ------------------------------------------------------------------------
     def cancel(self, job_id: int) -> JobState | None:

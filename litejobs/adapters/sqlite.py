@@ -36,10 +36,18 @@ T = TypeVar("T")
 Durability = Literal["normal", "full"]
 
 Q = sqlite_queries()
-MIGRATIONS = [Q["migration_1"], Q["migration_2"], Q["migration_3"], Q["migration_4"]]
+MIGRATIONS = [
+    Q["migration_1"],
+    Q["migration_2"],
+    Q["migration_3"],
+    Q["migration_4"],
+    Q["migration_5"],
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_ts_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+#: The date part of recently formatted seconds: a batch of outcomes formats two instants over
+#: and over (now, and now plus a retention period), so one entry would miss every other time.
+_ts_seconds: dict[int, str] = {}
 
 
 def ts(value: float) -> str:
@@ -48,15 +56,17 @@ def ts(value: float) -> str:
     Every enqueue, claim and outcome formats a time, so the date part is cached per second:
     this is ~10x cheaper than ``datetime.strftime`` (a measurable share of an enqueue).
     """
-    global _ts_second
     second, micro = divmod(round(value * 1_000_000), 1_000_000)
-    cached = _ts_second
-    if cached[0] != second:
+    text = _ts_seconds.get(second)
+    if text is None:
+        if len(_ts_seconds) >= 8:
+            _ts_seconds.clear()
         # isoformat, not strftime("%Y"): glibc does not pad years before 1000 to four digits,
         # and such text neither sorts nor parses back (a typo'd year poisoned every claim).
-        text = datetime.fromtimestamp(second, UTC).replace(tzinfo=None).isoformat()
-        cached = _ts_second = (second, text)
-    return f"{cached[1]}.{micro:06d}Z"
+        text = _ts_seconds[second] = (
+            datetime.fromtimestamp(second, UTC).replace(tzinfo=None).isoformat()
+        )
+    return f"{text}.{micro:06d}Z"
 
 
 def parse_ts(value: str | None) -> float | None:

@@ -24,6 +24,11 @@ def queue_option(help: str) -> Any:
     return typer.Option("--queue", metavar="QUEUE", autocompletion=queue_names, help=help)
 
 
+def state_option(help: str) -> Any:
+    """``--state STATE``, completing the job states."""
+    return typer.Option("--state", metavar="STATE", autocompletion=job_states, help=help)
+
+
 def queue_names(ctx: typer.Context, incomplete: str) -> list[str]:
     """The app's queues that start with ``incomplete`` (the global options are honoured)."""
     return _quietly(lambda: _declared_queues(ctx.find_root().params), incomplete)

@@ -405,11 +405,10 @@ def delete(
 
       litejobs cancel 42 && litejobs delete 42
     """
-    from litejobs.errors import JobNotFoundError
-
     _check_job_id(job_id)
-    if not settings(ctx).adapter(existing=True).delete(job_id, force=force):
-        raise JobNotFoundError(f"no job with id {job_id}; `litejobs list` shows the ids")
+    adapter = settings(ctx).adapter(existing=True)
+    if not adapter.delete(job_id, force=force):
+        raise adapter.missing(job_id)
     sys.stdout.write(f"deleted job {job_id}\n")
 
 

@@ -60,6 +60,10 @@ def job_json(record: JobRecord, worker_gone: bool = False) -> dict[str, Any]:
         "max_runtime": record.max_runtime,
         "retry": None if record.retry is None else json.loads(record.retry),
         "cancelled_at": iso(record.cancelled_at),
+        "finished_at": iso(record.finished_at),
+        "keep_until": iso(record.keep_until),
+        "keep_result": record.keep_result,
+        "result": record.result,
     }
 
 
@@ -256,6 +260,8 @@ def job_detail(record: JobRecord, now: float) -> None:
         ("locked_at", record.locked_at),
         ("failed_at", record.failed_at),
         ("cancelled_at", record.cancelled_at),
+        ("finished_at", record.finished_at),
+        ("keep_until", record.keep_until),
         ("created_at", record.created_at),
         ("updated_at", record.updated_at),
     ):
@@ -265,6 +271,10 @@ def job_detail(record: JobRecord, now: float) -> None:
         table.add_row("locked_by", text(record.locked_by))
     if record.unique_key:
         table.add_row("unique_key", text(record.unique_key))
+    if record.result_json is not None:
+        table.add_row("result", text(json.dumps(record.result, ensure_ascii=False)))
+    elif record.keep_result and record.state == "succeeded":
+        table.add_row("result", "- (its return value was not JSON: not stored)")
     out = console()
     out.print(table)
     if record.last_error:
@@ -272,3 +282,43 @@ def job_detail(record: JobRecord, now: float) -> None:
         # Each line whole (soft_wrap): the terminal wraps it for the eye; a copied path or
         # message must not come with a line break the console put in.
         out.print(text(record.last_error.rstrip()), soft_wrap=True)
+
+
+def seconds_text(value: float | None) -> str:
+    """A run or wait time for a table: ``850µs``, ``12.5ms``, ``3.20s``, ``4m05s``."""
+    if value is None:
+        return "-"
+    if value < 0.001:
+        return f"{value * 1e6:.0f}µs"
+    if value < 1:
+        return f"{value * 1e3:.1f}ms"
+    if value < 60:
+        return f"{value:.2f}s"
+    return duration(value)
+
+
+def stats_table(data: dict[str, Any], since: str) -> None:
+    """``litejobs stats``: one line per queue, then the total."""
+    from rich.table import Table
+
+    kinds = ("succeeded", "errored", "failed", "cancelled")
+    out = console()
+    out.print(f"since {data['since']} ({since})")
+    if not data["queues"]:
+        out.print("no outcomes")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("QUEUE")
+    for kind in kinds:
+        table.add_column(kind.upper(), justify="right")
+    table.add_column("RUN p50 / p95 / p99", justify="right")
+    table.add_column("WAIT p50 / p95 / p99", justify="right")
+    rows = [*data["queues"].items(), ("total", data["total"])]
+    for queue, one in rows:
+        times = [
+            " / ".join(seconds_text(one[series][f"p{p}"]) for p in (50, 95, 99))
+            for series in ("run_seconds", "wait_seconds")
+        ]
+        style = "bold" if queue == "total" else ""
+        table.add_row(text(queue, style), *(text(one[k], style) for k in kinds), *times)
+    out.print(table)

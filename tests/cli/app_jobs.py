@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import timedelta
 
 from litejobs import JobManager, WorkerConfig, current_job
 
@@ -31,6 +32,12 @@ def record(value: object) -> None:
 
 def boom(message: str = "boom") -> None:
     raise ValueError(message)
+
+
+@jobs.job(keep_result=True, keep_succeeded=timedelta(days=1))
+def square(n: int) -> int:
+    """A success that stays findable a day, with its return value."""
+    return n * n
 
 
 NOT_CALLABLE = 42

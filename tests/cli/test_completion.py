@@ -107,7 +107,7 @@ def test_zsh_and_fish_formats() -> None:
         '"running"))\'',
     ]
     fish = dict(line.split("\t") for line in complete("fish", "litejobs sta"))
-    assert sorted(fish) == ["start", "status"]
+    assert sorted(fish) == ["start", "stats", "status"]
     assert fish["start"].startswith("Start detached workers")
 
 

@@ -21,6 +21,7 @@ JOB_FIELDS = {
     "id", "state", "worker_gone", "queue", "priority", "attempts", "max_attempts", "name",
     "path", "args", "kwargs", "run_at", "locked_at", "locked_by", "last_error", "failed_at",
     "unique_key", "created_at", "updated_at", "max_runtime", "retry", "cancelled_at",
+    "finished_at", "keep_until", "keep_result", "result",
 }  # fmt: skip
 
 

@@ -76,18 +76,48 @@ def test_python_workoff_logs_to_the_managers_logger(tmp_path: Path) -> None:
     assert any("job 1 boom raised" in r.getMessage() for r in seen), [r.msg for r in seen]
 
 
-def test_app_lines_show_under_work(tmp_path: Path) -> None:
-    root = project(tmp_path)
-    assert run(root, "enqueue", "shop.jobs:greet", "--args", '["dee"]').returncode == 0
-    err = tmp_path / "err"
+def work_until(root: Path, seen: str, *options: str) -> str:
+    """Run ``litejobs [options] work -n 1`` until ``seen`` is in its stderr; Ctrl-C it; its
+    stderr."""
+    err = root.parent / "err"
     with open(err, "w") as sink:
         proc = subprocess.Popen(
-            [str(EXE), "--app", "shop.jobs:jobs", "work", "-n", "1"],
+            [str(EXE), "--app", "shop.jobs:jobs", *options, "work", "-n", "1"],
             cwd=root, env=clean_env(PYTHONPATH=str(root)), stderr=sink,
         )  # fmt: skip
     try:
-        wait_for(lambda: "hello dee" in err.read_text(), 30, "the job's own log line")
+        wait_for(lambda: seen in err.read_text(), 30, repr(seen))
     finally:
         os.kill(proc.pid, signal.SIGINT)
         proc.wait(30)
-    assert len(lines_of(err.read_text(), "shop", "hello dee")) == 1, err.read_text()
+    return err.read_text()
+
+
+def test_app_lines_show_under_work(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    assert run(root, "enqueue", "shop.jobs:greet", "--args", '["dee"]').returncode == 0
+    err = work_until(root, "hello dee")
+    assert len(lines_of(err, "shop", "hello dee")) == 1, err
+
+
+JOB_FIELDS = {"job_id", "job", "queue", "attempt", "worker", "duration_ms", "outcome"}
+
+
+def test_json_job_lines_and_app_lines_inside_jobs_carry_the_jobs_fields_under_work(
+    tmp_path: Path,
+) -> None:
+    """A log shipper joins every line about a job, the app's own included, on its fields."""
+    root = project(tmp_path)
+    assert run(root, "enqueue", "shop.jobs:greet", "--args", '["eve"]').returncode == 0
+    err = work_until(root, "succeeded in", "--log-format", "json")
+    records = [json.loads(line) for line in err.splitlines()]
+    about_job = [r for r in records if r.get("job_id") == 1]
+    assert {r["logger"] for r in about_job} == {"litejobs.worker", "shop", "shop.hooks"}
+    for record in about_job:
+        assert record.keys() >= JOB_FIELDS, record
+        assert (record["job"], record["queue"], record["attempt"]) == ("greet", "default", 1)
+        assert record["worker"].endswith("/litejobs-worker.*.0")
+    [done] = [r for r in about_job if r["outcome"] == "succeeded"]
+    assert isinstance(done["duration_ms"], float) and done["duration_ms"] >= 0
+    [app] = [r for r in about_job if r["logger"] == "shop"]
+    assert (app["message"], app["outcome"], app["duration_ms"]) == ("hello eve", None, None)

@@ -108,6 +108,27 @@ CREATE TABLE {s}.litejobs_unique_keys (
     expires_at   TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX litejobs_unique_keys_expiry ON {s}.litejobs_unique_keys (expires_at);
+-- name: migration_5
+-- Job history, results and outcome statistics: see sqlite.sql. `shard` spreads concurrent
+-- workers over rows, so two record transactions rarely wait for each other's statistics row.
+ALTER TABLE {s}.background_jobs ADD COLUMN finished_at TIMESTAMPTZ;
+ALTER TABLE {s}.background_jobs ADD COLUMN keep_until TIMESTAMPTZ;
+ALTER TABLE {s}.background_jobs ADD COLUMN keep_result BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE {s}.background_jobs ADD COLUMN result TEXT;
+UPDATE {s}.background_jobs SET finished_at = coalesce(failed_at, updated_at)
+    WHERE state IN ('succeeded', 'failed', 'cancelled');
+CREATE INDEX background_jobs_expiry
+    ON {s}.background_jobs (keep_until) WHERE keep_until IS NOT NULL;
+CREATE TABLE {s}.litejobs_stats (
+    minute  TIMESTAMPTZ      NOT NULL,
+    queue   TEXT             NOT NULL,
+    series  TEXT             NOT NULL,
+    bucket  INTEGER          NOT NULL,
+    shard   INTEGER          NOT NULL,
+    n       BIGINT           NOT NULL,
+    seconds DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (minute, queue, series, bucket, shard)
+);
 
 
 -- ========================================================================= enqueueing ========
@@ -116,9 +137,10 @@ CREATE INDEX litejobs_unique_keys_expiry ON {s}.litejobs_unique_keys (expires_at
 -- One statement is its own transaction: insert and announce in one round trip.
 WITH ins AS (
     INSERT INTO {s}.background_jobs (state, handler, queue, priority, run_at, max_attempts,
-                                     unique_key, max_runtime, retry, created_at, updated_at)
+                                     unique_key, max_runtime, retry, keep_result, created_at,
+                                     updated_at)
     VALUES (:state, :handler, :queue, :priority, :run_at, :max_attempts, :unique_key,
-            :max_runtime, :retry, :now, :now)
+            :max_runtime, :retry, :keep_result, :now, :now)
     RETURNING id
 )
 SELECT id, pg_notify(:channel, '') FROM ins;
@@ -127,9 +149,10 @@ SELECT id, pg_notify(:channel, '') FROM ins;
 -- ON CONFLICT waits for a concurrent insert of the same key to commit, so two enqueuers racing
 -- on one key get one job and the same id.
 INSERT INTO {s}.background_jobs (state, handler, queue, priority, run_at, max_attempts,
-                                 unique_key, max_runtime, retry, created_at, updated_at)
+                                 unique_key, max_runtime, retry, keep_result, created_at,
+                                 updated_at)
 VALUES (:state, :handler, :queue, :priority, :run_at, :max_attempts, :unique_key,
-        :max_runtime, :retry, :now, :now)
+        :max_runtime, :retry, :keep_result, :now, :now)
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL
     AND state IN ('scheduled', 'ready', 'reserved', 'running')
 DO NOTHING
@@ -145,9 +168,9 @@ WHERE unique_key = :unique_key AND state IN ('scheduled', 'ready', 'reserved', '
 -- the handler is byte for byte what one-by-one enqueueing stores.
 WITH ins AS (
     INSERT INTO {s}.background_jobs (state, handler, queue, priority, run_at, max_attempts,
-                                     max_runtime, retry, created_at, updated_at)
+                                     max_runtime, retry, keep_result, created_at, updated_at)
     SELECT :state, :head || e.value::text || :tail, :queue, :priority, :run_at, :max_attempts,
-           :max_runtime, :retry, :now, :now
+           :max_runtime, :retry, :keep_result, :now, :now
     FROM json_array_elements(:items::json) WITH ORDINALITY AS e(value, n) ORDER BY n
     RETURNING id
 )
@@ -158,13 +181,14 @@ SELECT id FROM ins ORDER BY id;
 WITH input AS (
     SELECT * FROM unnest(:states::text[], :handlers::text[], :queues::text[],
                          :priorities::int[], :run_ats::timestamptz[], :max_attempts::int[],
-                         :max_runtimes::float8[], :retries::text[])
+                         :max_runtimes::float8[], :retries::text[], :keep_results::boolean[])
         WITH ORDINALITY AS t(state, handler, queue, priority, run_at, max_attempts, max_runtime,
-                             retry, n)
+                             retry, keep_result, n)
 ), ins AS (
     INSERT INTO {s}.background_jobs (state, handler, queue, priority, run_at, max_attempts,
-                                     max_runtime, retry, created_at, updated_at)
-    SELECT state, handler, queue, priority, run_at, max_attempts, max_runtime, retry, :now, :now
+                                     max_runtime, retry, keep_result, created_at, updated_at)
+    SELECT state, handler, queue, priority, run_at, max_attempts, max_runtime, retry, keep_result,
+           :now, :now
     FROM input ORDER BY n
     RETURNING id
 )
@@ -276,7 +300,7 @@ SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved
     lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
 FROM picked WHERE j.id = picked.id
 RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
-          j.state, j.max_runtime, j.retry;
+          j.state, j.max_runtime, j.retry, j.keep_result;
 
 -- name: claim_queues
 WITH plain AS (
@@ -315,7 +339,7 @@ SET state = CASE WHEN j.id = (SELECT id FROM head) THEN 'running' ELSE 'reserved
     lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
 FROM picked WHERE j.id = picked.id
 RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
-          j.state, j.max_runtime, j.retry;
+          j.state, j.max_runtime, j.retry, j.keep_result;
 
 -- name: ready_queues
 WITH RECURSIVE q(queue) AS (
@@ -341,7 +365,8 @@ WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts =
 -- name: record_succeeded
 UPDATE {s}.background_jobs
 SET state = 'succeeded', attempts = :attempts, lock_token = NULL, locked_by = NULL,
-    locked_at = NULL, run_at = NULL, last_error = NULL, suspect = false, updated_at = :now
+    locked_at = NULL, run_at = NULL, last_error = NULL, suspect = false, updated_at = :now,
+    finished_at = :now, keep_until = :keep_until, result = :result
 WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
   AND state IN ('reserved', 'running');
 
@@ -356,7 +381,7 @@ WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts =
 UPDATE {s}.background_jobs
 SET state = 'failed', attempts = :attempts, lock_token = NULL, locked_by = NULL,
     locked_at = NULL, run_at = NULL, failed_at = :now, last_error = :error, suspect = false,
-    updated_at = :now
+    updated_at = :now, finished_at = :now, keep_until = :keep_until
 WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
   AND state IN ('reserved', 'running');
 
@@ -378,12 +403,14 @@ WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts =
 UPDATE {s}.background_jobs
 SET state = 'cancelled', attempts = :attempts, lock_token = NULL, locked_by = NULL,
     locked_at = NULL, run_at = NULL, cancelled_at = coalesce(cancelled_at, :now),
-    last_error = :error, suspect = false, updated_at = :now
+    last_error = :error, suspect = false, updated_at = :now, finished_at = :now,
+    keep_until = :keep_until
 WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
   AND state IN ('reserved', 'running');
 
 -- name: settle_cancels
-UPDATE {s}.background_jobs SET state = 'cancelled', run_at = NULL, updated_at = :now
+UPDATE {s}.background_jobs
+SET state = 'cancelled', run_at = NULL, updated_at = :now, finished_at = :now
 WHERE id = ANY(:ids::bigint[]) AND cancelled_at IS NOT NULL AND state IN ('scheduled', 'ready');
 
 -- name: start_reserved
@@ -430,7 +457,7 @@ WHERE lock_token = :token AND state IN ('reserved', 'running');
 -- name: give_back_cancelled
 UPDATE {s}.background_jobs
 SET state = 'cancelled', run_at = NULL, lock_token = NULL, locked_by = NULL, locked_at = NULL,
-    updated_at = :now
+    updated_at = :now, finished_at = :now
 WHERE lock_token = :token AND state IN ('reserved', 'running') AND cancelled_at IS NOT NULL;
 
 -- name: held_tokens
@@ -449,7 +476,7 @@ UPDATE {s}.background_jobs
 SET state = 'cancelled', run_at = NULL,
     last_error = :reason || ': worker ' || coalesce(locked_by, '?') || ' stopped during attempt '
                  || attempts || ' (cancelled)',
-    lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now
+    lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now, finished_at = :now
 WHERE id IN (SELECT id FROM {s}.background_jobs
              WHERE lock_token = :token AND state = 'running' AND cancelled_at IS NOT NULL
              FOR UPDATE SKIP LOCKED)
@@ -469,7 +496,7 @@ WHERE id IN (SELECT id FROM {s}.background_jobs
              WHERE lock_token = :token AND state = 'running'
                AND attempts >= coalesce(max_attempts, :max_attempts)
              FOR UPDATE SKIP LOCKED)
-RETURNING id;
+RETURNING id, queue;
 
 -- name: rescue_running
 UPDATE {s}.background_jobs
@@ -477,6 +504,8 @@ SET state = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts) THEN 'fa
                  ELSE 'ready' END,
     failed_at = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts)
                      THEN :now::timestamptz END,
+    finished_at = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts)
+                       THEN :now::timestamptz END,
     run_at = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts) THEN NULL
                   ELSE :now::timestamptz END,
     last_error = :reason || ': worker ' || coalesce(locked_by, '?') || ' stopped during attempt '
@@ -485,7 +514,7 @@ SET state = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts) THEN 'fa
     updated_at = :now
 WHERE id IN (SELECT id FROM {s}.background_jobs
              WHERE lock_token = :token AND state = 'running' FOR UPDATE SKIP LOCKED)
-RETURNING id, state;
+RETURNING id, state, queue;
 
 
 -- ========================================================================= inspection =======
@@ -493,13 +522,13 @@ RETURNING id, state;
 -- name: job_get
 SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
        last_error, failed_at, created_at, updated_at, unique_key, lock_token, max_runtime, retry,
-       cancelled_at
+       cancelled_at, finished_at, keep_until, keep_result, result
 FROM {s}.background_jobs WHERE id = :id;
 
 -- name: jobs_list
 SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
        last_error, failed_at, created_at, updated_at, unique_key, lock_token, max_runtime, retry,
-       cancelled_at
+       cancelled_at, finished_at, keep_until, keep_result, result
 FROM {s}.background_jobs
 WHERE (:queue::text IS NULL OR queue = :queue::text)
   AND (:name::text IS NULL OR handler::json->>'name' = :name::text)
@@ -511,7 +540,7 @@ ORDER BY id LIMIT :limit::bigint;
 -- name: jobs_list_newest
 SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
        last_error, failed_at, created_at, updated_at, unique_key, lock_token, max_runtime, retry,
-       cancelled_at
+       cancelled_at, finished_at, keep_until, keep_result, result
 FROM {s}.background_jobs
 WHERE (:queue::text IS NULL OR queue = :queue::text)
   AND (:name::text IS NULL OR handler::json->>'name' = :name::text)
@@ -562,7 +591,8 @@ SELECT state, run_at, unique_key FROM {s}.background_jobs WHERE id = :id FOR UPD
 -- name: retry_one
 UPDATE {s}.background_jobs
 SET state = 'ready', failed_at = NULL, cancelled_at = NULL, run_at = :now, suspect = false,
-    attempts = CASE WHEN state = 'scheduled' THEN attempts ELSE 0 END, updated_at = :now
+    attempts = CASE WHEN state = 'scheduled' THEN attempts ELSE 0 END, updated_at = :now,
+    finished_at = NULL, keep_until = NULL, result = NULL
 WHERE id = :id;
 
 -- name: retry_failed_candidates
@@ -572,7 +602,7 @@ WHERE state = 'failed' AND (:queue::text IS NULL OR queue = :queue::text) ORDER 
 -- name: retry_failed_some
 UPDATE {s}.background_jobs
 SET state = 'ready', failed_at = NULL, run_at = :now, attempts = 0, suspect = false,
-    updated_at = :now
+    updated_at = :now, finished_at = NULL, keep_until = NULL, result = NULL
 WHERE id = ANY(:ids::bigint[]);
 
 -- name: delete_job
@@ -582,10 +612,6 @@ DELETE FROM {s}.background_jobs WHERE id = :id;
 DELETE FROM {s}.background_jobs
 WHERE (:queue::text IS NULL OR queue = :queue::text)
   AND (NOT :failed_only::boolean OR state = 'failed');
-
--- name: prune
-DELETE FROM {s}.background_jobs
-WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < :before;
 
 
 -- ====================================================================== job control =========
@@ -598,7 +624,7 @@ FROM {s}.background_jobs WHERE id = :id FOR UPDATE;
 -- name: cancel_now
 UPDATE {s}.background_jobs
 SET state = 'cancelled', cancelled_at = :now, run_at = NULL, lock_token = NULL, locked_by = NULL,
-    locked_at = NULL, suspect = false, updated_at = :now
+    locked_at = NULL, suspect = false, updated_at = :now, finished_at = :now
 WHERE id = :id AND state IN ('scheduled', 'ready', 'reserved');
 
 -- name: cancel_request
@@ -633,3 +659,75 @@ SET held_limit = excluded.held_limit, updated_at = excluded.updated_at;
 -- name: queue_forget
 DELETE FROM {s}.litejobs_queues
 WHERE queue = :queue AND paused_at IS NULL AND held_limit IS NULL;
+
+
+-- ============================================================================ history =======
+-- See sqlite.sql. Rows another transaction holds (a retry in progress) are skipped.
+
+-- name: prune_expired
+-- The pick is a MATERIALIZED CTE, run once: as an IN (sub-select) a LIMIT with SKIP LOCKED did
+-- not bound the batch (a full test run once deleted 7 rows with limit 3; a plan may scan the
+-- sub-select again).
+WITH doomed AS MATERIALIZED (
+    SELECT id FROM {s}.background_jobs
+    WHERE keep_until <= :now AND finished_at IS NOT NULL
+    ORDER BY keep_until LIMIT :limit FOR UPDATE SKIP LOCKED
+)
+DELETE FROM {s}.background_jobs AS j USING doomed WHERE j.id = doomed.id;
+
+-- name: has_expired
+SELECT EXISTS(SELECT 1 FROM {s}.background_jobs WHERE keep_until <= :now);
+
+-- name: prune_candidates
+SELECT id FROM {s}.background_jobs
+WHERE finished_at < :before AND (:states::text[] IS NULL OR state = ANY(:states::text[]))
+ORDER BY id;
+
+-- name: prune_ids
+DELETE FROM {s}.background_jobs
+WHERE id = ANY(:ids::bigint[]) AND finished_at < :before
+  AND (:states::text[] IS NULL OR state = ANY(:states::text[]));
+
+-- name: last_job_id
+-- The identity sequence's last value (0 before the first job). Ids taken by transactions that
+-- rolled back count as issued: they never were jobs, and are not typos either.
+SELECT coalesce(pg_sequence_last_value(
+    pg_get_serial_sequence('{s}.background_jobs', 'id')::regclass), 0);
+
+
+-- ========================================================================= statistics =======
+-- See sqlite.sql. `rows` is a JSON array of [queue, series, bucket, n, seconds], sorted, and
+-- inserted in that order: concurrent workers on one shard lock the rows in one order and never
+-- deadlock. Folding is serialised by an advisory lock (stats_fold then sees what the previous
+-- fold committed).
+
+-- name: stats_add
+INSERT INTO {s}.litejobs_stats (minute, queue, series, bucket, shard, n, seconds)
+SELECT :minute, e ->> 0, e ->> 1, (e ->> 2)::int, :shard, (e ->> 3)::bigint,
+       (e ->> 4)::double precision
+FROM json_array_elements(:rows::json) WITH ORDINALITY AS t(e, i) ORDER BY i
+ON CONFLICT (minute, queue, series, bucket, shard)
+DO UPDATE SET n = {s}.litejobs_stats.n + excluded.n,
+              seconds = {s}.litejobs_stats.seconds + excluded.seconds;
+
+-- name: stats_since
+SELECT minute, queue, series, bucket, sum(n), sum(seconds) FROM {s}.litejobs_stats
+WHERE minute >= :since GROUP BY minute, queue, series, bucket ORDER BY minute;
+
+-- name: stats_totals
+SELECT queue, series, bucket, sum(n), sum(seconds) FROM {s}.litejobs_stats
+GROUP BY queue, series, bucket;
+
+-- name: stats_oldest
+SELECT min(minute) FROM {s}.litejobs_stats WHERE minute > :epoch;
+
+-- name: stats_fold
+INSERT INTO {s}.litejobs_stats (minute, queue, series, bucket, shard, n, seconds)
+SELECT :epoch, queue, series, bucket, 0, sum(n), sum(seconds) FROM {s}.litejobs_stats
+WHERE minute > :epoch AND minute < :before GROUP BY queue, series, bucket
+ON CONFLICT (minute, queue, series, bucket, shard)
+DO UPDATE SET n = {s}.litejobs_stats.n + excluded.n,
+              seconds = {s}.litejobs_stats.seconds + excluded.seconds;
+
+-- name: stats_drop
+DELETE FROM {s}.litejobs_stats WHERE minute > :epoch AND minute < :before;

@@ -123,15 +123,40 @@ CREATE TABLE litejobs_unique_keys (
     expires_at   TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX litejobs_unique_keys_expiry ON litejobs_unique_keys (expires_at);
+-- name: migration_5
+-- Job history: when a job finished, until when it is kept
+-- (NULL: until a person prunes it), whether it asked to keep its result, and the result. Only
+-- finished jobs with an expiry enter the expiry index, so enqueue and claim pay nothing for it.
+-- Outcome statistics: per minute, queue and series (an outcome kind, or 'wait'), a histogram
+-- bucket of run (or wait) times, with the count and the sum of the seconds in it; `shard`
+-- spreads concurrent writers over rows (always 0 on SQLite: one writer at a time).
+ALTER TABLE background_jobs ADD COLUMN finished_at TEXT;
+ALTER TABLE background_jobs ADD COLUMN keep_until TEXT;
+ALTER TABLE background_jobs ADD COLUMN keep_result INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE background_jobs ADD COLUMN result TEXT;
+UPDATE background_jobs SET finished_at = coalesce(failed_at, updated_at)
+    WHERE state IN ('succeeded', 'failed', 'cancelled');
+CREATE INDEX background_jobs_expiry
+    ON background_jobs (keep_until) WHERE keep_until IS NOT NULL;
+CREATE TABLE litejobs_stats (
+    minute  TEXT    NOT NULL,
+    queue   TEXT    NOT NULL,
+    series  TEXT    NOT NULL,
+    bucket  INTEGER NOT NULL,
+    shard   INTEGER NOT NULL,
+    n       INTEGER NOT NULL,
+    seconds REAL    NOT NULL,
+    PRIMARY KEY (minute, queue, series, bucket, shard)
+) WITHOUT ROWID;
 
 
 -- ========================================================================= enqueueing ========
 
 -- name: insert_job
 INSERT INTO background_jobs (state, handler, queue, priority, run_at, max_attempts, unique_key,
-                             max_runtime, retry, created_at, updated_at)
+                             max_runtime, retry, keep_result, created_at, updated_at)
 VALUES (:state, :handler, :queue, :priority, :run_at, :max_attempts, :unique_key,
-        :max_runtime, :retry, :now, :now);
+        :max_runtime, :retry, :keep_result, :now, :now);
 
 -- name: find_active_unique
 SELECT id FROM background_jobs
@@ -144,9 +169,9 @@ WHERE unique_key = :unique_key AND state IN ('scheduled', 'ready', 'reserved', '
 -- minified), so the handler is byte for byte what one-by-one enqueueing stores. Rows come out
 -- of the scan in array order.
 INSERT INTO background_jobs (state, handler, queue, priority, run_at, max_attempts, unique_key,
-                             max_runtime, retry, created_at, updated_at)
+                             max_runtime, retry, keep_result, created_at, updated_at)
 SELECT :state, :head || value || :tail, :queue, :priority, :run_at, :max_attempts, NULL,
-       :max_runtime, :retry, :now, :now
+       :max_runtime, :retry, :keep_result, :now, :now
 FROM json_each(:items);
 
 -- name: tick_last
@@ -206,7 +231,7 @@ SET state = CASE WHEN id = :first THEN 'running' ELSE 'reserved' END,
     lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids))
 RETURNING id, handler, queue, priority, attempts, max_attempts, run_at, suspect, state,
-          max_runtime, retry;
+          max_runtime, retry, keep_result;
 
 
 -- name: claim_take_one
@@ -217,7 +242,7 @@ SET state = 'running', attempts = attempts + 1, suspect = 0,
     lock_token = :token, locked_by = :name, locked_at = :now, updated_at = :now
 WHERE id = :first
 RETURNING id, handler, queue, priority, attempts, max_attempts, run_at, suspect, state,
-          max_runtime, retry;
+          max_runtime, retry, keep_result;
 
 
 -- name: ready_queues
@@ -252,7 +277,8 @@ WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts =
 -- name: record_succeeded
 UPDATE background_jobs
 SET state = 'succeeded', attempts = :attempts, lock_token = NULL, locked_by = NULL,
-    locked_at = NULL, run_at = NULL, last_error = NULL, suspect = 0, updated_at = :now
+    locked_at = NULL, run_at = NULL, last_error = NULL, suspect = 0, updated_at = :now,
+    finished_at = :now, keep_until = :keep_until, result = :result
 WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
   AND state IN ('reserved', 'running');
 
@@ -267,7 +293,7 @@ WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts =
 UPDATE background_jobs
 SET state = 'failed', attempts = :attempts, lock_token = NULL, locked_by = NULL,
     locked_at = NULL, run_at = NULL, failed_at = :now, last_error = :error, suspect = 0,
-    updated_at = :now
+    updated_at = :now, finished_at = :now, keep_until = :keep_until
 WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
   AND state IN ('reserved', 'running');
 
@@ -293,14 +319,16 @@ WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts =
 UPDATE background_jobs
 SET state = 'cancelled', attempts = :attempts, lock_token = NULL, locked_by = NULL,
     locked_at = NULL, run_at = NULL, cancelled_at = coalesce(cancelled_at, :now),
-    last_error = :error, suspect = 0, updated_at = :now
+    last_error = :error, suspect = 0, updated_at = :now, finished_at = :now,
+    keep_until = :keep_until
 WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
   AND state IN ('reserved', 'running');
 
 -- name: settle_cancels
 -- After outcomes that let a job run again (errored, released, snoozed): a job a person asked to
 -- cancel meanwhile never runs again.
-UPDATE background_jobs SET state = 'cancelled', run_at = NULL, updated_at = :now
+UPDATE background_jobs
+SET state = 'cancelled', run_at = NULL, updated_at = :now, finished_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND cancelled_at IS NOT NULL
   AND state IN ('scheduled', 'ready');
 
@@ -349,7 +377,7 @@ WHERE lock_token = :token AND state IN ('reserved', 'running');
 -- What a worker gives back that a person asked to cancel meanwhile ends cancelled.
 UPDATE background_jobs
 SET state = 'cancelled', run_at = NULL, lock_token = NULL, locked_by = NULL, locked_at = NULL,
-    updated_at = :now
+    updated_at = :now, finished_at = :now
 WHERE lock_token = :token AND state IN ('reserved', 'running') AND cancelled_at IS NOT NULL;
 
 -- name: held_tokens
@@ -369,7 +397,7 @@ UPDATE background_jobs
 SET state = 'cancelled', run_at = NULL,
     last_error = :reason || ': worker ' || coalesce(locked_by, '?') || ' stopped during attempt '
                  || attempts || ' (cancelled)',
-    lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now
+    lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now, finished_at = :now
 WHERE lock_token = :token AND state = 'running' AND cancelled_at IS NOT NULL
 RETURNING id;
 
@@ -383,13 +411,14 @@ RETURNING id;
 -- name: rescue_delete_spent
 DELETE FROM background_jobs
 WHERE lock_token = :token AND state = 'running' AND attempts >= coalesce(max_attempts, :max_attempts)
-RETURNING id;
+RETURNING id, queue;
 
 -- name: rescue_running
 UPDATE background_jobs
 SET state = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts) THEN 'failed'
                  ELSE 'ready' END,
     failed_at = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts) THEN :now END,
+    finished_at = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts) THEN :now END,
     run_at = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts) THEN NULL
                   ELSE :now END,
     last_error = :reason || ': worker ' || coalesce(locked_by, '?') || ' stopped during attempt '
@@ -397,7 +426,7 @@ SET state = CASE WHEN attempts >= coalesce(max_attempts, :max_attempts) THEN 'fa
     lock_token = NULL, locked_by = NULL, locked_at = NULL, suspect = 1,
     updated_at = :now
 WHERE lock_token = :token AND state = 'running'
-RETURNING id, state;
+RETURNING id, state, queue;
 
 
 -- ========================================================================= inspection =======
@@ -405,7 +434,7 @@ RETURNING id, state;
 -- name: job_get
 SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
        last_error, failed_at, created_at, updated_at, unique_key, lock_token, max_runtime, retry,
-       cancelled_at
+       cancelled_at, finished_at, keep_until, keep_result, result
 FROM background_jobs WHERE id = :id;
 
 -- name: jobs_list
@@ -413,7 +442,7 @@ FROM background_jobs WHERE id = :id;
 -- scheduled job whose time has come is ready.
 SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
        last_error, failed_at, created_at, updated_at, unique_key, lock_token, max_runtime, retry,
-       cancelled_at
+       cancelled_at, finished_at, keep_until, keep_result, result
 FROM background_jobs
 WHERE (:queue IS NULL OR queue = :queue)
   AND (:name IS NULL OR json_extract(handler, '$.name') = :name)
@@ -425,7 +454,7 @@ ORDER BY id LIMIT coalesce(:limit, -1);
 -- name: jobs_list_newest
 SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
        last_error, failed_at, created_at, updated_at, unique_key, lock_token, max_runtime, retry,
-       cancelled_at
+       cancelled_at, finished_at, keep_until, keep_result, result
 FROM background_jobs
 WHERE (:queue IS NULL OR queue = :queue)
   AND (:name IS NULL OR json_extract(handler, '$.name') = :name)
@@ -477,7 +506,8 @@ SELECT state, run_at, unique_key FROM background_jobs WHERE id = :id;
 -- A failed, cancelled or kept job starts over with 0 attempts; a scheduled one keeps its attempts.
 UPDATE background_jobs
 SET state = 'ready', failed_at = NULL, cancelled_at = NULL, run_at = :now, suspect = 0,
-    attempts = CASE WHEN state = 'scheduled' THEN attempts ELSE 0 END, updated_at = :now
+    attempts = CASE WHEN state = 'scheduled' THEN attempts ELSE 0 END, updated_at = :now,
+    finished_at = NULL, keep_until = NULL, result = NULL
 WHERE id = :id;
 
 -- name: retry_failed_candidates
@@ -486,7 +516,8 @@ WHERE state = 'failed' AND (:queue IS NULL OR queue = :queue) ORDER BY id;
 
 -- name: retry_failed_some
 UPDATE background_jobs
-SET state = 'ready', failed_at = NULL, run_at = :now, attempts = 0, suspect = 0, updated_at = :now
+SET state = 'ready', failed_at = NULL, run_at = :now, attempts = 0, suspect = 0, updated_at = :now,
+    finished_at = NULL, keep_until = NULL, result = NULL
 WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: delete_job
@@ -495,10 +526,6 @@ DELETE FROM background_jobs WHERE id = :id;
 -- name: clear
 DELETE FROM background_jobs
 WHERE (:queue IS NULL OR queue = :queue) AND (NOT :failed_only OR state = 'failed');
-
--- name: prune
-DELETE FROM background_jobs
-WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < :before;
 
 
 -- ====================================================================== job control =========
@@ -512,7 +539,7 @@ FROM background_jobs WHERE id = :id;
 -- A job that has not started is cancelled at once (a reserved one's start is then fenced off).
 UPDATE background_jobs
 SET state = 'cancelled', cancelled_at = :now, run_at = NULL, lock_token = NULL, locked_by = NULL,
-    locked_at = NULL, suspect = 0, updated_at = :now
+    locked_at = NULL, suspect = 0, updated_at = :now, finished_at = :now
 WHERE id = :id AND state IN ('scheduled', 'ready', 'reserved');
 
 -- name: cancel_request
@@ -549,3 +576,74 @@ SET held_limit = excluded.held_limit, updated_at = excluded.updated_at;
 -- name: queue_forget
 -- A queue neither paused nor limited has no row (claims then take the plain path).
 DELETE FROM litejobs_queues WHERE queue = :queue AND paused_at IS NULL AND held_limit IS NULL;
+
+
+-- ============================================================================ history =======
+-- Finished jobs are pruned a small batch per transaction, so the write lock is never held long
+-- (measured: docs/performance.md). `finished_at IS NOT NULL` is what makes a row finished;
+-- nothing here touches a job that is still to run.
+
+-- name: prune_expired
+-- Kept jobs whose time is up (keep_until: the worker set it from the retention rules).
+DELETE FROM background_jobs
+WHERE id IN (SELECT id FROM background_jobs
+             WHERE keep_until <= :now AND finished_at IS NOT NULL
+             ORDER BY keep_until LIMIT :limit);
+
+-- name: has_expired
+-- A read first: a worker's pass takes the write lock only when something is due.
+SELECT EXISTS(SELECT 1 FROM background_jobs WHERE keep_until <= :now);
+
+-- name: prune_candidates
+-- What `litejobs prune --older-than` deletes, read outside the write lock (a scan); the deletes
+-- below re-check every condition, so a job retried meanwhile stays.
+SELECT id FROM background_jobs
+WHERE finished_at < :before
+  AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+ORDER BY id;
+
+-- name: prune_ids
+DELETE FROM background_jobs
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND finished_at < :before
+  AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)));
+
+-- name: last_job_id
+-- The highest id ever issued (AUTOINCREMENT ids are never reused): an id at or below it that
+-- has no row was a job that is gone, not a typo.
+SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'background_jobs'), 0);
+
+
+-- ========================================================================= statistics =======
+-- Outcome statistics (litejobs/metrics.py): one row per minute, queue, series and histogram
+-- bucket. `rows` is a JSON array of [queue, series, bucket, n, seconds], sorted, so concurrent
+-- writers take the rows in one order. The row of minute :epoch holds the totals of pruned
+-- minutes: counters never go back.
+
+-- name: stats_add
+INSERT INTO litejobs_stats (minute, queue, series, bucket, shard, n, seconds)
+SELECT :minute, value ->> 0, value ->> 1, value ->> 2, :shard, value ->> 3, value ->> 4
+FROM json_each(:rows) WHERE true
+ON CONFLICT (minute, queue, series, bucket, shard)
+DO UPDATE SET n = n + excluded.n, seconds = seconds + excluded.seconds;
+
+-- name: stats_since
+SELECT minute, queue, series, bucket, sum(n), sum(seconds) FROM litejobs_stats
+WHERE minute >= :since GROUP BY minute, queue, series, bucket ORDER BY minute;
+
+-- name: stats_totals
+SELECT queue, series, bucket, sum(n), sum(seconds) FROM litejobs_stats
+GROUP BY queue, series, bucket;
+
+-- name: stats_oldest
+SELECT min(minute) FROM litejobs_stats WHERE minute > :epoch;
+
+-- name: stats_fold
+INSERT INTO litejobs_stats (minute, queue, series, bucket, shard, n, seconds)
+SELECT :epoch, queue, series, bucket, 0, sum(n), sum(seconds) FROM litejobs_stats
+WHERE minute > :epoch AND minute < :before GROUP BY queue, series, bucket
+ON CONFLICT (minute, queue, series, bucket, shard)
+DO UPDATE SET n = n + excluded.n, seconds = seconds + excluded.seconds;
+
+-- name: stats_drop
+DELETE FROM litejobs_stats WHERE minute > :epoch AND minute < :before;
