@@ -409,6 +409,7 @@ class Worker:
                 job.id,
                 _name(job),
                 result.snooze,
+                extra=self.log_fields(job, "snoozed", result.duration),
             )
             return Outcome(
                 job, "snoozed", retry_at=self.clock.now() + result.snooze, duration=duration
