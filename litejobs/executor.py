@@ -59,6 +59,9 @@ class Execution:
     directive: Directive | None = None
     snooze: float = 0.0  # seconds, for a snoozed run
     value: Any = None  # what the job returned (a success)
+    #: The worker's stop-now arrived during the hooks that follow the outcome: the outcome
+    #: stands (record it, then stop), so a finished job is not run again.
+    stop_now: bool = False
 
 
 def run_of(job: ClaimedJob) -> tuple[int, float, int]:
@@ -181,9 +184,9 @@ class Executor:
                 return self._ended(hooks, ctx, exc, start, max_runtime)
             finally:
                 self._calling = None
-            self._run_hooks(hooks, "after_perform", ctx, max_runtime)
-            self._run_hooks(hooks, "after_success", ctx, max_runtime)
-            return Execution(True, None, time.perf_counter() - start, value=value)
+            stop_now = self._after(hooks, ("after_perform", "after_success"), ctx, max_runtime)
+            duration = time.perf_counter() - start
+            return Execution(True, None, duration, value=value, stop_now=stop_now)
         finally:
             _current.reset(token)
 
@@ -206,15 +209,24 @@ class Executor:
     ) -> Execution:
         """The job's call raised: an outcome it chose, a person's cancel, or a failure."""
         if isinstance(exc, Snooze):
-            self._run_hooks(hooks, "after_perform", replace(ctx, error=exc), max_runtime)
+            stop_now = self._after(hooks, ("after_perform",), replace(ctx, error=exc), max_runtime)
             duration = time.perf_counter() - start
-            return Execution(False, None, duration, exc, directive="snoozed", snooze=exc.seconds)
+            return Execution(
+                False,
+                None,
+                duration,
+                exc,
+                directive="snoozed",
+                snooze=exc.seconds,
+                stop_now=stop_now,
+            )
         if isinstance(exc, Cancel | JobCancelledError):
             cancelled = replace(ctx, error=exc)
-            self._run_hooks(hooks, "after_perform", cancelled, max_runtime)
-            self._run_hooks(hooks, "after_cancel", cancelled, max_runtime)
+            stop_now = self._after(hooks, ("after_perform", "after_cancel"), cancelled, max_runtime)
             duration = time.perf_counter() - start
-            return Execution(False, format_error(exc), duration, exc, directive="cancelled")
+            return Execution(
+                False, format_error(exc), duration, exc, directive="cancelled", stop_now=stop_now
+            )
         return self._failed(hooks, ctx, exc, start, max_runtime)
 
     def _failed(
@@ -235,12 +247,11 @@ class Executor:
         if timed_out:
             exc = JobTimeoutError(f"timed out after {max_runtime:g} s")
         failed = ctx if not hooks else replace(ctx, error=exc)
-        self._run_hooks(hooks, "after_perform", failed, max_runtime)
-        self._run_hooks(hooks, "after_failure", failed, max_runtime)
+        stop_now = self._after(hooks, ("after_perform", "after_failure"), failed, max_runtime)
         error = format_error(exc) if not timed_out else f"JobTimeoutError: {exc}"
         directive: Directive | None = "discarded" if isinstance(exc, Discard) else None
         duration = time.perf_counter() - start
-        return Execution(False, error, duration, exc, timed_out, directive)
+        return Execution(False, error, duration, exc, timed_out, directive, stop_now=stop_now)
 
     def _call(
         self,
@@ -269,6 +280,22 @@ class Executor:
         if not own and not any(self.hooks.values()):
             return {}
         return {name: [*self.hooks[name], *own.get(name, ())] for name in HOOK_NAMES}
+
+    def _after(
+        self,
+        hooks: Mapping[str, Sequence[Hook]],
+        stages: Sequence[str],
+        ctx: JobContext,
+        limit: float,
+    ) -> bool:
+        """Run the hooks that follow an outcome; ``True`` if the worker's stop-now cut them
+        short. The outcome was decided before them: it must be recorded, not the job re-run."""
+        try:
+            for stage in stages:
+                self._run_hooks(hooks, stage, ctx, limit)
+        except StopNow:
+            return True
+        return False
 
     def _run_hooks(
         self, hooks: Mapping[str, Sequence[Hook]], name: str, ctx: JobContext, limit: float

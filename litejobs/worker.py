@@ -26,13 +26,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from .adapters.base import PRUNE_BATCH, Adapter, ClaimedJob, Outcome, Rescued, compact_json
 from .clock import Clock
 from .config import WorkerConfig, worker_name
 from .deadline import ABANDON_GRACE_MIN
-from .errors import StorageError
+from .errors import StopNow, StorageError
 from .executor import Execution, Executor, Hook, run_of
 from .liveness import (
     HostIdentity,
@@ -369,7 +369,20 @@ class Worker:
         if self.on_job is not None:
             self.on_job(job, result)
         waited = started_at - job.run_at if job.run_at is not None else None
-        return self._outcome(job, result, max_attempts, waited)
+        outcome = self._outcome(job, result, max_attempts, waited)
+        if result.stop_now:
+            self._stop_now_after(outcome)
+        return outcome
+
+    def _stop_now_after(self, outcome: Outcome) -> NoReturn:
+        """The stop-now came during the hooks that follow ``outcome``: the job had finished,
+        so its outcome is recorded (with whatever else was pending) before the worker stops
+        now as asked; released instead, it would run again. One try: storage that is down
+        does not hold a stop-now (the job is then released, as before)."""
+        self.stop.set()
+        self.outbox.add(outcome)
+        self._flush(batch_done=True)
+        raise StopNow
 
     def log_fields(
         self, job: ClaimedJob, outcome: str | None = None, duration: float | None = None

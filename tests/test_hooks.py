@@ -277,6 +277,20 @@ def test_the_workers_own_stop_now_still_stops_it(jobs: JobManager) -> None:
     assert tags().count("perform") == 1  # stopped at the first job's hook
 
 
+def test_a_stop_now_during_the_hooks_after_a_success_records_the_success_first(
+    jobs: JobManager,
+) -> None:
+    """The job had finished when the stop-now came: released instead, it would run again."""
+    job = jobs.create_job(perform=greet, after_success=raising(StopNow()))
+    later = jobs.create_scheduler()
+    later(job, ["first"])
+    second = later(job, ["second"])
+    with pytest.raises(StopNow):
+        jobs.workoff()
+    assert [j.id for j in jobs.adapter().list_jobs()] == [second]  # the first is done
+    assert [(j.state, j.attempts) for j in jobs.adapter().list_jobs()] == [("ready", 0)]
+
+
 EMBEDDED = """
 import sys, time
 from litejobs import JobManager, SQLiteAdapter, WorkerConfig
