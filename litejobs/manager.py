@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, overload
 
 from .adapters.base import Adapter, JobRecord, JobState, NewJob
-from .bounds import check_job_id, check_whole
+from .bounds import check_whole
 from .clock import Clock
 from .config import WorkerConfig
 from .errors import (
@@ -418,7 +418,7 @@ class JobManager:
         its worker within about a second (its ``after_cancel`` hooks run there). Returns the
         state the job was in (``failed``, ``succeeded``, ``cancelled``: finished, nothing was
         done); an unknown id is a :class:`~litejobs.errors.JobNotFoundError`."""
-        state = self.adapter(adapter).cancel(check_job_id(job_id))
+        state = self.adapter(adapter).cancel(job_id)  # the adapter checks the id
         if state is None:
             raise JobNotFoundError(f"no job with id {job_id}; `litejobs list` shows the ids")
         return state

@@ -319,19 +319,15 @@ class SQLAdapter(Adapter):
         if kind == "succeeded":
             params["keep_until"], params["result"] = keep_until, outcome.result
             return "record_succeeded", params
-        params["error"] = outcome.error
-        if kind == "failed":
-            params["keep_until"] = keep_until
-            return "record_failed", params
-        if kind == "cancelled":
-            params["keep_until"] = keep_until
-            return "record_cancelled", params
+        if kind in ("failed", "cancelled"):  # finished for good, kept by the retention rules
+            params["error"], params["keep_until"] = outcome.error, keep_until
+            return f"record_{kind}", params
         retry_at = outcome.retry_at if outcome.retry_at is not None else now
         params["retry_at"], params["state"] = self._t(retry_at), initial_state(retry_at, now)
         if kind == "snoozed":  # to run again later: the attempt is given back
             params["attempts"] = job.attempts - 1
-            del params["error"]
             return "record_snoozed", params
+        params["error"] = outcome.error
         return "record_errored", params
 
     def record(
