@@ -185,7 +185,7 @@ class Worker:
         )
         self.info = self._identity()
         self.stats = WorkerStats()
-        self.outbox = Outbox()
+        self.outbox = Outbox(self.max_attempts_of)
         self._batch = 1
         self._avg_duration: float | None = None
         self._next_rescue = 0.0
@@ -330,7 +330,7 @@ class Worker:
                 if started is not None:
                     return started
                 continue
-            if self.outbox.holds_a_last_attempt(self.config.max_attempts):
+            if self.outbox.holds_a_last_attempt():
                 # Storage still shows that finished job running: were this one to kill the
                 # worker, the rescue would fail it for a crash it did not cause.
                 self._flush()
@@ -693,12 +693,12 @@ class Outbox:
     """What a worker holds between storage calls, shared by its main and keeper threads:
     outcomes not recorded yet, reserved jobs not started yet, the job running now."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_attempts_of: Callable[[ClaimedJob], int]) -> None:
         self._lock = threading.Lock()
+        self._max_attempts_of = max_attempts_of
         self._pending: list[Outcome] = []
         self._oldest = 0.0  # monotonic time of the oldest pending outcome
-        self._scanned = 0  # pending outcomes already looked at by holds_a_last_attempt
-        self._holds_last = False
+        self._holds_last = False  # a pending outcome is a charged job's last attempt
         self._reserved: list[ClaimedJob] = []
         self.current: tuple[ClaimedJob, float] | None = None  # job, monotonic start
 
@@ -706,22 +706,24 @@ class Outbox:
         self.extend([outcome])
 
     def extend(self, outcomes: Sequence[Outcome]) -> None:
+        last = any(self._on_last_attempt(o) for o in outcomes)
         with self._lock:
             if not self._pending:
                 self._oldest = time.monotonic()
             self._pending.extend(outcomes)
+            self._holds_last = self._holds_last or last
 
     def take_pending(self) -> list[Outcome]:
         with self._lock:
             taken, self._pending = self._pending, []
-            self._scanned, self._holds_last = 0, False
+            self._holds_last = False
             return taken
 
     def put_back(self, outcomes: Sequence[Outcome]) -> None:
         with self._lock:
             self._pending[:0] = outcomes
             self._oldest = time.monotonic()
-            self._scanned, self._holds_last = 0, False
+            self._holds_last = any(self._on_last_attempt(o) for o in self._pending)
 
     def flush_due(self, avg_duration: float | None) -> bool:
         """Should pending outcomes be recorded before the next job starts?"""
@@ -731,20 +733,16 @@ class Outbox:
             long_jobs = avg_duration is not None and avg_duration >= PER_JOB_FLUSH
             return long_jobs or time.monotonic() - self._oldest >= FLUSH_WINDOW
 
-    def holds_a_last_attempt(self, default_max_attempts: int) -> bool:
+    def holds_a_last_attempt(self) -> bool:
         """Is a pending outcome that of a job storage shows running (charged) on its last
         attempt? (A crash before it is recorded would be charged to it: failed.) Asked before
-        every start, so each outcome is looked at once."""
+        every start: kept up to date as outcomes come and go, so each is looked at once."""
         with self._lock:
-            new = self._pending[self._scanned :]
-            self._scanned = len(self._pending)
-            self._holds_last = self._holds_last or any(
-                o.job.charged
-                and o.job.attempts
-                >= (o.job.max_attempts if o.job.max_attempts is not None else default_max_attempts)
-                for o in new
-            )
             return self._holds_last
+
+    def _on_last_attempt(self, outcome: Outcome) -> bool:
+        job = outcome.job
+        return job.charged and job.attempts >= self._max_attempts_of(job)
 
     def reserve(self, jobs: Sequence[ClaimedJob]) -> None:
         with self._lock:

@@ -131,7 +131,7 @@ MUTANTS = [
     Mutant(
         "charge-finished",
         "litejobs.worker",
-        "if self.outbox.holds_a_last_attempt(self.config.max_attempts):",
+        "if self.outbox.holds_a_last_attempt():",
         "if False:",
         "a finished job on its last attempt still shows running while the next one runs",
     ),
