@@ -78,73 +78,83 @@ def _wait_until(text: str | None) -> datetime | None:
         ) from None
 
 
+# The options of `enqueue`, declared once here so the command itself reads as what it does.
+JobArg = Annotated[str | None, typer.Argument(metavar="MODULE:FUNC", help="The function to run.")]
+ShellOpt = Annotated[
+    str | None,
+    typer.Option("--shell", metavar="CMD", help="Run CMD with /bin/sh instead of a function."),
+]
+ArgsOpt = Annotated[
+    str | None, typer.Option("--args", metavar="JSON", help="Positional args, a JSON array.")
+]
+KwargsOpt = Annotated[
+    str | None, typer.Option("--kwargs", metavar="JSON", help="Keyword args, a JSON object.")
+]
+QueueOpt = Annotated[str | None, complete.queue_option("Queue [default: the job's, else default].")]
+PriorityOpt = Annotated[
+    int | None,
+    typer.Option("--priority", metavar="N", help="1 (first) .. 100 (last) [default: 50]."),
+]
+WaitOpt = Annotated[
+    float | None, typer.Option("--wait", metavar="SECONDS", help="Run no sooner than this.")
+]
+WaitUntilOpt = Annotated[
+    str | None,
+    typer.Option("--wait-until", metavar="ISO8601", help="Run no sooner than this time."),
+]
+MaxAttemptsOpt = Annotated[
+    int | None,
+    typer.Option("--max-attempts", metavar="N", help="Override the worker's max attempts."),
+]
+MaxRuntimeOpt = Annotated[
+    float | None,
+    typer.Option("--max-runtime", metavar="SECONDS", help="This job's own hard timeout (seconds)."),
+]
+RetryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--retry",
+        metavar="S,S,...",
+        help="This job's own retry intervals, seconds after attempt 1, 2, ... (the last "
+        "one repeats), e.g. 10,60,600.",
+    ),
+]
+UniqueKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--unique-key",
+        metavar="KEY",
+        help="While a job with KEY is waiting or running, print its id and store nothing.",
+    ),
+]
+UniqueForOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--unique-for",
+        metavar="SECONDS",
+        help="Also hold the key this long after enqueue, once its job succeeded (without "
+        "--unique-key: the key is the function and its arguments).",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the stored row as JSON.")]
+
+
 def enqueue(
     ctx: typer.Context,
-    job: Annotated[
-        str | None, typer.Argument(metavar="MODULE:FUNC", help="The function to run.")
-    ] = None,
-    shell: Annotated[
-        str | None,
-        typer.Option("--shell", metavar="CMD", help="Run CMD with /bin/sh instead of a function."),
-    ] = None,
-    args: Annotated[
-        str | None, typer.Option("--args", metavar="JSON", help="Positional args, a JSON array.")
-    ] = None,
-    kwargs: Annotated[
-        str | None,
-        typer.Option("--kwargs", metavar="JSON", help="Keyword args, a JSON object."),
-    ] = None,
-    queue: Annotated[
-        str | None, complete.queue_option("Queue [default: the job's, else default].")
-    ] = None,
-    priority: Annotated[
-        int | None,
-        typer.Option("--priority", metavar="N", help="1 (first) .. 100 (last) [default: 50]."),
-    ] = None,
-    wait: Annotated[
-        float | None, typer.Option("--wait", metavar="SECONDS", help="Run no sooner than this.")
-    ] = None,
-    wait_until: Annotated[
-        str | None,
-        typer.Option("--wait-until", metavar="ISO8601", help="Run no sooner than this time."),
-    ] = None,
-    max_attempts: Annotated[
-        int | None,
-        typer.Option("--max-attempts", metavar="N", help="Override the worker's max attempts."),
-    ] = None,
-    max_runtime: Annotated[
-        float | None,
-        typer.Option(
-            "--max-runtime", metavar="SECONDS", help="This job's own hard timeout (seconds)."
-        ),
-    ] = None,
-    retry: Annotated[
-        str | None,
-        typer.Option(
-            "--retry",
-            metavar="S,S,...",
-            help="This job's own retry intervals, seconds after attempt 1, 2, ... (the last "
-            "one repeats), e.g. 10,60,600.",
-        ),
-    ] = None,
-    unique_key: Annotated[
-        str | None,
-        typer.Option(
-            "--unique-key",
-            metavar="KEY",
-            help="While a job with KEY is waiting or running, print its id and store nothing.",
-        ),
-    ] = None,
-    unique_for: Annotated[
-        float | None,
-        typer.Option(
-            "--unique-for",
-            metavar="SECONDS",
-            help="Also hold the key this long after enqueue, once its job succeeded (without "
-            "--unique-key: the key is the function and its arguments).",
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the stored row as JSON.")] = False,
+    job: JobArg = None,
+    shell: ShellOpt = None,
+    args: ArgsOpt = None,
+    kwargs: KwargsOpt = None,
+    queue: QueueOpt = None,
+    priority: PriorityOpt = None,
+    wait: WaitOpt = None,
+    wait_until: WaitUntilOpt = None,
+    max_attempts: MaxAttemptsOpt = None,
+    max_runtime: MaxRuntimeOpt = None,
+    retry: RetryOpt = None,
+    unique_key: UniqueKeyOpt = None,
+    unique_for: UniqueForOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Schedule MODULE:FUNC and print the new job's id.
 
@@ -165,17 +175,9 @@ def enqueue(
 
       litejobs enqueue myapp.jobs:digest --args '[42]' --unique-key digest:42 --unique-for 3600
     """
-    from litejobs.errors import InvalidWaitError, ValidationError
+    from litejobs.errors import InvalidWaitError
 
-    if shell is not None:  # the built-in job: litejobs.builtins:shell with CMD as its argument
-        if job is not None or args is not None or kwargs is not None:
-            raise ValidationError("give either MODULE:FUNC (with --args/--kwargs) or --shell CMD")
-        if not shell.strip():
-            raise ValidationError("--shell needs a command, e.g. --shell 'echo hello'")
-        job, args = "litejobs.builtins:shell", json.dumps([shell])
-    elif job is None:
-        raise ValidationError("missing MODULE:FUNC to run (or --shell CMD)")
-
+    target, args = _target(job, shell, args, kwargs)
     parsed_args = _json_arg(args, "--args", list)
     parsed_kwargs = _json_arg(kwargs, "--kwargs", dict)
     if wait is not None and wait_until is not None:
@@ -183,9 +185,9 @@ def enqueue(
     if wait is not None and not math.isfinite(wait):
         raise InvalidWaitError(f"--wait must be a finite number of seconds, got {wait}")
     when = _wait_until(wait_until)
-    scheduler = _scheduler_for(job, settings(ctx))
+    scheduler = _scheduler_for(target, settings(ctx))
     new = scheduler.build(
-        job,
+        target,
         parsed_args,
         kwargs=parsed_kwargs,
         queue=queue,
@@ -203,6 +205,24 @@ def enqueue(
         render.print_json(render.job_json(scheduler.adapter.require(job_id)))
     else:
         sys.stdout.write(f"{job_id}\n")
+
+
+def _target(
+    job: str | None, shell: str | None, args: str | None, kwargs: str | None
+) -> tuple[str, str | None]:
+    """What ``enqueue`` runs, and its ``--args``: MODULE:FUNC, or for ``--shell CMD`` the
+    built-in job ``litejobs.builtins:shell`` with CMD as its argument."""
+    from litejobs.errors import ValidationError
+
+    if shell is None:
+        if job is None:
+            raise ValidationError("missing MODULE:FUNC to run (or --shell CMD)")
+        return job, args
+    if job is not None or args is not None or kwargs is not None:
+        raise ValidationError("give either MODULE:FUNC (with --args/--kwargs) or --shell CMD")
+    if not shell.strip():
+        raise ValidationError("--shell needs a command, e.g. --shell 'echo hello'")
+    return "litejobs.builtins:shell", json.dumps([shell])
 
 
 def _intervals(text: str | None) -> list[float] | None:
