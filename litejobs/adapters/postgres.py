@@ -1,7 +1,7 @@
 """PostgreSQL storage through psycopg 3: the same jobs, many machines, one server.
 
 The storage rules are :class:`~litejobs.adapters.sqlbase.SQLAdapter`'s; the statements are in
-``sql/postgres.sql``. What is PostgreSQL's own lives here:
+``sql/postgres.sql`` and ``sql/common.sql``. What is PostgreSQL's own lives here:
 
 * The claim is one statement, ``UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED LIMIT n)
   RETURNING``: concurrent workers never wait for each other's rows and never take the same job.

@@ -1,10 +1,11 @@
 """SQLite storage through ``apsw``: one file, WAL mode, many processes.
 
 The storage rules are :class:`~litejobs.adapters.sqlbase.SQLAdapter`'s; the statements are in
-``sql/sqlite.sql``. What is SQLite's own lives here: opening connections (one per thread and
-process), the schema version, ``BEGIN IMMEDIATE`` transactions, the claim (one index seek per
-queue), storing runs of jobs with ``json_each``, the change signal (``PRAGMA data_version`` plus
-an inotify watch of the ``-wal`` file) and keeping the WAL bounded.
+``sql/sqlite.sql`` and ``sql/common.sql``. What is SQLite's own lives here: opening connections
+(one per thread and process), the schema version, ``BEGIN IMMEDIATE`` transactions, the claim
+(one index seek per queue), storing runs of jobs with ``json_each``, the change signal
+(``PRAGMA data_version`` plus an inotify watch of the ``-wal`` file) and keeping the WAL
+bounded.
 
 * Every write that reads first (claim, rescue) runs in ``BEGIN IMMEDIATE``: a deferred
   read-then-write transaction cannot wait for the write lock and fails with ``SQLITE_BUSY``

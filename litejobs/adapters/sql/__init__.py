@@ -1,11 +1,13 @@
-"""The SQL of each dialect, one readable file each, loaded by statement name.
+"""The SQL litejobs runs, in readable files, loaded by statement name.
 
-``sqlite.sql`` and ``postgres.sql`` hold every statement litejobs runs, each under a
-``-- name: <statement>`` line, with named parameters written ``:param``. The two files define the
-same names with the same parameters (but for each dialect's claim internals and a few PostgreSQL
-helpers, listed in ``tests/test_sql_statements.py``), so the dialect-neutral code in
-:mod:`litejobs.adapters.sqlbase` runs a statement by name on either database; a reviewer can
-read, diff and ``EXPLAIN`` each one. (The layout follows procrastinate's ``queries.sql``.)
+Every statement stands under a ``-- name: <statement>`` line, with named parameters written
+``:param``. ``common.sql`` holds the statements that read the same on SQLite and PostgreSQL
+(``{s}.`` marks where PostgreSQL's schema goes); ``sqlite.sql`` and ``postgres.sql`` hold what
+each dialect writes its own way, under the same names with the same parameters (but for each
+dialect's claim internals and a few PostgreSQL helpers, listed in
+``tests/test_sql_statements.py``). So the dialect-neutral code in
+:mod:`litejobs.adapters.sqlbase` runs a statement by name on either database, and a reviewer
+can read, diff and ``EXPLAIN`` each one. (The layout follows procrastinate's ``queries.sql``.)
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ _NAME = re.compile(r"^-- name: (\w+)\s*$")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
-@cache
-def _load(dialect: str) -> dict[str, str]:
-    text = files(__name__).joinpath(f"{dialect}.sql").read_text(encoding="utf-8")
+def _parse(filename: str) -> dict[str, str]:
+    text = files(__name__).joinpath(filename).read_text(encoding="utf-8")
     statements: dict[str, str] = {}
     name: str | None = None
     lines: list[str] = []
@@ -34,6 +35,18 @@ def _load(dialect: str) -> dict[str, str]:
         elif name is not None and not line.lstrip().startswith("--"):
             lines.append(line)
     return statements
+
+
+@cache
+def _load(dialect: str) -> dict[str, str]:
+    """The dialect's statements: ``common.sql``'s and its own file's (a name in both is a
+    mistake: which one runs would depend on the load order)."""
+    common, own = _parse("common.sql"), _parse(f"{dialect}.sql")
+    if both := sorted(common.keys() & own.keys()):
+        raise RuntimeError(f"{dialect}.sql redefines statements of common.sql: {both}")
+    if dialect == "sqlite":
+        common = {name: sql.replace("{s}.", "") for name, sql in common.items()}
+    return common | own
 
 
 def sqlite_queries() -> dict[str, str]:

@@ -2,8 +2,9 @@
 --
 -- The twin of sqlite.sql: the same statement names and parameters (:name), rendered for
 -- psycopg when loaded (litejobs/adapters/sql/__init__.py), with {s} replaced by the quoted
--- schema. Times are timestamptz; every time is a parameter taken from the adapter's clock (by
--- default the server's clock, tracked by litejobs.adapters.postgres.ServerClock), so a test's
+-- schema. The statements that read the same on both databases are in common.sql. Times are
+-- timestamptz; every time is a parameter taken from the adapter's clock (by default the
+-- server's clock, tracked by litejobs.adapters.postgres.ServerClock), so a test's
 -- FakeClock drives the database too. Concurrent workers never wait for each other's rows:
 -- claims and rescues skip rows another transaction holds (FOR UPDATE SKIP LOCKED).
 
@@ -158,10 +159,6 @@ ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL
 DO NOTHING
 RETURNING id;
 
--- name: find_active_unique
-SELECT id FROM {s}.background_jobs
-WHERE unique_key = :unique_key AND state IN ('scheduled', 'ready', 'reserved', 'running');
-
 -- name: insert_run
 -- One run of a batch: the server splits the run's JSON array of arguments and builds each
 -- handler as head || element || tail. json (not jsonb) keeps each element's text as sent, so
@@ -201,36 +198,6 @@ SELECT pg_notify(:channel, '');
 -- Serialises the callers of one key for the rest of the transaction (recurring ticks of one
 -- schedule, worker registrations): after it, a read sees what the previous holder committed.
 SELECT pg_advisory_xact_lock(hashtext(:key));
-
--- name: tick_last
-SELECT max(tick_at) FROM {s}.litejobs_recurring_ticks WHERE name = :name;
-
--- name: tick_insert
-INSERT INTO {s}.litejobs_recurring_ticks (name, tick_at, job_id, created_at)
-VALUES (:name, :tick_at, :job_id, :now);
-
--- name: tick_trim
-DELETE FROM {s}.litejobs_recurring_ticks
-WHERE name = :name AND tick_at < (SELECT tick_at FROM {s}.litejobs_recurring_ticks
-                                  WHERE name = :name ORDER BY tick_at DESC LIMIT 1 OFFSET 9);
-
--- name: last_ticks
-SELECT name, max(tick_at) FROM {s}.litejobs_recurring_ticks GROUP BY name;
-
--- name: unique_window
-SELECT u.job_id, j.state FROM {s}.litejobs_unique_keys AS u
-LEFT JOIN {s}.background_jobs AS j ON j.id = u.job_id
-WHERE u.unique_key = :unique_key AND u.expires_at > :now;
-
--- name: unique_hold
-INSERT INTO {s}.litejobs_unique_keys (unique_key, job_id, enqueued_at, expires_at)
-VALUES (:unique_key, :job_id, :now, :expires_at)
-ON CONFLICT (unique_key) DO UPDATE
-SET job_id = excluded.job_id, enqueued_at = excluded.enqueued_at, expires_at = excluded.expires_at;
-
--- name: unique_expire
-DELETE FROM {s}.litejobs_unique_keys WHERE expires_at <= :now;
-
 
 -- =========================================================================== claiming =======
 
@@ -341,129 +308,12 @@ FROM picked WHERE j.id = picked.id
 RETURNING j.id, j.handler, j.queue, j.priority, j.attempts, j.max_attempts, j.run_at, j.suspect,
           j.state, j.max_runtime, j.retry, j.keep_result;
 
--- name: ready_queues
-WITH RECURSIVE q(queue) AS (
-    SELECT (SELECT min(queue) FROM {s}.background_jobs WHERE state = 'ready')
-    UNION ALL
-    SELECT (SELECT min(b.queue) FROM {s}.background_jobs AS b
-            WHERE b.state = 'ready' AND b.queue > q.queue)
-    FROM q WHERE q.queue IS NOT NULL
-)
-SELECT queue FROM q WHERE queue IS NOT NULL;
-
--- name: due_queues
-SELECT DISTINCT queue FROM {s}.background_jobs WHERE state = 'scheduled' AND run_at <= :now;
-
-
 -- ========================================================================== recording =======
-
--- name: record_delete
-DELETE FROM {s}.background_jobs
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state IN ('reserved', 'running');
-
--- name: record_succeeded
-UPDATE {s}.background_jobs
-SET state = 'succeeded', attempts = :attempts, lock_token = NULL, locked_by = NULL,
-    locked_at = NULL, run_at = NULL, last_error = NULL, suspect = false, updated_at = :now,
-    finished_at = :now, keep_until = :keep_until, result = :result
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state IN ('reserved', 'running');
-
--- name: record_errored
-UPDATE {s}.background_jobs
-SET state = :state, attempts = :attempts, lock_token = NULL, locked_by = NULL, locked_at = NULL,
-    run_at = :retry_at, last_error = :error, suspect = false, updated_at = :now
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state IN ('reserved', 'running');
-
--- name: record_failed
-UPDATE {s}.background_jobs
-SET state = 'failed', attempts = :attempts, lock_token = NULL, locked_by = NULL,
-    locked_at = NULL, run_at = NULL, failed_at = :now, last_error = :error, suspect = false,
-    updated_at = :now, finished_at = :now, keep_until = :keep_until
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state IN ('reserved', 'running');
-
--- name: record_released
-UPDATE {s}.background_jobs
-SET state = 'ready', attempts = :attempts, lock_token = NULL, locked_by = NULL,
-    locked_at = NULL, updated_at = :now
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state IN ('reserved', 'running');
-
--- name: record_snoozed
-UPDATE {s}.background_jobs
-SET state = :state, attempts = :attempts, lock_token = NULL, locked_by = NULL, locked_at = NULL,
-    run_at = :retry_at, suspect = false, updated_at = :now
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state IN ('reserved', 'running');
-
--- name: record_cancelled
-UPDATE {s}.background_jobs
-SET state = 'cancelled', attempts = :attempts, lock_token = NULL, locked_by = NULL,
-    locked_at = NULL, run_at = NULL, cancelled_at = coalesce(cancelled_at, :now),
-    last_error = :error, suspect = false, updated_at = :now, finished_at = :now,
-    keep_until = :keep_until
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state IN ('reserved', 'running');
 
 -- name: settle_cancels
 UPDATE {s}.background_jobs
 SET state = 'cancelled', run_at = NULL, updated_at = :now, finished_at = :now
 WHERE id = ANY(:ids::bigint[]) AND cancelled_at IS NOT NULL AND state IN ('scheduled', 'ready');
-
--- name: start_reserved
-UPDATE {s}.background_jobs
-SET state = 'running', attempts = :attempts, suspect = false, updated_at = :now
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state = 'reserved';
-
-
--- ============================================================================ workers =======
-
--- name: workers_all
-SELECT token, name, host, boot_id, pid_ns, pid, pid_start, queues, started_at, heartbeat_at,
-       beat_mono, expires_at, stale_after, max_attempts, delete_failed
-FROM {s}.litejobs_workers ORDER BY name, started_at;
-
--- name: worker_insert
-INSERT INTO {s}.litejobs_workers (token, name, host, boot_id, pid_ns, pid, pid_start, queues,
-                                  started_at, heartbeat_at, beat_mono, expires_at, stale_after,
-                                  max_attempts, delete_failed)
-VALUES (:token, :name, :host, :boot_id, :pid_ns, :pid, :pid_start, :queues, :now, :now,
-        :beat_mono, :expires_at, :stale_after, :max_attempts, :delete_failed);
-
--- name: worker_beat
--- The whole identity, not just the time: a stand-in row an observer wrote for this worker's
--- orphaned locks (see litejobs/liveness.py) becomes the worker's own again.
-UPDATE {s}.litejobs_workers
-SET name = :name, host = :host, boot_id = :boot_id, pid_ns = :pid_ns, pid = :pid,
-    pid_start = :pid_start, queues = :queues, heartbeat_at = :now, beat_mono = :beat_mono,
-    expires_at = :expires_at, stale_after = :stale_after, max_attempts = :max_attempts,
-    delete_failed = :delete_failed
-WHERE token = :token;
-
--- name: worker_delete
-DELETE FROM {s}.litejobs_workers WHERE token = :token;
-
--- name: give_back_held
--- Everything a worker holds back to ready, unstarted: its claim failed, but may have committed.
-UPDATE {s}.background_jobs
-SET state = 'ready', attempts = CASE WHEN state = 'running' THEN attempts - 1 ELSE attempts END,
-    lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now
-WHERE lock_token = :token AND state IN ('reserved', 'running');
-
--- name: give_back_cancelled
-UPDATE {s}.background_jobs
-SET state = 'cancelled', run_at = NULL, lock_token = NULL, locked_by = NULL, locked_at = NULL,
-    updated_at = :now, finished_at = :now
-WHERE lock_token = :token AND state IN ('reserved', 'running') AND cancelled_at IS NOT NULL;
-
--- name: held_tokens
-SELECT lock_token, min(locked_by) FROM {s}.background_jobs
-WHERE state IN ('reserved', 'running') GROUP BY lock_token;
-
 
 -- ============================================================================ rescue ========
 -- The jobs of a worker that is gone (or stopping): reserved ones go back uncounted; started
@@ -519,12 +369,6 @@ RETURNING id, state, queue;
 
 -- ========================================================================= inspection =======
 
--- name: job_get
-SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
-       last_error, failed_at, created_at, updated_at, unique_key, lock_token, max_runtime, retry,
-       cancelled_at, finished_at, keep_until, keep_result, result
-FROM {s}.background_jobs WHERE id = :id;
-
 -- name: jobs_list
 SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
        last_error, failed_at, created_at, updated_at, unique_key, lock_token, max_runtime, retry,
@@ -557,27 +401,6 @@ WHERE (:queue::text IS NULL OR queue = :queue::text)
        OR CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END
           = ANY(:states::text[]));
 
--- name: counts
-SELECT queue, CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END AS s,
-       count(*)
-FROM {s}.background_jobs GROUP BY queue, s;
-
--- name: oldest_ready
-SELECT min(run_at) FROM {s}.background_jobs
-WHERE state = 'ready' OR (state = 'scheduled' AND run_at <= :now);
-
--- name: has_ready_any
-SELECT EXISTS(SELECT 1 FROM {s}.background_jobs WHERE state = 'ready')
-    OR EXISTS(SELECT 1 FROM {s}.background_jobs WHERE state = 'scheduled' AND run_at <= :now);
-
--- name: has_ready_queue
-SELECT EXISTS(SELECT 1 FROM {s}.background_jobs WHERE state = 'ready' AND queue = :queue)
-    OR EXISTS(SELECT 1 FROM {s}.background_jobs
-              WHERE state = 'scheduled' AND run_at <= :now AND queue = :queue);
-
--- name: next_run_any
-SELECT min(run_at) FROM {s}.background_jobs WHERE state = 'scheduled';
-
 -- name: next_run_queues
 SELECT min(run_at) FROM {s}.background_jobs
 WHERE state = 'scheduled' AND queue = ANY(:queues::text[]);
@@ -588,13 +411,6 @@ WHERE state = 'scheduled' AND queue = ANY(:queues::text[]);
 -- name: retry_read
 SELECT state, run_at, unique_key FROM {s}.background_jobs WHERE id = :id FOR UPDATE;
 
--- name: retry_one
-UPDATE {s}.background_jobs
-SET state = 'ready', failed_at = NULL, cancelled_at = NULL, run_at = :now, suspect = false,
-    attempts = CASE WHEN state = 'scheduled' THEN attempts ELSE 0 END, updated_at = :now,
-    finished_at = NULL, keep_until = NULL, result = NULL
-WHERE id = :id;
-
 -- name: retry_failed_candidates
 SELECT id, unique_key FROM {s}.background_jobs
 WHERE state = 'failed' AND (:queue::text IS NULL OR queue = :queue::text) ORDER BY id FOR UPDATE;
@@ -604,9 +420,6 @@ UPDATE {s}.background_jobs
 SET state = 'ready', failed_at = NULL, run_at = :now, attempts = 0, suspect = false,
     updated_at = :now, finished_at = NULL, keep_until = NULL, result = NULL
 WHERE id = ANY(:ids::bigint[]);
-
--- name: delete_job
-DELETE FROM {s}.background_jobs WHERE id = :id;
 
 -- name: clear
 DELETE FROM {s}.background_jobs
@@ -621,24 +434,6 @@ WHERE (:queue::text IS NULL OR queue = :queue::text)
 SELECT CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END
 FROM {s}.background_jobs WHERE id = :id FOR UPDATE;
 
--- name: cancel_now
-UPDATE {s}.background_jobs
-SET state = 'cancelled', cancelled_at = :now, run_at = NULL, lock_token = NULL, locked_by = NULL,
-    locked_at = NULL, suspect = false, updated_at = :now, finished_at = :now
-WHERE id = :id AND state IN ('scheduled', 'ready', 'reserved');
-
--- name: cancel_request
-UPDATE {s}.background_jobs SET cancelled_at = coalesce(cancelled_at, :now), updated_at = :now
-WHERE id = :id AND state = 'running';
-
--- name: cancel_requested
-SELECT EXISTS(SELECT 1 FROM {s}.background_jobs
-              WHERE id = :id AND lock_token = :token AND state = 'running'
-                AND cancelled_at IS NOT NULL);
-
--- name: queue_controls
-SELECT queue, paused_at, held_limit FROM {s}.litejobs_queues ORDER BY queue;
-
 -- name: queue_control
 SELECT paused_at, held_limit FROM {s}.litejobs_queues WHERE queue = :queue FOR UPDATE;
 
@@ -646,20 +441,6 @@ SELECT paused_at, held_limit FROM {s}.litejobs_queues WHERE queue = :queue FOR U
 INSERT INTO {s}.litejobs_queues AS q (queue, paused_at, updated_at) VALUES (:queue, :now, :now)
 ON CONFLICT (queue) DO UPDATE
 SET paused_at = coalesce(q.paused_at, excluded.paused_at), updated_at = excluded.updated_at;
-
--- name: queue_resume
-UPDATE {s}.litejobs_queues SET paused_at = NULL, updated_at = :now
-WHERE queue = :queue AND paused_at IS NOT NULL;
-
--- name: queue_limit
-INSERT INTO {s}.litejobs_queues (queue, held_limit, updated_at) VALUES (:queue, :limit, :now)
-ON CONFLICT (queue) DO UPDATE
-SET held_limit = excluded.held_limit, updated_at = excluded.updated_at;
-
--- name: queue_forget
-DELETE FROM {s}.litejobs_queues
-WHERE queue = :queue AND paused_at IS NULL AND held_limit IS NULL;
-
 
 -- ============================================================================ history =======
 -- See sqlite.sql. Rows another transaction holds (a retry in progress) are skipped.
@@ -674,9 +455,6 @@ WITH doomed AS MATERIALIZED (
     ORDER BY keep_until LIMIT :limit FOR UPDATE SKIP LOCKED
 )
 DELETE FROM {s}.background_jobs AS j USING doomed WHERE j.id = doomed.id;
-
--- name: has_expired
-SELECT EXISTS(SELECT 1 FROM {s}.background_jobs WHERE keep_until <= :now);
 
 -- name: prune_candidates
 SELECT id FROM {s}.background_jobs
@@ -709,25 +487,3 @@ FROM json_array_elements(:rows::json) WITH ORDINALITY AS t(e, i) ORDER BY i
 ON CONFLICT (minute, queue, series, bucket, shard)
 DO UPDATE SET n = {s}.litejobs_stats.n + excluded.n,
               seconds = {s}.litejobs_stats.seconds + excluded.seconds;
-
--- name: stats_since
-SELECT minute, queue, series, bucket, sum(n), sum(seconds) FROM {s}.litejobs_stats
-WHERE minute >= :since GROUP BY minute, queue, series, bucket ORDER BY minute;
-
--- name: stats_totals
-SELECT queue, series, bucket, sum(n), sum(seconds) FROM {s}.litejobs_stats
-GROUP BY queue, series, bucket;
-
--- name: stats_oldest
-SELECT min(minute) FROM {s}.litejobs_stats WHERE minute > :epoch;
-
--- name: stats_fold
-INSERT INTO {s}.litejobs_stats (minute, queue, series, bucket, shard, n, seconds)
-SELECT :epoch, queue, series, bucket, 0, sum(n), sum(seconds) FROM {s}.litejobs_stats
-WHERE minute > :epoch AND minute < :before GROUP BY queue, series, bucket
-ON CONFLICT (minute, queue, series, bucket, shard)
-DO UPDATE SET n = {s}.litejobs_stats.n + excluded.n,
-              seconds = {s}.litejobs_stats.seconds + excluded.seconds;
-
--- name: stats_drop
-DELETE FROM {s}.litejobs_stats WHERE minute > :epoch AND minute < :before;

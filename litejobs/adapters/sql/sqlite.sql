@@ -3,8 +3,9 @@
 -- The Python side (litejobs/adapters/sql/__init__.py) loads this file once and runs statements
 -- by name with named parameters (:name). Times are fixed-width ISO 8601 UTC text
 -- ('2030-01-01T00:00:00.000000Z'): they sort correctly and a person can read the file. Job states
--- and their transitions are documented in litejobs/adapters/base.py and docs/glossary.md; every
--- statement here has a twin of the same name in postgres.sql.
+-- and their transitions are documented in litejobs/adapters/base.py and docs/glossary.md. The
+-- statements that read the same on both databases are in common.sql; every one here has a twin
+-- of the same name in postgres.sql.
 --
 -- Read-then-write transactions run in BEGIN IMMEDIATE (see sqlite.py): a deferred one cannot
 -- wait for the write lock and fails with SQLITE_BUSY however long the busy timeout is.
@@ -158,10 +159,6 @@ INSERT INTO background_jobs (state, handler, queue, priority, run_at, max_attemp
 VALUES (:state, :handler, :queue, :priority, :run_at, :max_attempts, :unique_key,
         :max_runtime, :retry, :keep_result, :now, :now);
 
--- name: find_active_unique
-SELECT id FROM background_jobs
-WHERE unique_key = :unique_key AND state IN ('scheduled', 'ready', 'reserved', 'running');
-
 -- name: insert_run
 -- One run of a batch (jobs differing only in their arguments): json_each splits the run's
 -- arguments (one JSON array, element i is job i's) and SQLite builds each handler as
@@ -173,39 +170,6 @@ INSERT INTO background_jobs (state, handler, queue, priority, run_at, max_attemp
 SELECT :state, :head || value || :tail, :queue, :priority, :run_at, :max_attempts, NULL,
        :max_runtime, :retry, :keep_result, :now, :now
 FROM json_each(:items);
-
--- name: tick_last
-SELECT max(tick_at) FROM litejobs_recurring_ticks WHERE name = :name;
-
--- name: tick_insert
-INSERT INTO litejobs_recurring_ticks (name, tick_at, job_id, created_at)
-VALUES (:name, :tick_at, :job_id, :now);
-
--- name: tick_trim
--- Only the latest tick matters for deciding; keep a short history for people.
-DELETE FROM litejobs_recurring_ticks
-WHERE name = :name AND tick_at < (SELECT tick_at FROM litejobs_recurring_ticks
-                                  WHERE name = :name ORDER BY tick_at DESC LIMIT 1 OFFSET 9);
-
--- name: last_ticks
-SELECT name, max(tick_at) FROM litejobs_recurring_ticks GROUP BY name;
-
--- name: unique_window
--- The latest job enqueued with a key held for a period, while the period runs, and its state
--- now (NULL: its row is gone: deleted after success, or by a person).
-SELECT u.job_id, j.state FROM litejobs_unique_keys AS u
-LEFT JOIN background_jobs AS j ON j.id = u.job_id
-WHERE u.unique_key = :unique_key AND u.expires_at > :now;
-
--- name: unique_hold
-INSERT INTO litejobs_unique_keys (unique_key, job_id, enqueued_at, expires_at)
-VALUES (:unique_key, :job_id, :now, :expires_at)
-ON CONFLICT (unique_key) DO UPDATE
-SET job_id = excluded.job_id, enqueued_at = excluded.enqueued_at, expires_at = excluded.expires_at;
-
--- name: unique_expire
-DELETE FROM litejobs_unique_keys WHERE expires_at <= :now;
-
 
 -- =========================================================================== claiming =======
 
@@ -245,22 +209,6 @@ RETURNING id, handler, queue, priority, attempts, max_attempts, run_at, suspect,
           max_runtime, retry, keep_result;
 
 
--- name: ready_queues
--- The queues that have ready jobs, one index seek each (a loose index scan of the ready-by-queue
--- index): what a claim picks from when some queue is paused or limited, however many jobs the
--- paused queues hold.
-WITH RECURSIVE q(queue) AS (
-    SELECT (SELECT min(queue) FROM background_jobs WHERE state = 'ready')
-    UNION ALL
-    SELECT (SELECT min(queue) FROM background_jobs WHERE state = 'ready' AND queue > q.queue)
-    FROM q WHERE q.queue IS NOT NULL
-)
-SELECT queue FROM q WHERE queue IS NOT NULL;
-
--- name: due_queues
--- Queues with scheduled jobs whose time has come (promoted to ready at the next claim).
-SELECT DISTINCT queue FROM background_jobs WHERE state = 'scheduled' AND run_at <= :now;
-
 -- name: held_in_queue
 -- How many of a limited queue's jobs are held (reserved or running) now.
 SELECT count(*) FROM background_jobs WHERE queue = :queue AND state IN ('reserved', 'running');
@@ -269,61 +217,6 @@ SELECT count(*) FROM background_jobs WHERE queue = :queue AND state IN ('reserve
 -- Every outcome is fenced by its claim: the row must still be held by this token, since this
 -- claim (locked_at), at this attempt. A worker presumed dead cannot overwrite a rescued job.
 
--- name: record_delete
-DELETE FROM background_jobs
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state IN ('reserved', 'running');
-
--- name: record_succeeded
-UPDATE background_jobs
-SET state = 'succeeded', attempts = :attempts, lock_token = NULL, locked_by = NULL,
-    locked_at = NULL, run_at = NULL, last_error = NULL, suspect = 0, updated_at = :now,
-    finished_at = :now, keep_until = :keep_until, result = :result
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state IN ('reserved', 'running');
-
--- name: record_errored
-UPDATE background_jobs
-SET state = :state, attempts = :attempts, lock_token = NULL, locked_by = NULL, locked_at = NULL,
-    run_at = :retry_at, last_error = :error, suspect = 0, updated_at = :now
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state IN ('reserved', 'running');
-
--- name: record_failed
-UPDATE background_jobs
-SET state = 'failed', attempts = :attempts, lock_token = NULL, locked_by = NULL,
-    locked_at = NULL, run_at = NULL, failed_at = :now, last_error = :error, suspect = 0,
-    updated_at = :now, finished_at = :now, keep_until = :keep_until
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state IN ('reserved', 'running');
-
--- name: record_released
--- Given back unstarted: ready again in its old place (run_at kept), its attempt not counted.
-UPDATE background_jobs
-SET state = 'ready', attempts = :attempts, lock_token = NULL, locked_by = NULL,
-    locked_at = NULL, updated_at = :now
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state IN ('reserved', 'running');
-
--- name: record_snoozed
--- The job asked to run again later: its attempt is given back (as a release does).
-UPDATE background_jobs
-SET state = :state, attempts = :attempts, lock_token = NULL, locked_by = NULL, locked_at = NULL,
-    run_at = :retry_at, suspect = 0, updated_at = :now
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state IN ('reserved', 'running');
-
--- name: record_cancelled
--- Stopped for good: a person's cancel carried out, or the job raised Cancel. Kept, like a
--- failed job; `cancelled_at` keeps the time the person asked.
-UPDATE background_jobs
-SET state = 'cancelled', attempts = :attempts, lock_token = NULL, locked_by = NULL,
-    locked_at = NULL, run_at = NULL, cancelled_at = coalesce(cancelled_at, :now),
-    last_error = :error, suspect = 0, updated_at = :now, finished_at = :now,
-    keep_until = :keep_until
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state IN ('reserved', 'running');
-
 -- name: settle_cancels
 -- After outcomes that let a job run again (errored, released, snoozed): a job a person asked to
 -- cancel meanwhile never runs again.
@@ -331,59 +224,6 @@ UPDATE background_jobs
 SET state = 'cancelled', run_at = NULL, updated_at = :now, finished_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND cancelled_at IS NOT NULL
   AND state IN ('scheduled', 'ready');
-
--- name: start_reserved
-UPDATE background_jobs
-SET state = 'running', attempts = :attempts, suspect = 0, updated_at = :now
-WHERE id = :id AND lock_token = :token AND locked_at = :locked_at AND attempts = :stored_attempts
-  AND state = 'reserved';
-
-
--- ============================================================================ workers =======
-
--- name: workers_all
-SELECT token, name, host, boot_id, pid_ns, pid, pid_start, queues, started_at, heartbeat_at,
-       beat_mono, expires_at, stale_after, max_attempts, delete_failed
-FROM litejobs_workers ORDER BY name, started_at;
-
--- name: worker_insert
-INSERT INTO litejobs_workers (token, name, host, boot_id, pid_ns, pid, pid_start, queues,
-                              started_at, heartbeat_at, beat_mono, expires_at, stale_after,
-                              max_attempts, delete_failed)
-VALUES (:token, :name, :host, :boot_id, :pid_ns, :pid, :pid_start, :queues, :now, :now,
-        :beat_mono, :expires_at, :stale_after, :max_attempts, :delete_failed);
-
--- name: worker_beat
--- The whole identity, not just the time: a stand-in row an observer wrote for this worker's
--- orphaned locks (see litejobs/liveness.py) becomes the worker's own again.
-UPDATE litejobs_workers
-SET name = :name, host = :host, boot_id = :boot_id, pid_ns = :pid_ns, pid = :pid,
-    pid_start = :pid_start, queues = :queues, heartbeat_at = :now, beat_mono = :beat_mono,
-    expires_at = :expires_at, stale_after = :stale_after, max_attempts = :max_attempts,
-    delete_failed = :delete_failed
-WHERE token = :token;
-
--- name: worker_delete
-DELETE FROM litejobs_workers WHERE token = :token;
-
--- name: give_back_held
--- Everything a worker holds back to ready, unstarted: its claim failed, but may have committed.
-UPDATE background_jobs
-SET state = 'ready', attempts = CASE WHEN state = 'running' THEN attempts - 1 ELSE attempts END,
-    lock_token = NULL, locked_by = NULL, locked_at = NULL, updated_at = :now
-WHERE lock_token = :token AND state IN ('reserved', 'running');
-
--- name: give_back_cancelled
--- What a worker gives back that a person asked to cancel meanwhile ends cancelled.
-UPDATE background_jobs
-SET state = 'cancelled', run_at = NULL, lock_token = NULL, locked_by = NULL, locked_at = NULL,
-    updated_at = :now, finished_at = :now
-WHERE lock_token = :token AND state IN ('reserved', 'running') AND cancelled_at IS NOT NULL;
-
--- name: held_tokens
-SELECT lock_token, min(locked_by) FROM background_jobs
-WHERE state IN ('reserved', 'running') GROUP BY lock_token;
-
 
 -- ============================================================================ rescue ========
 -- The jobs of a worker that is gone (or stopping): reserved ones go back uncounted; started
@@ -431,12 +271,6 @@ RETURNING id, state, queue;
 
 -- ========================================================================= inspection =======
 
--- name: job_get
-SELECT id, state, queue, priority, attempts, max_attempts, handler, run_at, locked_at, locked_by,
-       last_error, failed_at, created_at, updated_at, unique_key, lock_token, max_runtime, retry,
-       cancelled_at, finished_at, keep_until, keep_result, result
-FROM background_jobs WHERE id = :id;
-
 -- name: jobs_list
 -- Filters are optional (NULL: any). `states` is a JSON array of states as people see them: a
 -- scheduled job whose time has come is ready.
@@ -471,27 +305,6 @@ WHERE (:queue IS NULL OR queue = :queue)
        OR CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END
           IN (SELECT value FROM json_each(:states)));
 
--- name: counts
-SELECT queue, CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END AS s,
-       count(*)
-FROM background_jobs GROUP BY queue, s;
-
--- name: oldest_ready
-SELECT min(run_at) FROM background_jobs
-WHERE state = 'ready' OR (state = 'scheduled' AND run_at <= :now);
-
--- name: has_ready_any
-SELECT EXISTS(SELECT 1 FROM background_jobs WHERE state = 'ready')
-    OR EXISTS(SELECT 1 FROM background_jobs WHERE state = 'scheduled' AND run_at <= :now);
-
--- name: has_ready_queue
-SELECT EXISTS(SELECT 1 FROM background_jobs WHERE state = 'ready' AND queue = :queue)
-    OR EXISTS(SELECT 1 FROM background_jobs
-              WHERE state = 'scheduled' AND run_at <= :now AND queue = :queue);
-
--- name: next_run_any
-SELECT min(run_at) FROM background_jobs WHERE state = 'scheduled';
-
 -- name: next_run_queues
 SELECT min(run_at) FROM background_jobs
 WHERE state = 'scheduled' AND queue IN (SELECT value FROM json_each(:queues));
@@ -502,14 +315,6 @@ WHERE state = 'scheduled' AND queue IN (SELECT value FROM json_each(:queues));
 -- name: retry_read
 SELECT state, run_at, unique_key FROM background_jobs WHERE id = :id;
 
--- name: retry_one
--- A failed, cancelled or kept job starts over with 0 attempts; a scheduled one keeps its attempts.
-UPDATE background_jobs
-SET state = 'ready', failed_at = NULL, cancelled_at = NULL, run_at = :now, suspect = 0,
-    attempts = CASE WHEN state = 'scheduled' THEN attempts ELSE 0 END, updated_at = :now,
-    finished_at = NULL, keep_until = NULL, result = NULL
-WHERE id = :id;
-
 -- name: retry_failed_candidates
 SELECT id, unique_key FROM background_jobs
 WHERE state = 'failed' AND (:queue IS NULL OR queue = :queue) ORDER BY id;
@@ -519,9 +324,6 @@ UPDATE background_jobs
 SET state = 'ready', failed_at = NULL, run_at = :now, attempts = 0, suspect = 0, updated_at = :now,
     finished_at = NULL, keep_until = NULL, result = NULL
 WHERE id IN (SELECT value FROM json_each(:ids));
-
--- name: delete_job
-DELETE FROM background_jobs WHERE id = :id;
 
 -- name: clear
 DELETE FROM background_jobs
@@ -535,26 +337,6 @@ WHERE (:queue IS NULL OR queue = :queue) AND (NOT :failed_only OR state = 'faile
 SELECT CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END
 FROM background_jobs WHERE id = :id;
 
--- name: cancel_now
--- A job that has not started is cancelled at once (a reserved one's start is then fenced off).
-UPDATE background_jobs
-SET state = 'cancelled', cancelled_at = :now, run_at = NULL, lock_token = NULL, locked_by = NULL,
-    locked_at = NULL, suspect = 0, updated_at = :now, finished_at = :now
-WHERE id = :id AND state IN ('scheduled', 'ready', 'reserved');
-
--- name: cancel_request
--- A running job: its worker stops it (the keeper thread watches for this).
-UPDATE background_jobs SET cancelled_at = coalesce(cancelled_at, :now), updated_at = :now
-WHERE id = :id AND state = 'running';
-
--- name: cancel_requested
-SELECT EXISTS(SELECT 1 FROM background_jobs
-              WHERE id = :id AND lock_token = :token AND state = 'running'
-                AND cancelled_at IS NOT NULL);
-
--- name: queue_controls
-SELECT queue, paused_at, held_limit FROM litejobs_queues ORDER BY queue;
-
 -- name: queue_control
 SELECT paused_at, held_limit FROM litejobs_queues WHERE queue = :queue;
 
@@ -563,20 +345,6 @@ INSERT INTO litejobs_queues (queue, paused_at, updated_at) VALUES (:queue, :now,
 ON CONFLICT (queue) DO UPDATE
 SET paused_at = coalesce(litejobs_queues.paused_at, excluded.paused_at),
     updated_at = excluded.updated_at;
-
--- name: queue_resume
-UPDATE litejobs_queues SET paused_at = NULL, updated_at = :now
-WHERE queue = :queue AND paused_at IS NOT NULL;
-
--- name: queue_limit
-INSERT INTO litejobs_queues (queue, held_limit, updated_at) VALUES (:queue, :limit, :now)
-ON CONFLICT (queue) DO UPDATE
-SET held_limit = excluded.held_limit, updated_at = excluded.updated_at;
-
--- name: queue_forget
--- A queue neither paused nor limited has no row (claims then take the plain path).
-DELETE FROM litejobs_queues WHERE queue = :queue AND paused_at IS NULL AND held_limit IS NULL;
-
 
 -- ============================================================================ history =======
 -- Finished jobs are pruned a small batch per transaction, so the write lock is never held long
@@ -589,10 +357,6 @@ DELETE FROM background_jobs
 WHERE id IN (SELECT id FROM background_jobs
              WHERE keep_until <= :now AND finished_at IS NOT NULL
              ORDER BY keep_until LIMIT :limit);
-
--- name: has_expired
--- A read first: a worker's pass takes the write lock only when something is due.
-SELECT EXISTS(SELECT 1 FROM background_jobs WHERE keep_until <= :now);
 
 -- name: prune_candidates
 -- What `litejobs prune --older-than` deletes, read outside the write lock (a scan); the deletes
@@ -626,24 +390,3 @@ SELECT :minute, value ->> 0, value ->> 1, value ->> 2, :shard, value ->> 3, valu
 FROM json_each(:rows) WHERE true
 ON CONFLICT (minute, queue, series, bucket, shard)
 DO UPDATE SET n = n + excluded.n, seconds = seconds + excluded.seconds;
-
--- name: stats_since
-SELECT minute, queue, series, bucket, sum(n), sum(seconds) FROM litejobs_stats
-WHERE minute >= :since GROUP BY minute, queue, series, bucket ORDER BY minute;
-
--- name: stats_totals
-SELECT queue, series, bucket, sum(n), sum(seconds) FROM litejobs_stats
-GROUP BY queue, series, bucket;
-
--- name: stats_oldest
-SELECT min(minute) FROM litejobs_stats WHERE minute > :epoch;
-
--- name: stats_fold
-INSERT INTO litejobs_stats (minute, queue, series, bucket, shard, n, seconds)
-SELECT :epoch, queue, series, bucket, 0, sum(n), sum(seconds) FROM litejobs_stats
-WHERE minute > :epoch AND minute < :before GROUP BY queue, series, bucket
-ON CONFLICT (minute, queue, series, bucket, shard)
-DO UPDATE SET n = n + excluded.n, seconds = seconds + excluded.seconds;
-
--- name: stats_drop
-DELETE FROM litejobs_stats WHERE minute > :epoch AND minute < :before;
