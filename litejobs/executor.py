@@ -113,6 +113,9 @@ class Executor:
         self._is_async: dict[Callable[..., Any], bool] = {}
         self._previous: dict[int, Any] = {}  # signal -> the handler to restore in close()
         self._calling: tuple[object, bool] | None = None  # the run in the job's call, timer
+        #: Told a run's outcome as soon as its call ends, before the hooks that follow it run:
+        #: the worker's watchdog records that outcome if those hooks hang (never a timeout).
+        self.on_decided: Callable[[Execution], None] | None = None
 
     def interrupt(self, job: ClaimedJob) -> bool:
         """From another thread: stop ``job``'s run with :class:`JobCancelledError` if it is in
@@ -184,9 +187,8 @@ class Executor:
                 return self._ended(hooks, ctx, exc, start, max_runtime)
             finally:
                 self._calling = None
-            stop_now = self._after(hooks, ("after_perform", "after_success"), ctx, max_runtime)
-            duration = time.perf_counter() - start
-            return Execution(True, None, duration, value=value, stop_now=stop_now)
+            decided = Execution(True, None, time.perf_counter() - start, value=value)
+            return self._after(hooks, ("after_perform", "after_success"), ctx, max_runtime, decided)
         finally:
             _current.reset(token)
 
@@ -208,25 +210,16 @@ class Executor:
         max_runtime: float,
     ) -> Execution:
         """The job's call raised: an outcome it chose, a person's cancel, or a failure."""
+        duration = time.perf_counter() - start
         if isinstance(exc, Snooze):
-            stop_now = self._after(hooks, ("after_perform",), replace(ctx, error=exc), max_runtime)
-            duration = time.perf_counter() - start
-            return Execution(
-                False,
-                None,
-                duration,
-                exc,
-                directive="snoozed",
-                snooze=exc.seconds,
-                stop_now=stop_now,
+            snoozed = Execution(False, None, duration, exc, directive="snoozed", snooze=exc.seconds)
+            return self._after(
+                hooks, ("after_perform",), replace(ctx, error=exc), max_runtime, snoozed
             )
         if isinstance(exc, Cancel | JobCancelledError):
-            cancelled = replace(ctx, error=exc)
-            stop_now = self._after(hooks, ("after_perform", "after_cancel"), cancelled, max_runtime)
-            duration = time.perf_counter() - start
-            return Execution(
-                False, format_error(exc), duration, exc, directive="cancelled", stop_now=stop_now
-            )
+            cancelled = Execution(False, format_error(exc), duration, exc, directive="cancelled")
+            stages = ("after_perform", "after_cancel")
+            return self._after(hooks, stages, replace(ctx, error=exc), max_runtime, cancelled)
         return self._failed(hooks, ctx, exc, start, max_runtime)
 
     def _failed(
@@ -247,11 +240,10 @@ class Executor:
         if timed_out:
             exc = JobTimeoutError(f"timed out after {max_runtime:g} s")
         failed = ctx if not hooks else replace(ctx, error=exc)
-        stop_now = self._after(hooks, ("after_perform", "after_failure"), failed, max_runtime)
         error = format_error(exc) if not timed_out else f"JobTimeoutError: {exc}"
         directive: Directive | None = "discarded" if isinstance(exc, Discard) else None
-        duration = time.perf_counter() - start
-        return Execution(False, error, duration, exc, timed_out, directive, stop_now=stop_now)
+        decided = Execution(False, error, time.perf_counter() - start, exc, timed_out, directive)
+        return self._after(hooks, ("after_perform", "after_failure"), failed, max_runtime, decided)
 
     def _call(
         self,
@@ -287,15 +279,27 @@ class Executor:
         stages: Sequence[str],
         ctx: JobContext,
         limit: float,
-    ) -> bool:
-        """Run the hooks that follow an outcome; ``True`` if the worker's stop-now cut them
-        short. The outcome was decided before them: it must be recorded, not the job re-run."""
+        decided: Execution,
+    ) -> Execution:
+        """Run the hooks that follow the ``decided`` outcome; the run's execution, its duration
+        counting them.
+
+        The outcome was decided before them, so it must be recorded, never the job run again:
+        the worker is told it first (:attr:`on_decided`: its watchdog records it should the
+        hooks hang), and a stop-now that cuts the hooks short is marked (``stop_now``).
+        """
+        if not any(hooks.get(stage) for stage in stages):
+            return decided
+        if self.on_decided is not None:
+            self.on_decided(decided)
+        hooks_started, stop_now = time.perf_counter(), False
         try:
             for stage in stages:
                 self._run_hooks(hooks, stage, ctx, limit)
         except StopNow:
-            return True
-        return False
+            stop_now = True
+        duration = decided.duration + time.perf_counter() - hooks_started
+        return replace(decided, duration=duration, stop_now=stop_now)
 
     def _run_hooks(
         self, hooks: Mapping[str, Sequence[Hook]], name: str, ctx: JobContext, limit: float

@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NoReturn, TypeVar
 
 from .adapters.base import PRUNE_BATCH, Adapter, ClaimedJob, Outcome, Rescued, compact_json
@@ -186,6 +186,7 @@ class Worker:
         self.info = self._identity()
         self.stats = WorkerStats()
         self.outbox = Outbox(self.max_attempts_of)
+        self.executor.on_decided = self.outbox.decided
         self._batch = 1
         self._avg_duration: float | None = None
         self._next_rescue = 0.0
@@ -316,7 +317,9 @@ class Worker:
             if self.stop.is_set() or time.monotonic() - started > BATCH_TIME_BUDGET:
                 self.outbox.add(Outcome(job, "released"))  # given back, not started
                 break
-            self.outbox.add(self._run_one(job))
+            outcome = self._run_one(job)
+            if outcome is not None:
+                self.outbox.add(outcome)
             job = self._next_job()
         self._give_back(self.outbox.take_reserved())
         self._flush(batch_done=True)
@@ -345,9 +348,13 @@ class Worker:
         """The job's own hard timeout if it has one, else its group's."""
         return job.max_runtime if job.max_runtime is not None else self.config.max_runtime
 
-    def _run_one(self, job: ClaimedJob) -> Outcome:
+    def _run_one(self, job: ClaimedJob) -> Outcome | None:
+        """Run ``job``; its outcome (``None``: the keeper recorded it already, its hooks having
+        hung past their bound)."""
         max_attempts = self.max_attempts_of(job)
-        self.outbox.running(job)
+        started_at = self.clock.now()
+        waited = started_at - job.run_at if job.run_at is not None else None
+        self.outbox.running(job, waited)
         log = self.logger
         if log.isEnabledFor(logging.INFO):
             log.info(
@@ -358,7 +365,6 @@ class Worker:
                 job.queue,
                 extra=self.log_fields(job),
             )
-        started_at = self.clock.now()
         result = self.executor.execute(
             job, max_runtime=self.max_runtime_of(job), max_attempts=max_attempts, worker=self.name
         )
@@ -368,19 +374,21 @@ class Worker:
         self._avg_duration = result.duration if avg is None else 0.8 * avg + 0.2 * result.duration
         if self.on_job is not None:
             self.on_job(job, result)
-        waited = started_at - job.run_at if job.run_at is not None else None
-        outcome = self._outcome(job, result, max_attempts, waited)
+        outcome = None
+        if self.outbox.settle(job):
+            outcome = self._outcome(job, result, max_attempts, waited)
         if result.stop_now:
             self._stop_now_after(outcome)
         return outcome
 
-    def _stop_now_after(self, outcome: Outcome) -> NoReturn:
+    def _stop_now_after(self, outcome: Outcome | None) -> NoReturn:
         """The stop-now came during the hooks that follow ``outcome``: the job had finished,
         so its outcome is recorded (with whatever else was pending) before the worker stops
         now as asked; released instead, it would run again. One try: storage that is down
         does not hold a stop-now (the job is then released, as before)."""
         self.stop.set()
-        self.outbox.add(outcome)
+        if outcome is not None:
+            self.outbox.add(outcome)
         self._flush(batch_done=True)
         raise StopNow
 
@@ -689,6 +697,18 @@ class Worker:
         self.stop.wait(self._outage_delay)
 
 
+@dataclass(frozen=True, slots=True)
+class Running:
+    """The job in the worker's main thread now, as its keeper thread watches it."""
+
+    job: ClaimedJob
+    started: float  # monotonic
+    waited: float | None  # seconds from due to started
+    #: The run's outcome, once its call ended: the hooks that follow may still be running.
+    ended: Execution | None = None
+    ended_at: float = 0.0  # monotonic
+
+
 class Outbox:
     """What a worker holds between storage calls, shared by its main and keeper threads:
     outcomes not recorded yet, reserved jobs not started yet, the job running now."""
@@ -700,7 +720,8 @@ class Outbox:
         self._oldest = 0.0  # monotonic time of the oldest pending outcome
         self._holds_last = False  # a pending outcome is a charged job's last attempt
         self._reserved: list[ClaimedJob] = []
-        self.current: tuple[ClaimedJob, float] | None = None  # job, monotonic start
+        self.current: Running | None = None
+        self._settled: tuple[int, float, int] | None = None  # the run last settled
 
     def add(self, outcome: Outcome) -> None:
         self.extend([outcome])
@@ -757,9 +778,25 @@ class Outbox:
             taken, self._reserved = self._reserved, []
             return taken
 
-    def running(self, job: ClaimedJob | None) -> None:
+    def running(self, job: ClaimedJob | None, waited: float | None = None) -> None:
         with self._lock:
-            self.current = None if job is None else (job, time.monotonic())
+            self.current = None if job is None else Running(job, time.monotonic(), waited)
+
+    def decided(self, execution: Execution) -> None:
+        """The running job's call ended with ``execution``; the hooks that follow it start."""
+        with self._lock:
+            if self.current is not None:
+                self.current = replace(self.current, ended=execution, ended_at=time.monotonic())
+
+    def settle(self, job: ClaimedJob) -> bool:
+        """Take the right to record the outcome of ``job``'s run: ``True`` once per run, to
+        the main thread when the run's hooks end or to the keeper when they hang past their
+        bound, never to both."""
+        with self._lock:
+            if self._settled == run_of(job):
+                return False
+            self._settled = run_of(job)
+            return True
 
 
 class Keeper(threading.Thread):
@@ -805,7 +842,7 @@ class Keeper(threading.Thread):
         """Wait a tick; while a long job runs, on the cancel signal (or until a check that was
         held back is due)."""
         current = self.worker.outbox.current
-        if current is None or time.monotonic() - current[1] < WATCH_AFTER:
+        if current is None or time.monotonic() - current.started < WATCH_AFTER:
             self.done.wait(tick)
             return
         held_back = self.cancels.held_back()
@@ -836,8 +873,8 @@ class Keeper(threading.Thread):
         current = worker.outbox.current
         if current is None:
             return
-        job, started = current
-        running_for = time.monotonic() - started
+        job = current.job
+        running_for = time.monotonic() - current.started
         if running_for >= GIVE_BACK_AFTER:
             reserved = worker.outbox.take_reserved()
             if reserved:
@@ -857,6 +894,9 @@ class Keeper(threading.Thread):
                     worker.outbox.put_back(outcomes)
                     raise
                 worker._count_lost(outcomes, written)
+        if current.ended is not None:
+            self._watch_hooks(current)
+            return
         if running_for >= WATCH_AFTER:
             self._watch_cancel(job)
         self._watch(job, running_for)
@@ -876,15 +916,14 @@ class Keeper(threading.Thread):
         if time.monotonic() - asked >= ABANDON_GRACE_MIN:
             error = "JobCancelledError: cancelled while running (the job did not stop; abandoned)"
             outcome = worker.cancellation(job, error, time.monotonic() - asked)
-            self._abandon(job, outcome, "its cancel")
+            self._abandon(job, outcome, "ignored its cancel")
 
     def _watch(self, job: ClaimedJob, running_for: float) -> None:
         """A job past ``max_runtime`` plus a grace did not stop when told: record it as timed
         out (it retries), and in a worker process exit so the supervisor starts a fresh one."""
         worker = self.worker
         limit = worker.max_runtime_of(job)
-        grace = max(ABANDON_GRACE_MIN, min(30.0, limit * 0.1))
-        if running_for < limit + grace:
+        if running_for < limit + abandon_grace(limit):
             return
         error = f"JobTimeoutError: timed out after {limit:g} s (the job did not stop; abandoned)"
         if job.attempts >= worker.max_attempts_of(job):
@@ -892,9 +931,23 @@ class Keeper(threading.Thread):
         else:
             retry_at = worker.clock.now() + worker.retry_delay(job)
             outcome = Outcome(job, "errored", error, retry_at, duration=running_for)
-        self._abandon(job, outcome, f"its {limit:g} s timeout")
+        self._abandon(job, outcome, f"ignored its {limit:g} s timeout")
 
-    def _abandon(self, job: ClaimedJob, outcome: Outcome, ignored: str) -> None:
+    def _watch_hooks(self, current: Running) -> None:
+        """The job's call ended, its outcome decided; the hooks that follow it get the job's
+        ``max_runtime`` plus the grace again. Past that, the decided outcome is recorded (a
+        success stays a success: the job is not run again) and the hooks abandoned."""
+        worker, job, ended = self.worker, current.job, current.ended
+        limit = worker.max_runtime_of(job)
+        if ended is None or time.monotonic() - current.ended_at < limit + abandon_grace(limit):
+            return
+        if not worker.outbox.settle(job):
+            return
+        outcome = worker._outcome(job, ended, worker.max_attempts_of(job), current.waited)
+        why = f"ended ({outcome.kind}) but the hooks after it ran past {limit:g} s; outcome kept"
+        self._abandon(job, outcome, why)
+
+    def _abandon(self, job: ClaimedJob, outcome: Outcome, why: str) -> None:
         """Record ``outcome`` for a job that did not stop when told (once per run); in a worker
         process, exit so the supervisor starts a fresh one."""
         worker = self.worker
@@ -902,9 +955,9 @@ class Keeper(threading.Thread):
             return
         self.abandoned.add(run_of(job))
         worker.logger.error(
-            "job %s ignored %s; abandoning it%s",
+            "job %s %s; abandoning it%s",
             job.id,
-            ignored,
+            why,
             " and restarting the worker" if worker.exit_on_stuck else "",
             extra=worker.log_fields(job, outcome.kind, outcome.duration),
         )
@@ -913,6 +966,12 @@ class Keeper(threading.Thread):
         finally:
             if worker.exit_on_stuck:
                 os._exit(EXIT_STUCK)
+
+
+def abandon_grace(limit: float) -> float:
+    """How long past its ``limit`` a run that did not stop when told is waited for: a tenth,
+    between :data:`~litejobs.deadline.ABANDON_GRACE_MIN` and 30 s."""
+    return max(ABANDON_GRACE_MIN, min(30.0, limit * 0.1))
 
 
 class CancelWatch:

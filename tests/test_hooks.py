@@ -291,6 +291,31 @@ def test_a_stop_now_during_the_hooks_after_a_success_records_the_success_first(
     assert [(j.state, j.attempts) for j in jobs.adapter().list_jobs()] == [("ready", 0)]
 
 
+def test_hooks_that_hang_after_a_success_do_not_turn_it_into_a_timeout(
+    jobs: JobManager,
+) -> None:
+    """The outcome is decided when the job's call ends. A hook after it that hangs past
+    ``max_runtime`` + grace gets the success recorded by the worker's watchdog (the hook then
+    holds until it sees that, 20 s at most); judged a timeout, the job would run again.
+    Real time: a 0.3 s limit and the watchdog's 4 s grace."""
+    adapter = jobs.adapter()
+
+    def hangs(ctx: JobContext) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            record = adapter.get(ctx.id)
+            if record is None or record.state != "running":
+                return
+            time.sleep(0.05)
+
+    job = jobs.create_job(perform=greet, after_success=hangs)
+    job_id = jobs.create_scheduler()(job, ["x"])
+    stats = jobs.workoff()
+    assert tags().count("perform") == 1
+    assert (stats.succeeded, stats.errored, stats.lost) == (1, 0, 0)
+    assert adapter.get(job_id) is None  # succeeded (and deleted, as successes are by default)
+
+
 EMBEDDED = """
 import sys, time
 from litejobs import JobManager, SQLiteAdapter, WorkerConfig

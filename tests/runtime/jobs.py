@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from litejobs.errors import JobTimeoutError
 
@@ -18,6 +19,22 @@ def _mark(path: str, text: str) -> None:
 
 def touch(path: str) -> None:
     _mark(path, "done")
+
+
+def ran_then_hooks_hang(path: str) -> None:
+    """Succeed at once; :func:`hang_after_success` makes the hook after it hang."""
+    _mark(path, "ran")
+
+
+def hang_after_success(manager: Any) -> None:
+    """Runner setup: an ``after_success`` hook that hangs (60 s) after ``ran_then_hooks_hang``."""
+
+    def hook(ctx: Any) -> None:
+        if ctx.path.endswith(":ran_then_hooks_hang"):
+            _mark(ctx.args[0], "hook")
+            time.sleep(60)
+
+    manager.hook("after_success")(hook)
 
 
 def slow(path: str, seconds: float) -> None:

@@ -61,6 +61,35 @@ def test_a_job_that_ignores_its_timeout_is_abandoned_and_the_worker_replaced(
     assert pool.wait() == 0
 
 
+def test_hooks_that_hang_after_a_success_keep_it_a_success(
+    pools, later: Scheduler, db: SQLiteAdapter, tmp_path: Path
+) -> None:
+    """A job's outcome is decided when its call ends. An ``after_success`` hook that hangs
+    past ``max_runtime`` (+ grace) gets the success recorded by the watchdog before the worker
+    process is replaced; counted as a timeout, the finished job would run again."""
+    trace = tmp_path / "trace"
+    config = {"max_runtime": 1, "delete_successful_jobs": False}
+    pool = pools(config, "--setup", f"{JOBS}:hang_after_success")
+    (first,) = wait_for(pool.workers, 15, "the worker")
+    job_id = later(f"{JOBS}:ran_then_hooks_hang", [str(trace)])
+
+    def settled() -> bool:
+        record = db.get(job_id)
+        return record is not None and record.state not in ("ready", "reserved", "running")
+
+    wait_for(settled, 15, "the watchdog to record the job")
+    record = db.require(job_id)
+    assert (record.state, record.attempts, record.last_error) == ("succeeded", 1, None)
+    replacement = wait_for(lambda: [w for w in pool.workers() if w != first], 10, "a new worker")
+    done = tmp_path / "done"
+    later(f"{JOBS}:touch", [str(done)])
+    wait_for(lambda: marks(done, "done") == replacement, 10, "the replacement to run jobs")
+    assert marks(trace, "ran") == [first]  # never run again
+    assert "hooks after it ran past 1 s; outcome kept" in pool.log_text()
+    pool.signal(signal.SIGTERM)
+    assert pool.wait() == 0
+
+
 # -- only litejobs' own deadline is a timeout ------------------------------------------------------
 def _record_failures(jobs: JobManager) -> list[BaseException | None]:
     seen: list[BaseException | None] = []
