@@ -4,6 +4,7 @@ the same adapter tests against PostgreSQL."""
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,12 @@ from hypothesis import HealthCheck, settings
 from litejobs import FakeClock, SQLiteAdapter
 from litejobs.adapters.base import Adapter
 from tests.pg import reset_schema
+
+# Tests send SIGINT to child processes, as Ctrl-C does. A shell that starts the suite in the
+# background (`scripts/test &`, nohup) makes it ignore SIGINT, and children inherit that, so
+# they would ignore the test's Ctrl-C too. Handling it here gives every child the default again
+# (a caught signal is reset to the default in a child at exec; an ignored one is not).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.register_profile(
