@@ -39,6 +39,7 @@ class Mutant:
     old: str
     new: str
     what: str
+    proofs: tuple[str, ...] = ()  # more test files that prove this one, run after PROOFS
 
 
 MUTANTS = [
@@ -142,6 +143,23 @@ MUTANTS = [
         "        if False:",
         "a long job keeps its batch reserved behind it",
     ),
+    Mutant(
+        "hooks-are-the-job",
+        "litejobs.worker",
+        "        if current.ended is not None:\n            self._watch_hooks(current)\n"
+        "            return\n",
+        "",
+        "hooks that hang after a job ended make the job a timeout (it runs again)",
+        ("tests/test_hooks.py", "tests/runtime/test_timeouts.py"),
+    ),
+    Mutant(
+        "settled-twice",
+        "litejobs.worker",
+        "        if self.outbox.settle(job):\n",
+        "        if True:\n",
+        "a run whose outcome the watchdog recorded is recorded again when its hooks end",
+        ("tests/test_hooks.py", "tests/runtime/test_timeouts.py"),
+    ),
 ]
 
 
@@ -219,7 +237,17 @@ def run(mutant: Mutant) -> tuple[bool, str, float]:
         }
         started = time.monotonic()
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *PROOFS],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-x",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                *PROOFS,
+                *mutant.proofs,
+            ],
             cwd=ROOT,
             env=env,
             capture_output=True,

@@ -439,11 +439,8 @@ class PostgresAdapter(SQLAdapter):
         self._local = threading.local()
 
     # -- seams of SQLAdapter ----------------------------------------------------------------
-    def _t(self, epoch_s: float) -> datetime:
-        return dt(epoch_s)
-
-    def _from_t(self, value: Any) -> float | None:
-        return epoch(value)
+    _t = staticmethod(dt)  # times are timestamptz
+    _from_t = staticmethod(epoch)
 
     def _array(self, values: Sequence[Any]) -> list[Any]:
         return list(values)

@@ -72,8 +72,8 @@ class SQLAdapter(Adapter):
 
     # -- seams ------------------------------------------------------------------------------
     @abc.abstractmethod
-    def _t(self, epoch: float) -> Any:
-        """A time as this database stores it."""
+    def _t(self, value: float) -> Any:
+        """A time (epoch seconds) as this database stores it."""
 
     @abc.abstractmethod
     def _from_t(self, value: Any) -> float | None:

@@ -433,11 +433,8 @@ class SQLiteAdapter(SQLAdapter):
         self._local = threading.local()
 
     # -- seams of SQLAdapter ----------------------------------------------------------------
-    def _t(self, epoch: float) -> str:
-        return ts(epoch)
-
-    def _from_t(self, value: Any) -> float | None:
-        return parse_ts(value)
+    _t = staticmethod(ts)  # times are fixed-width ISO 8601 UTC text
+    _from_t = staticmethod(parse_ts)
 
     def _array(self, values: Sequence[Any]) -> str:
         return compact_json(list(values))
