@@ -25,8 +25,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import NoReturn, TypeVar
+from dataclasses import dataclass, field
+from typing import NamedTuple, NoReturn, TypeVar
 
 from .adapters.base import PRUNE_BATCH, Adapter, ClaimedJob, Outcome, Rescued, compact_json
 from .clock import Clock
@@ -368,14 +368,16 @@ class Worker:
         result = self.executor.execute(
             job, max_runtime=self.max_runtime_of(job), max_attempts=max_attempts, worker=self.name
         )
-        self.outbox.running(None)
+        ran = self.outbox.running(None)
         self.stats.ran += 1
         avg = self._avg_duration
         self._avg_duration = result.duration if avg is None else 0.8 * avg + 0.2 * result.duration
         if self.on_job is not None:
             self.on_job(job, result)
         outcome = None
-        if self.outbox.settle(job):
+        # Only a run whose hooks followed its decided outcome can have been settled by the
+        # keeper (it watches those hooks); any other is this thread's to record.
+        if ran is None or ran.ended is None or self.outbox.settle(job):
             outcome = self._outcome(job, result, max_attempts, waited)
         if result.stop_now:
             self._stop_now_after(outcome)
@@ -697,9 +699,9 @@ class Worker:
         self.stop.wait(self._outage_delay)
 
 
-@dataclass(frozen=True, slots=True)
-class Running:
-    """The job in the worker's main thread now, as its keeper thread watches it."""
+class Running(NamedTuple):
+    """The job in the worker's main thread now, as its keeper thread watches it (a tuple: one
+    is made per job)."""
 
     job: ClaimedJob
     started: float  # monotonic
@@ -778,15 +780,18 @@ class Outbox:
             taken, self._reserved = self._reserved, []
             return taken
 
-    def running(self, job: ClaimedJob | None, waited: float | None = None) -> None:
+    def running(self, job: ClaimedJob | None, waited: float | None = None) -> Running | None:
+        """The job the main thread runs now (``None``: none); the run it replaces."""
         with self._lock:
+            previous = self.current
             self.current = None if job is None else Running(job, time.monotonic(), waited)
+            return previous
 
     def decided(self, execution: Execution) -> None:
         """The running job's call ended with ``execution``; the hooks that follow it start."""
         with self._lock:
             if self.current is not None:
-                self.current = replace(self.current, ended=execution, ended_at=time.monotonic())
+                self.current = self.current._replace(ended=execution, ended_at=time.monotonic())
 
     def settle(self, job: ClaimedJob) -> bool:
         """Take the right to record the outcome of ``job``'s run: ``True`` once per run, to
