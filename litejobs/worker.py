@@ -45,7 +45,7 @@ from .liveness import (
 from .metrics import Tally
 from .recurring import Ticker
 from .retention import STATS_KEEP, Retention
-from .retry import RetryPolicy
+from .retry import DEFAULT_RETRY, RetryPolicy
 
 T = TypeVar("T")
 
@@ -541,11 +541,26 @@ class Worker:
 
     def retry_delay(self, job: ClaimedJob) -> float:
         """Seconds before ``job``'s next attempt: the policy stored with it, else its
-        decorator's, else its group's."""
+        decorator's, else its group's.
+
+        A retry function that raises (or returns no number) is the app's bug, not the job's: it
+        is logged and ``attempts ** 4`` applies. Raised from here it would kill the worker (or
+        its keeper thread), and the job would be rescued as a crash, at every attempt.
+        """
         if job.retry is not None:
-            return RetryPolicy.from_data(job.retry).seconds(job.attempts)
-        policy = self.job_retry(_path(job)) if self.job_retry is not None else None
-        return (policy or self.config.retry_policy).seconds(job.attempts)
+            policy = RetryPolicy.from_data(job.retry)
+        else:
+            own = self.job_retry(_path(job)) if self.job_retry is not None else None
+            policy = own or self.config.retry_policy
+        try:
+            return policy.seconds(job.attempts)
+        except Exception:
+            self.logger.exception(
+                "job %s %s: its retry policy raised; retrying after the default backoff",
+                job.id,
+                _name(job),
+            )
+            return DEFAULT_RETRY.seconds(job.attempts)
 
     def _adapt_batch(self) -> None:
         """Claim more per transaction when jobs are short, one at a time when they are long."""

@@ -164,6 +164,28 @@ def test_a_jobs_own_retry_policy_beats_its_groups(
     assert delays == {by_function: 42, by_call: 7, by_policy: 9, by_group: 3}
 
 
+def _broken_backoff(attempts: int) -> float:
+    return 10 / (attempts - 1)  # ZeroDivisionError after the first attempt
+
+
+def test_a_retry_function_that_raises_falls_back_to_the_default_backoff(
+    jobs: JobManager, adapter: Adapter, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The app's retry function is the app's bug, not the job's: the worker logs it and retries
+    after ``attempts ** 4``. Raised out of the worker, it killed the worker (a crash charged to
+    the job, again at each attempt) or, in a script, ended ``workoff()`` with a traceback."""
+    job_id = jobs.create_scheduler()(
+        jobs.create_job(perform=sample_jobs.boom, retry=_broken_backoff)
+    )
+    stats = jobs.workoff(WorkerConfig(max_attempts=3))
+    assert (stats.errored, stats.failed) == (1, 0)
+    record = adapter.require(job_id)
+    assert (record.state, record.attempts) == ("scheduled", 1)
+    assert (record.run_at or 0) - clock.now() == 1  # 1 ** 4
+    assert "its retry policy raised; retrying after the default backoff" in caplog.text
+    assert "ZeroDivisionError" in caplog.text
+
+
 def test_a_retry_function_cannot_be_stored_with_a_job(jobs: JobManager, adapter: Adapter) -> None:
     with pytest.raises(ValidationError, match="cannot be stored with a job; give it on the"):
         jobs.create_scheduler()(sample_jobs.boom, retry=lambda attempts: 1.0)
