@@ -72,7 +72,10 @@ def run_of(job: ClaimedJob) -> tuple[int, float, int]:
 def format_error(exc: BaseException) -> str:
     """``Type: message`` (``Type`` alone without a message) then the traceback: what
     ``last_error`` keeps."""
-    message = str(exc)
+    try:
+        message = str(exc)
+    except Exception:  # the job's exception type is broken: its outcome must still be recorded
+        message = "<exception str() failed>"  # what the traceback module writes then
     head = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     tb = "".join(traceback.format_exception(exc))
     return f"{head}\n\n{tb}"

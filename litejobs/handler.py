@@ -147,6 +147,11 @@ def encode_handler(
         body["kwargs"] = kwargs
     try:
         return json.dumps(body, separators=(",", ":"), allow_nan=False)
+    except RecursionError:
+        raise SerializationError(
+            "job arguments nest too deeply to encode as JSON (deeper than Python's recursion "
+            "limit); pass ids or flatter data"
+        ) from None
     except (TypeError, ValueError) as exc:
         bad = _first_unserializable(body)
         if isinstance(bad, float):

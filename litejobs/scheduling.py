@@ -330,7 +330,7 @@ def _handler_json(name: str, path: str, args: list[Any], kwargs: dict[str, Any] 
         body["kwargs"] = kwargs
     try:
         return _encode_json(body)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return encode_handler(name, path, args, kwargs)  # raises SerializationError
 
 
@@ -417,7 +417,7 @@ def _build_runs(
         assert template is not None
         try:
             items = _encode_json(pending)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             name, path = _name_path(template)
             for offset, args in enumerate(pending):
                 try:

@@ -503,7 +503,7 @@ class Worker:
         succeeded: failing it would run its side effects again)."""
         try:
             return compact_json(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested deep
             self.logger.warning(
                 "job %s %s succeeded, but its return value cannot be stored as JSON (%s); "
                 "no result kept",

@@ -220,3 +220,22 @@ def describe(**fields: object) -> dict[str, object]:
 def unstorable() -> set[int]:
     """Returns a value JSON cannot hold."""
     return {1, 2}
+
+
+def nested(depth: int) -> list[object]:
+    """Returns lists nested ``depth`` deep: deeper than the recursion limit, JSON cannot encode
+    it (``RecursionError``, not ``TypeError``)."""
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("this exception cannot be printed")
+
+
+def raise_unprintable() -> None:
+    """Raises an exception whose ``str()`` raises: a broken exception type in an app."""
+    raise Unprintable()

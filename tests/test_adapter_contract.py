@@ -974,6 +974,24 @@ def test_a_run_too_deep_for_the_json_parser_is_stored_row_by_row(
         sys.setrecursionlimit(limit)
 
 
+def test_arguments_nested_past_the_recursion_limit_are_a_serialization_error(
+    adapter: Adapter,
+) -> None:
+    """Not a ``RecursionError`` out of ``later()``: the same typed error as any argument JSON
+    cannot hold, one at a time and in a batch; nothing stored."""
+    from litejobs import JobManager
+    from litejobs.errors import SerializationError
+    from tests import sample_jobs
+
+    later = JobManager(adapters={"db": adapter}).create_scheduler()
+    deep = sample_jobs.nested(5000)
+    with pytest.raises(SerializationError, match="nest too deeply to encode as JSON"):
+        later(sample_jobs.record, [deep])
+    with pytest.raises(SerializationError, match=r"^item 1 of the batch .*nest too deeply"):
+        later.many([(sample_jobs.record, [1]), (sample_jobs.record, [deep])])
+    assert adapter.list_jobs() == []
+
+
 def test_a_batch_error_names_the_first_bad_item(adapter: Adapter) -> None:
     """An argument error in ``later.many`` says which item and which job; the first bad item
     in order is the one reported, as when each item was checked in turn."""

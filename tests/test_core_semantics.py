@@ -323,3 +323,14 @@ def test_an_in_process_worker_abandons_a_job_that_ignores_its_timeout(
     thread.join(15)
     assert not thread.is_alive()
     assert worker.stats.lost == 1  # its own late outcome, fenced off
+
+
+def test_an_exception_that_cannot_be_printed_is_still_recorded(jobs: JobManager) -> None:
+    """A job's exception whose ``str()`` raises (a broken type in the app) fails the job like
+    any error, with the traceback module's placeholder; it used to kill the worker."""
+    job_id = jobs.create_scheduler()(sample_jobs.raise_unprintable)
+    stats = jobs.workoff(WorkerConfig(max_attempts=1))
+    assert (stats.failed, stats.ran) == (1, 1)
+    record = row(jobs, job_id)
+    assert record.state == "failed"
+    assert (record.last_error or "").startswith("Unprintable: <exception str() failed>\n")

@@ -192,6 +192,18 @@ def test_a_kept_result_round_trips(make: type[JobManager], clock: FakeClock) -> 
     assert (record.keep_result, record.result, record.keep_until) == (True, 42, now + RESULT_KEEP)
 
 
+def test_a_result_nested_too_deep_for_json_is_no_failure(make: type[JobManager]) -> None:
+    """JSON cannot encode lists nested past the recursion limit (``RecursionError``): the
+    job succeeded, so it stays a success without a result; raised, it killed the worker."""
+    jobs = make()
+    job_id = jobs.create_scheduler()(sample_jobs.nested, [5000], keep_result=True)
+    stats = jobs.workoff()
+    assert (stats.succeeded, stats.failed) == (1, 0)
+    assert jobs.get(job_id).state == "succeeded"
+    with pytest.raises(ResultUnavailableError, match="was not JSON"):
+        jobs.result(job_id, timeout=0)
+
+
 def test_result_says_why_there_is_none(
     make: type[JobManager], caplog: pytest.LogCaptureFixture
 ) -> None:

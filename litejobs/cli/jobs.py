@@ -38,6 +38,8 @@ def _json_arg(text: str | None, option: str, kind: type) -> Any:
         raise ValidationError(
             f"{option} is not valid JSON ({exc.msg} at character {exc.pos}): {text!r}"
         ) from None
+    except RecursionError:
+        raise ValidationError(f"{option} nests too deeply to parse (about 1,000 levels)") from None
     if not isinstance(value, kind):
         want, example = (
             ("a JSON array", "'[1, \"a\"]'")

@@ -25,6 +25,13 @@ CASES: list[tuple[str, list[str], bool, int, str]] = [
     ("malformed-args-json", ["enqueue", J, "--args", "[1,"], False, 2, "--args is not valid JSON"),
     ("args-not-array", ["enqueue", J, "--args", '{"a": 1}'], False, 2, "must be a JSON array"),
     ("args-scalar", ["enqueue", J, "--args", "42"], False, 2, "must be a JSON array"),
+    (
+        "args-too-deep",
+        ["enqueue", J, "--args", "[" * 5000 + "]" * 5000],
+        False,
+        2,
+        "nests too deep",
+    ),
     ("malformed-kwargs", ["enqueue", J, "--kwargs", "{a: 1}"], False, 2, "not valid JSON"),
     ("kwargs-not-object", ["enqueue", J, "--kwargs", "[1]"], False, 2, "must be a JSON object"),
     ("unknown-module", ["enqueue", "nosuch.module:f"], False, 2, "cannot import module"),
