@@ -19,8 +19,11 @@ MAX_ATTEMPTS_LIMIT = 1_000_000
 
 
 def check_text(value: str, what: str) -> str:
-    """``value`` if it is valid Unicode text; an undecodable byte from the command line (which
-    Python hands over as a lone surrogate) cannot be stored and would fail deep in the driver."""
+    """``value`` if both databases can store it: valid Unicode text (an undecodable byte from
+    the command line, which Python hands over as a lone surrogate, would fail deep in the
+    driver) without NUL (PostgreSQL text cannot hold it: a name SQLite took would fail there)."""
+    if "\x00" in value:
+        raise ValidationError(f"{what} {value!r} contains a NUL character; remove it")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -236,6 +236,13 @@ class Unprintable(Exception):
         raise RuntimeError("this exception cannot be printed")
 
 
+def raise_unstorable_text() -> None:
+    """An error message neither database stores as it is: a lone surrogate, as in a file name
+    decoded with ``surrogateescape``, and a NUL (PostgreSQL text cannot hold it)."""
+    path = "/data/caf\udce9\x00.csv"
+    raise ValueError(f"cannot read {path}")
+
+
 def raise_unprintable() -> None:
     """Raises an exception whose ``str()`` raises: a broken exception type in an app."""
     raise Unprintable()

@@ -17,7 +17,7 @@ import pytest
 
 import litejobs
 from litejobs import FakeClock, JobManager, SQLiteAdapter, WorkerConfig, current_job
-from litejobs.adapters.base import JobRecord
+from litejobs.adapters.base import Adapter, JobRecord
 
 from . import sample_jobs
 
@@ -334,3 +334,18 @@ def test_an_exception_that_cannot_be_printed_is_still_recorded(jobs: JobManager)
     record = row(jobs, job_id)
     assert record.state == "failed"
     assert (record.last_error or "").startswith("Unprintable: <exception str() failed>\n")
+
+
+def test_an_error_message_storage_cannot_hold_is_recorded_escaped(adapter: Adapter) -> None:
+    """A lone surrogate (a file name decoded with surrogateescape) is not UTF-8, and PostgreSQL
+    text cannot hold NUL: recording such an error used to fail, killing the worker, which then
+    ran the job again and again. Both are stored as their escapes."""
+    jobs = JobManager({"db": adapter})
+    job_id = jobs.create_scheduler()(sample_jobs.raise_unstorable_text)
+    stats = jobs.workoff(WorkerConfig(max_attempts=1))
+    assert (stats.failed, stats.ran) == (1, 1)
+    record = adapter.require(job_id)
+    assert record.state == "failed"
+    assert (record.last_error or "").startswith(
+        "ValueError: cannot read /data/caf\\udce9\\x00.csv\n"
+    )

@@ -258,6 +258,9 @@ API_CASES: list[tuple[str, dict[str, object], str]] = [
     ("max-attempts-huge", {"max_attempts": 10**20}, "<= 1,000,000"),
     ("queue-not-utf8", {"queue": "\udcff"}, "not valid UTF-8"),
     ("unique-key-not-utf8", {"unique_key": "user:\udcff"}, "not valid UTF-8"),
+    # Stored on SQLite, refused by PostgreSQL text: refused on both, so jobs move unchanged.
+    ("queue-with-nul", {"queue": "a\x00b"}, "contains a NUL character"),
+    ("unique-key-with-nul", {"unique_key": "k\x00"}, "contains a NUL character"),
 ]
 
 
