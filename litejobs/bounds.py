@@ -52,3 +52,12 @@ def check_job_id(job_id: Any) -> int:
 def check_limit(limit: Any) -> int:
     """A row limit storage can hold: ``0`` (no limit) ``.. 2**63-1``."""
     return check_whole(limit, "limit", 0, MAX_INT64)
+
+
+def storable_text(text: str) -> str:
+    """``text`` as both databases can store it: a lone surrogate (a file name decoded with
+    ``surrogateescape``, say) is not UTF-8 and PostgreSQL text cannot hold NUL, so both are
+    written as their escapes. Stored as they were, recording the outcome failed, every time."""
+    if text.isascii():
+        return text.replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")

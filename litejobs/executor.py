@@ -28,6 +28,7 @@ from types import FrameType
 from typing import Any, Literal
 
 from .adapters.base import ClaimedJob
+from .bounds import storable_text
 from .context import JobContext, _current
 from .deadline import (
     AsyncRunner,
@@ -79,15 +80,6 @@ def format_error(exc: BaseException) -> str:
     head = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     tb = "".join(traceback.format_exception(exc))
     return storable_text(f"{head}\n\n{tb}")
-
-
-def storable_text(text: str) -> str:
-    """``text`` as both databases can store it: a lone surrogate (a file name decoded with
-    ``surrogateescape``, say) is not UTF-8 and PostgreSQL text cannot hold NUL, so both are
-    written as their escapes. Stored as they were, recording the outcome failed, every time."""
-    if text.isascii():
-        return text.replace("\x00", "\\x00")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _plain_call(
