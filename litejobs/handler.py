@@ -93,6 +93,15 @@ def resolve(path: str) -> Callable[..., Any]:
         raise HandlerNotFoundError(
             f"cannot import module {module_name!r} ({exc}); check the name and --path / PYTHONPATH"
         ) from exc
+    except (Exception, SystemExit) as exc:  # the module's own code failed (or exited) at import
+        hint = (
+            "a script? put its top-level code under `if __name__ == \"__main__\":`"
+            if isinstance(exc, SystemExit)
+            else "fix the module"
+        )
+        raise HandlerNotFoundError(
+            f"importing module {module_name!r} raised {type(exc).__name__}: {exc}; {hint}"
+        ) from exc
     target: Any = module
     for part in qualname.split("."):
         try:

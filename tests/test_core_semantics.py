@@ -349,3 +349,19 @@ def test_an_error_message_storage_cannot_hold_is_recorded_escaped(adapter: Adapt
     assert (record.last_error or "").startswith(
         "ValueError: cannot read /data/caf\\udce9\\x00.csv\n"
     )
+
+
+def test_a_job_module_that_exits_at_import_is_a_job_error(jobs: JobManager) -> None:
+    """A module that calls ``sys.exit()`` when imported (a script used as a job module) fails
+    the job as an unknown function does; its ``SystemExit`` used to stop the worker (in a pool,
+    its process died and the job was rescued as a crash, at every attempt)."""
+    from litejobs.adapters.base import NewJob
+    from litejobs.handler import encode_handler
+
+    adapter = jobs.adapter()
+    handler = encode_handler("record", "tests.cli.app_exits:record", [1], None)
+    job_id = adapter.enqueue(NewJob(handler=handler))  # stored as another version would
+    stats = jobs.workoff(WorkerConfig(max_attempts=1))
+    assert (stats.failed, stats.ran) == (1, 1)
+    error = row(jobs, job_id).last_error or ""
+    assert "importing module 'tests.cli.app_exits' raised SystemExit: 3" in error

@@ -35,6 +35,7 @@ CASES: list[tuple[str, list[str], bool, int, str]] = [
     ("malformed-kwargs", ["enqueue", J, "--kwargs", "{a: 1}"], False, 2, "not valid JSON"),
     ("kwargs-not-object", ["enqueue", J, "--kwargs", "[1]"], False, 2, "must be a JSON object"),
     ("unknown-module", ["enqueue", "nosuch.module:f"], False, 2, "cannot import module"),
+    ("module-exits", ["enqueue", "tests.cli.app_exits:record"], False, 2, "raised SystemExit: 3"),
     ("unknown-function", ["enqueue", "tests.cli.app_jobs:nope"], False, 2, "no attribute 'nope'"),
     ("not-callable", ["enqueue", "tests.cli.app_jobs:NOT_CALLABLE"], False, 2, "not a function"),
     ("not-a-path", ["enqueue", "record"], False, 2, "not a 'module:function' path"),
