@@ -95,7 +95,7 @@ def resolve(path: str) -> Callable[..., Any]:
         ) from exc
     except (Exception, SystemExit) as exc:  # the module's own code failed (or exited) at import
         hint = (
-            "a script? put its top-level code under `if __name__ == \"__main__\":`"
+            'a script? put its top-level code under `if __name__ == "__main__":`'
             if isinstance(exc, SystemExit)
             else "fix the module"
         )
