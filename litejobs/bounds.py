@@ -58,6 +58,6 @@ def storable_text(text: str) -> str:
     """``text`` as both databases can store it: a lone surrogate (a file name decoded with
     ``surrogateescape``, say) is not UTF-8 and PostgreSQL text cannot hold NUL, so both are
     written as their escapes. Stored as they were, recording the outcome failed, every time."""
-    if text.isascii():
-        return text.replace("\x00", "\\x00")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    if not text.isascii():  # the common case, ASCII, needs no round trip
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\\x00")

@@ -915,7 +915,7 @@ class Keeper(threading.Thread):
                     raise
                 worker._count_lost(outcomes, written)
         if current.ended is not None:
-            self._watch_hooks(current)
+            self._watch_hooks(current, current.ended)
             return
         if running_for >= WATCH_AFTER:
             self._watch_cancel(job)
@@ -953,13 +953,14 @@ class Keeper(threading.Thread):
             outcome = Outcome(job, "errored", error, retry_at, duration=running_for)
         self._abandon(job, outcome, f"ignored its {limit:g} s timeout")
 
-    def _watch_hooks(self, current: Running) -> None:
-        """The job's call ended, its outcome decided; the hooks that follow it get the job's
-        ``max_runtime`` plus the grace again. Past that, the decided outcome is recorded (a
-        success stays a success: the job is not run again) and the hooks abandoned."""
-        worker, job, ended = self.worker, current.job, current.ended
+    def _watch_hooks(self, current: Running, ended: Execution) -> None:
+        """The job's call ended with ``ended``, its outcome decided; the hooks that follow it
+        get the job's ``max_runtime`` plus the grace again. Past that, the decided outcome is
+        recorded (a success stays a success: the job is not run again) and the hooks
+        abandoned."""
+        worker, job = self.worker, current.job
         limit = worker.max_runtime_of(job)
-        if ended is None or time.monotonic() - current.ended_at < limit + abandon_grace(limit):
+        if time.monotonic() - current.ended_at < limit + abandon_grace(limit):
             return
         if not worker.outbox.settle(job):
             return

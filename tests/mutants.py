@@ -146,7 +146,8 @@ MUTANTS = [
     Mutant(
         "hooks-are-the-job",
         "litejobs.worker",
-        "        if current.ended is not None:\n            self._watch_hooks(current)\n"
+        "        if current.ended is not None:\n"
+        "            self._watch_hooks(current, current.ended)\n"
         "            return\n",
         "",
         "hooks that hang after a job ended make the job a timeout (it runs again)",
