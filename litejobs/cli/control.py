@@ -110,12 +110,16 @@ def _stopped_line(job_id: int, state: str | None) -> str:
     return f"job {job_id} finished before it could be stopped {what}"
 
 
+#: The queues `pause` and `resume` act on.
+QueuesArg = Annotated[
+    list[str],
+    typer.Argument(metavar="QUEUE...", autocompletion=complete.queue_names, help="Queues."),
+]
+
+
 def pause(
     ctx: typer.Context,
-    queues: Annotated[
-        list[str],
-        typer.Argument(metavar="QUEUE...", autocompletion=complete.queue_names, help="Queues."),
-    ],
+    queues: QueuesArg,
 ) -> None:
     """Pause queues: no worker on any host claims their jobs until `litejobs resume`; jobs
     already running finish. Stored in the database, so it outlives restarts and deploys;
@@ -137,10 +141,7 @@ def pause(
 
 def resume(
     ctx: typer.Context,
-    queues: Annotated[
-        list[str],
-        typer.Argument(metavar="QUEUE...", autocompletion=complete.queue_names, help="Queues."),
-    ],
+    queues: QueuesArg,
 ) -> None:
     """Resume paused queues: workers claim their jobs again at once.
 
