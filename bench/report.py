@@ -25,34 +25,40 @@ def _ratio(result: Result, a: tuple[str, ...], b: tuple[str, ...]) -> float | No
     return None if x is None or y is None or y == 0 else x / y
 
 
+def _at_least(limit: float, unit: str = "") -> tuple[Callable[[float], bool], str]:
+    """A target's check and its text from one bound, so the two cannot drift apart."""
+    return (lambda value: value >= limit), f"≥ {limit:,g}{unit}"
+
+
+def _at_most(limit: float, unit: str = "") -> tuple[Callable[[float], bool], str]:
+    """A target's check and its text from one bound, so the two cannot drift apart."""
+    return (lambda value: value <= limit), f"≤ {limit:,g}{unit}"
+
+
 TARGETS: list[Target] = [
     (
         "drain / huey default",
         lambda r: _ratio(r, ("litejobs", "drain_per_s"), ("huey", "drain_per_s")),
-        lambda v: v >= 5,
-        "≥ 5x",
+        *_at_least(5, "x"),
     ),
     (
         "drain / huey NORMAL -q",
         lambda r: _ratio(r, ("litejobs", "drain_per_s"), ("huey_tuned", "drain_per_s")),
-        lambda v: v >= 1.2,
-        "≥ 1.2x",
+        *_at_least(1.2, "x"),
     ),
     (
         "drain / raw claim+complete",
         lambda r: _ratio(
             r, ("litejobs", "drain_per_s"), ("sqlite_ceiling", "claim_complete_per_s")
         ),
-        lambda v: v >= 0.5,
-        "≥ 0.5x",
+        *_at_least(0.5, "x"),
     ),
     (
         "enqueue / raw insert commits",
         lambda r: _ratio(
             r, ("litejobs", "enqueue_per_s"), ("sqlite_ceiling", "insert_commits_per_s")
         ),
-        lambda v: v >= 0.6,
-        "≥ 0.6x",
+        *_at_least(0.6, "x"),
     ),
     (
         "enqueue / raw insert into litejobs' table",
@@ -65,87 +71,73 @@ TARGETS: list[Target] = [
     (
         "batch enqueue (jobs/s)",
         lambda r: _get(r, "litejobs", "enqueue_batch_per_s"),
-        lambda v: v >= 100_000,
-        "≥ 100,000",
+        *_at_least(100_000),
     ),
     (
         "latency p50 (ms)",
         lambda r: _get(r, "litejobs", "latency_p50_ms"),
-        lambda v: v <= 5,
-        "≤ 5",
+        *_at_most(5),
     ),
     (
         "latency p99 (ms)",
         lambda r: _get(r, "litejobs", "latency_p99_ms"),
-        lambda v: v <= 50,
-        "≤ 50",
+        *_at_most(50),
     ),
     (
         "claim cost 1M / 1k",
         lambda r: _get(r, "litejobs", "claim_1m_over_1k"),
-        lambda v: v <= 1.5,
-        "≤ 1.5x",
+        *_at_most(1.5, "x"),
     ),
-    ("WAL max (MiB)", lambda r: _get(r, "litejobs", "wal_max_mib"), lambda v: v <= 64, "≤ 64"),
+    ("WAL max (MiB)", lambda r: _get(r, "litejobs", "wal_max_mib"), *_at_most(64)),
     (
         "worker RSS growth (%)",
         lambda r: _get(r, "litejobs", "rss_growth_pct"),
-        lambda v: v <= 10,
-        "≤ 10",
+        *_at_most(10),
     ),
     (
         "drain, retention on / off",
         lambda r: _get(r, "litejobs", "drain_keep_on_over_off"),
-        lambda v: v >= 0.85,
-        "≥ 0.85x",
+        *_at_least(0.85, "x"),
     ),
     (
         "enqueue, retention on / off",
         lambda r: _get(r, "litejobs", "enqueue_keep_on_over_off"),
-        lambda v: v >= 0.85,
-        "≥ 0.85x",
+        *_at_least(0.85, "x"),
     ),
     (
         "longest prune transaction (ms)",
         lambda r: _get(r, "litejobs", "prune_expired_txn_max_ms"),
-        lambda v: v <= 50,
-        "≤ 50",
+        *_at_most(50),
     ),
     (
         "longest prune --older-than transaction (ms)",
         lambda r: _get(r, "litejobs", "prune_by_age_txn_max_ms"),
-        lambda v: v <= 50,
-        "≤ 50",
+        *_at_most(50),
     ),
     (
         "idle CPU per worker (% of a core)",
         lambda r: _get(r, "litejobs", "idle_cpu_pct"),
-        lambda v: v <= 1,
-        "≤ 1",
+        *_at_most(1),
     ),
     (
         "cancel → job stops, p50 (ms)",
         lambda r: _get(r, "litejobs", "cancel_p50_ms"),
-        lambda v: v <= 50,
-        "≤ 50",
+        *_at_most(50),
     ),
     (
         "drain with 10 paused queues + a limit / without",
         lambda r: _get(r, "litejobs", "control_drain_ratio"),
-        lambda v: v >= 0.9,
-        "≥ 0.9x",
+        *_at_least(0.9, "x"),
     ),
     (
         "PostgreSQL: cancel → job stops, p50 (ms)",
         lambda r: _get(r, "postgres", "cancel_p50_ms"),
-        lambda v: v <= 100,
-        "≤ 100",
+        *_at_most(100),
     ),
     (
         "PostgreSQL: drain with paused queues + a limit / without",
         lambda r: _get(r, "postgres", "control_drain_ratio"),
-        lambda v: v >= 0.9,
-        "≥ 0.9x",
+        *_at_least(0.9, "x"),
     ),
 ]
 
